@@ -1,0 +1,4 @@
+//! openvaai, the admin tool.
+#![deny(unsafe_code)]
+
+fn main() {}

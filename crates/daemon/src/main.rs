@@ -1,0 +1,4 @@
+//! openvaaid, the NAS daemon.
+#![deny(unsafe_code)]
+
+fn main() {}

@@ -1,0 +1,2 @@
+//! The offloads on a local filesystem.
+#![deny(unsafe_code)]

@@ -1,0 +1,2 @@
+//! libopenvaai.so, the NAS plugin ESXi loads.
+#![deny(unsafe_code)]

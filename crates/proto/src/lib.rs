@@ -1,0 +1,2 @@
+//! The openvaai wire protocol.
+#![deny(unsafe_code)]

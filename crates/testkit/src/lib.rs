@@ -1,0 +1,2 @@
+//! Shared test helpers: loop-mounted filesystem images.
+#![deny(unsafe_code)]

@@ -1,0 +1,3 @@
+//! Build tasks: `cargo xtask esxi`.
+
+fn main() {}
