@@ -1,0 +1,568 @@
+//! The procedures of program [`crate::PROGRAM`] version 1 and their arguments and results.
+//! Each type carries its definition from `openvaai.x`.
+
+use crate::error::Result;
+use crate::limits::{MAX_PATH, MAX_SHORT_STRING};
+use crate::xdr::{Decoder, Encoder, Xdr};
+
+/// `void OVPROC_NULL(void) = 0;`
+pub const PROC_NULL: u32 = 0;
+/// `hello_res OVPROC_HELLO(hello_args) = 1;`
+pub const PROC_HELLO: u32 = 1;
+/// `auth_res OVPROC_AUTH(auth_args) = 2;`
+pub const PROC_AUTH: u32 = 2;
+/// `caps_res OVPROC_CAPABILITIES(export_args) = 3;`
+pub const PROC_CAPABILITIES: u32 = 3;
+/// `start_res OVPROC_CLONE_START(clone_args) = 4;`
+pub const PROC_CLONE_START: u32 = 4;
+/// `start_res OVPROC_RESERVE_START(path_args) = 5;`
+pub const PROC_RESERVE_START: u32 = 5;
+/// `wait_res OVPROC_WAIT(wait_args) = 6;`
+pub const PROC_WAIT: u32 = 6;
+/// `wait_res OVPROC_CANCEL(job_args) = 7;`
+pub const PROC_CANCEL: u32 = 7;
+/// `statx_res OVPROC_STATX(path_args) = 8;`
+pub const PROC_STATX: u32 = 8;
+
+/// Size of the client nonce and the server challenge (`ov_nonce`).
+pub const NONCE_LEN: usize = 32;
+/// Size of an HMAC-SHA256 proof (`ov_proof`).
+pub const PROOF_LEN: usize = 32;
+
+/// `CAPABILITIES.primitives` bit: CLONE_START is served.
+pub const PRIM_CLONE: u32 = 1;
+/// `CAPABILITIES.primitives` bit: RESERVE_START is served.
+pub const PRIM_RESERVE: u32 = 2;
+/// `CAPABILITIES.primitives` bit: STATX is served.
+pub const PRIM_STATX: u32 = 4;
+
+/// Clone flag (same value as VixDiskLib's): fail if the destination exists.
+pub const CLONE_GUARDED: u32 = 1;
+/// Clone flag: copy-on-write clone (reflink).
+pub const CLONE_LAZY: u32 = 2;
+/// Clone flag: the source is on another datastore. Informational: `src_export` decides.
+pub const CLONE_SRC_DATASTORE_VALID: u32 = 4;
+/// Clone flag: check everything, create nothing.
+pub const CLONE_DRY_RUN: u32 = 8;
+/// Clone flag: keep the destination thin (do not write holes or zero blocks).
+pub const CLONE_SKIP_ZEROES: u32 = 16;
+/// Every clone flag of version 1; other bits are INVALID_ARG.
+pub const CLONE_ALL_FLAGS: u32 =
+    CLONE_GUARDED | CLONE_LAZY | CLONE_SRC_DATASTORE_VALID | CLONE_DRY_RUN | CLONE_SKIP_ZEROES;
+
+macro_rules! wire_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident = $val:expr,)* }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vm])* $var,)*
+            /// A value this version does not know, kept as is.
+            Unknown(u32),
+        }
+        impl $name {
+            /// The value on the wire.
+            pub fn to_u32(self) -> u32 {
+                match self { $($name::$var => $val,)* $name::Unknown(v) => v }
+            }
+            /// The variant for a wire value; unknown values are kept, never cast.
+            pub fn from_u32(v: u32) -> $name {
+                match v { $(x if x == $val => $name::$var,)* v => $name::Unknown(v) }
+            }
+        }
+        impl Xdr for $name {
+            fn encode(&self, w: &mut Encoder) { w.u32(self.to_u32()) }
+            fn decode(r: &mut Decoder<'_>) -> Result<$name> { Ok($name::from_u32(r.u32()?)) }
+        }
+    };
+}
+
+wire_enum! {
+    /// `enum ov_status`: one-to-one with the low 16 bits of VixError codes.
+    Status {
+        Ok = 0,
+        Fail = 1,
+        OutOfMemory = 2,
+        InvalidArg = 3,
+        FileNotFound = 4,
+        ObjectIsBusy = 5,
+        NotSupported = 6,
+        FileError = 7,
+        DiskFull = 8,
+        IncorrectFileType = 9,
+        Cancelled = 10,
+        FileReadOnly = 11,
+        FileAlreadyExists = 12,
+        FileAccessError = 13,
+        NotSupportedOnRemoteObject = 20,
+        FileTooBig = 21,
+        FileNameInvalid = 22,
+        ObjectNotFound = 25,
+        HostNotConnected = 26,
+        AuthenticationFail = 35,
+        HostConnectionLost = 36,
+    }
+}
+
+wire_enum! {
+    /// `enum ov_job_state`.
+    JobState {
+        Running = 0,
+        Done = 1,
+        Failed = 2,
+    }
+}
+
+wire_enum! {
+    /// `enum ov_alloc_type` (VixDiskLib's AllocType; UNKNOWN is -1, i.e. 0xFFFFFFFF).
+    AllocType {
+        Ezt = 0,
+        Lzt = 1,
+        Thin = 2,
+        NotKnown = 0xFFFF_FFFF,
+    }
+}
+
+impl Status {
+    /// The VixError code for this status (the wire value: they are the same numbers).
+    pub fn vix_code(self) -> u64 {
+        self.to_u32() as u64
+    }
+}
+
+/// `union xxx_res switch (ov_status status) { case OV_OK: T ok; default: void; };`
+///
+/// `Err(Status::Ok)` cannot be told apart on the wire; it is sent as FAIL.
+impl<T: Xdr> Xdr for std::result::Result<T, Status> {
+    fn encode(&self, w: &mut Encoder) {
+        match self {
+            Ok(v) => {
+                Status::Ok.encode(w);
+                v.encode(w);
+            }
+            Err(Status::Ok) => Status::Fail.encode(w),
+            Err(s) => s.encode(w),
+        }
+    }
+    fn decode(r: &mut Decoder<'_>) -> Result<Self> {
+        match Status::decode(r)? {
+            Status::Ok => Ok(Ok(T::decode(r)?)),
+            s => Ok(Err(s)),
+        }
+    }
+}
+
+/// ```text
+/// struct hello_args {
+///     ov_path  export;        /* the NFS export path, as ESXi's remoteMountPoint */
+///     ov_nonce client_nonce;  /* fresh random bytes */
+/// };
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelloArgs {
+    pub export: String,
+    pub client_nonce: [u8; NONCE_LEN],
+}
+
+impl Xdr for HelloArgs {
+    fn encode(&self, w: &mut Encoder) {
+        w.string(&self.export);
+        w.fixed_opaque(&self.client_nonce);
+    }
+    fn decode(r: &mut Decoder<'_>) -> Result<HelloArgs> {
+        Ok(HelloArgs {
+            export: r.string(MAX_PATH)?,
+            client_nonce: r.fixed_opaque()?,
+        })
+    }
+}
+
+/// ```text
+/// struct hello_ok {
+///     ov_nonce         server_challenge;  /* fresh for every HELLO */
+///     unsigned int     protocol_version;
+///     ov_short_string  server_version;
+/// };
+/// union hello_res switch (ov_status status) { case OV_OK: hello_ok ok; default: void; };
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelloOk {
+    pub server_challenge: [u8; NONCE_LEN],
+    pub protocol_version: u32,
+    pub server_version: String,
+}
+
+impl Xdr for HelloOk {
+    fn encode(&self, w: &mut Encoder) {
+        w.fixed_opaque(&self.server_challenge);
+        w.u32(self.protocol_version);
+        w.string(&self.server_version);
+    }
+    fn decode(r: &mut Decoder<'_>) -> Result<HelloOk> {
+        Ok(HelloOk {
+            server_challenge: r.fixed_opaque()?,
+            protocol_version: r.u32()?,
+            server_version: r.string(MAX_SHORT_STRING)?,
+        })
+    }
+}
+
+pub type HelloRes = std::result::Result<HelloOk, Status>;
+
+/// ```text
+/// struct auth_args {
+///     ov_path  export;        /* the export of the preceding HELLO */
+///     ov_proof client_proof;  /* see docs/protocol.md, "The handshake" */
+/// };
+/// union auth_res switch (ov_status status) { case OV_OK: ov_proof server_proof; default: void; };
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthArgs {
+    pub export: String,
+    pub client_proof: [u8; PROOF_LEN],
+}
+
+impl Xdr for AuthArgs {
+    fn encode(&self, w: &mut Encoder) {
+        w.string(&self.export);
+        w.fixed_opaque(&self.client_proof);
+    }
+    fn decode(r: &mut Decoder<'_>) -> Result<AuthArgs> {
+        Ok(AuthArgs {
+            export: r.string(MAX_PATH)?,
+            client_proof: r.fixed_opaque()?,
+        })
+    }
+}
+
+/// The server's proof (`ov_proof`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Proof(pub [u8; PROOF_LEN]);
+
+impl Xdr for Proof {
+    fn encode(&self, w: &mut Encoder) {
+        w.fixed_opaque(&self.0);
+    }
+    fn decode(r: &mut Decoder<'_>) -> Result<Proof> {
+        Ok(Proof(r.fixed_opaque()?))
+    }
+}
+
+pub type AuthRes = std::result::Result<Proof, Status>;
+
+/// `struct export_args { ov_path export; };`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportArgs {
+    pub export: String,
+}
+
+impl Xdr for ExportArgs {
+    fn encode(&self, w: &mut Encoder) {
+        w.string(&self.export);
+    }
+    fn decode(r: &mut Decoder<'_>) -> Result<ExportArgs> {
+        Ok(ExportArgs {
+            export: r.string(MAX_PATH)?,
+        })
+    }
+}
+
+/// ```text
+/// struct ov_capabilities {
+///     unsigned int     primitives;        /* OV_PRIM_* bits */
+///     unsigned int     clone_flags;       /* OV_CLONE_* bits supported */
+///     bool             reflink;
+///     bool             fallocate;
+///     bool             fiemap;
+///     bool             unwritten_extents;
+///     bool             read_only;
+///     ov_short_string  fs_type;
+///     unsigned hyper   fs_id;
+///     ov_short_string  daemon_version;
+///     unsigned int     protocol_version;
+/// };
+/// union caps_res switch (ov_status status) { case OV_OK: ov_capabilities caps; default: void; };
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Capabilities {
+    pub primitives: u32,
+    pub clone_flags: u32,
+    pub reflink: bool,
+    pub fallocate: bool,
+    pub fiemap: bool,
+    pub unwritten_extents: bool,
+    pub read_only: bool,
+    pub fs_type: String,
+    pub fs_id: u64,
+    pub daemon_version: String,
+    pub protocol_version: u32,
+}
+
+impl Xdr for Capabilities {
+    fn encode(&self, w: &mut Encoder) {
+        w.u32(self.primitives);
+        w.u32(self.clone_flags);
+        w.bool(self.reflink);
+        w.bool(self.fallocate);
+        w.bool(self.fiemap);
+        w.bool(self.unwritten_extents);
+        w.bool(self.read_only);
+        w.string(&self.fs_type);
+        w.u64(self.fs_id);
+        w.string(&self.daemon_version);
+        w.u32(self.protocol_version);
+    }
+    fn decode(r: &mut Decoder<'_>) -> Result<Capabilities> {
+        Ok(Capabilities {
+            primitives: r.u32()?,
+            clone_flags: r.u32()?,
+            reflink: r.bool()?,
+            fallocate: r.bool()?,
+            fiemap: r.bool()?,
+            unwritten_extents: r.bool()?,
+            read_only: r.bool()?,
+            fs_type: r.string(MAX_SHORT_STRING)?,
+            fs_id: r.u64()?,
+            daemon_version: r.string(MAX_SHORT_STRING)?,
+            protocol_version: r.u32()?,
+        })
+    }
+}
+
+pub type CapsRes = std::result::Result<Capabilities, Status>;
+
+/// ```text
+/// struct clone_args {
+///     ov_path      export;      /* destination export, authenticated on this connection */
+///     ov_path     *src_export;  /* source export if another one (authenticated too) */
+///     ov_path      src;         /* relative to its export root, '/'-separated */
+///     ov_path      dst;
+///     unsigned int flags;       /* OV_CLONE_* */
+/// };
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloneArgs {
+    pub export: String,
+    pub src_export: Option<String>,
+    pub src: String,
+    pub dst: String,
+    pub flags: u32,
+}
+
+/// A path or export name as an XDR item (`ov_path`), for `ov_path *`.
+struct PathItem(String);
+
+impl Xdr for PathItem {
+    fn encode(&self, w: &mut Encoder) {
+        w.string(&self.0);
+    }
+    fn decode(r: &mut Decoder<'_>) -> Result<PathItem> {
+        Ok(PathItem(r.string(MAX_PATH)?))
+    }
+}
+
+impl Xdr for CloneArgs {
+    fn encode(&self, w: &mut Encoder) {
+        w.string(&self.export);
+        w.optional(self.src_export.clone().map(PathItem).as_ref());
+        w.string(&self.src);
+        w.string(&self.dst);
+        w.u32(self.flags);
+    }
+    fn decode(r: &mut Decoder<'_>) -> Result<CloneArgs> {
+        Ok(CloneArgs {
+            export: r.string(MAX_PATH)?,
+            src_export: r.optional::<PathItem>()?.map(|p| p.0),
+            src: r.string(MAX_PATH)?,
+            dst: r.string(MAX_PATH)?,
+            flags: r.u32()?,
+        })
+    }
+}
+
+/// `struct path_args { ov_path export; ov_path path; };` (RESERVE_START, STATX)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathArgs {
+    pub export: String,
+    pub path: String,
+}
+
+impl Xdr for PathArgs {
+    fn encode(&self, w: &mut Encoder) {
+        w.string(&self.export);
+        w.string(&self.path);
+    }
+    fn decode(r: &mut Decoder<'_>) -> Result<PathArgs> {
+        Ok(PathArgs {
+            export: r.string(MAX_PATH)?,
+            path: r.string(MAX_PATH)?,
+        })
+    }
+}
+
+/// `typedef unsigned hyper ov_job_id;`
+/// `union start_res switch (ov_status status) { case OV_OK: ov_job_id job; default: void; };`
+pub type StartRes = std::result::Result<u64, Status>;
+
+/// ```text
+/// struct wait_args {
+///     ov_job_id      job;
+///     unsigned hyper threshold;    /* return once done >= threshold */
+///     unsigned int   max_wait_ms;  /* the server clamps it to its own bound */
+/// };
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitArgs {
+    pub job: u64,
+    pub threshold: u64,
+    pub max_wait_ms: u32,
+}
+
+impl Xdr for WaitArgs {
+    fn encode(&self, w: &mut Encoder) {
+        w.u64(self.job);
+        w.u64(self.threshold);
+        w.u32(self.max_wait_ms);
+    }
+    fn decode(r: &mut Decoder<'_>) -> Result<WaitArgs> {
+        Ok(WaitArgs {
+            job: r.u64()?,
+            threshold: r.u64()?,
+            max_wait_ms: r.u32()?,
+        })
+    }
+}
+
+/// `struct job_args { ov_job_id job; };` (CANCEL)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobArgs {
+    pub job: u64,
+}
+
+impl Xdr for JobArgs {
+    fn encode(&self, w: &mut Encoder) {
+        w.u64(self.job);
+    }
+    fn decode(r: &mut Decoder<'_>) -> Result<JobArgs> {
+        Ok(JobArgs { job: r.u64()? })
+    }
+}
+
+/// ```text
+/// struct ov_job_info {
+///     ov_job_state   state;
+///     unsigned hyper done;    /* bytes done so far, cumulative */
+///     unsigned hyper total;   /* bytes to do, 0 while unknown */
+///     ov_status      result;  /* OV_OK while running or done; the failure when failed */
+/// };
+/// union wait_res switch (ov_status status) { case OV_OK: ov_job_info info; default: void; };
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobInfo {
+    pub state: JobState,
+    pub done: u64,
+    pub total: u64,
+    pub result: Status,
+}
+
+impl Xdr for JobInfo {
+    fn encode(&self, w: &mut Encoder) {
+        self.state.encode(w);
+        w.u64(self.done);
+        w.u64(self.total);
+        self.result.encode(w);
+    }
+    fn decode(r: &mut Decoder<'_>) -> Result<JobInfo> {
+        Ok(JobInfo {
+            state: JobState::decode(r)?,
+            done: r.u64()?,
+            total: r.u64()?,
+            result: Status::decode(r)?,
+        })
+    }
+}
+
+pub type WaitRes = std::result::Result<JobInfo, Status>;
+
+/// ```text
+/// struct ov_statx {
+///     unsigned hyper total_bytes;
+///     unsigned hyper alloced_bytes;
+///     unsigned hyper unique_bytes;
+///     ov_alloc_type  alloc_type;
+/// };
+/// union statx_res switch (ov_status status) { case OV_OK: ov_statx st; default: void; };
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatX {
+    pub total_bytes: u64,
+    pub alloced_bytes: u64,
+    pub unique_bytes: u64,
+    pub alloc_type: AllocType,
+}
+
+impl Xdr for StatX {
+    fn encode(&self, w: &mut Encoder) {
+        w.u64(self.total_bytes);
+        w.u64(self.alloced_bytes);
+        w.u64(self.unique_bytes);
+        self.alloc_type.encode(w);
+    }
+    fn decode(r: &mut Decoder<'_>) -> Result<StatX> {
+        Ok(StatX {
+            total_bytes: r.u64()?,
+            alloced_bytes: r.u64()?,
+            unique_bytes: r.u64()?,
+            alloc_type: AllocType::decode(r)?,
+        })
+    }
+}
+
+pub type StatxRes = std::result::Result<StatX, Status>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xdr::{from_bytes, to_bytes};
+
+    #[test]
+    fn status_values_are_the_vix_error_codes() {
+        assert_eq!(Status::AuthenticationFail.to_u32(), 35);
+        assert_eq!(Status::NotSupportedOnRemoteObject.vix_code(), 20);
+        assert_eq!(Status::from_u32(36), Status::HostConnectionLost);
+        assert_eq!(Status::from_u32(14), Status::Unknown(14));
+        assert_eq!(Status::Unknown(14).to_u32(), 14);
+    }
+
+    #[test]
+    fn alloc_type_unknown_is_minus_one() {
+        assert_eq!(to_bytes(&AllocType::NotKnown), [0xff; 4]);
+    }
+
+    #[test]
+    fn clone_args_round_trip_with_and_without_source_export() {
+        for src_export in [None, Some("/exports/b".to_owned())] {
+            let a = CloneArgs {
+                export: "/exports/a".into(),
+                src_export,
+                src: "vm/disk-flat.vmdk".into(),
+                dst: "vm2/disk-flat.vmdk".into(),
+                flags: CLONE_LAZY | CLONE_GUARDED,
+            };
+            assert_eq!(from_bytes::<CloneArgs>(&to_bytes(&a)).unwrap(), a);
+        }
+    }
+
+    #[test]
+    fn result_union_round_trips() {
+        let ok: WaitRes = Ok(JobInfo {
+            state: JobState::Done,
+            done: 5,
+            total: 5,
+            result: Status::Ok,
+        });
+        assert_eq!(from_bytes::<WaitRes>(&to_bytes(&ok)).unwrap(), ok);
+        let err: WaitRes = Err(Status::ObjectNotFound);
+        assert_eq!(to_bytes(&err), [0, 0, 0, 25]);
+        assert_eq!(from_bytes::<WaitRes>(&to_bytes(&err)).unwrap(), err);
+    }
+}
