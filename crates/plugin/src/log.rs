@@ -1,0 +1,111 @@
+//! Logging through the functions disklib hands to `Init`.
+//!
+//! disklib's log functions take `(fmt, va_list)`; the plugin formats each message in Rust and
+//! passes it through the C shim as `("%s", message)`. Before `Init` (or after the last `Done`)
+//! messages are dropped: the plugin never falls back to stdout or stderr.
+
+use std::ffi::CString;
+use std::fmt;
+use std::sync::{Mutex, MutexGuard, TryLockError};
+
+use openvaai_abi::LogFunc;
+
+/// The log functions of the current `Init`, and how many `Init`s are outstanding.
+#[derive(Default)]
+struct Sinks {
+    init_count: u32,
+    log: Option<LogFunc>,
+    warn: Option<LogFunc>,
+}
+
+static SINKS: Mutex<Sinks> = Mutex::new(Sinks {
+    init_count: 0,
+    log: None,
+    warn: None,
+});
+
+fn sinks() -> MutexGuard<'static, Sinks> {
+    // A panic while the lock was held cannot leave `Sinks` half-written (plain field stores),
+    // so a poisoned lock is still good to use.
+    SINKS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Records the log functions of an `Init` call. disklib's panic function is kept out on
+/// purpose: it ends the host process, and nothing in the plugin is worth that.
+pub(crate) fn init(log: Option<LogFunc>, warn: Option<LogFunc>) {
+    let mut s = sinks();
+    s.init_count = s.init_count.saturating_add(1);
+    if log.is_some() {
+        s.log = log;
+    }
+    if warn.is_some() {
+        s.warn = warn;
+    }
+}
+
+/// Counts one `Done`; returns true when no `Init` is outstanding any more.
+pub(crate) fn release() -> bool {
+    let mut s = sinks();
+    s.init_count = s.init_count.saturating_sub(1);
+    s.init_count == 0
+}
+
+/// Forgets the log functions (after the last `Done`, the host may unload them).
+pub(crate) fn clear() {
+    let mut s = sinks();
+    if s.init_count == 0 {
+        s.log = None;
+        s.warn = None;
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Warning,
+}
+
+/// Formats and emits one message.
+pub fn emit(level: Level, args: fmt::Arguments<'_>) {
+    write(level, args, true)
+}
+
+/// Like [`emit`] but gives up when the logger is busy: for the panic hook, which may run on a
+/// thread that already holds the lock and must never deadlock.
+pub(crate) fn try_emit(level: Level, args: fmt::Arguments<'_>) {
+    write(level, args, false)
+}
+
+fn write(level: Level, args: fmt::Arguments<'_>, may_wait: bool) {
+    let func = match SINKS.try_lock() {
+        Ok(s) => pick(&s, level),
+        Err(TryLockError::Poisoned(p)) => pick(&p.into_inner(), level),
+        // Another thread holds the lock for a few field stores only: the wait is bounded.
+        Err(TryLockError::WouldBlock) if may_wait => pick(&sinks(), level),
+        Err(TryLockError::WouldBlock) => None,
+    };
+    let Some(func) = func else { return };
+    let text = format!("openvaai: {args}\n").replace('\0', "\\0");
+    if let Ok(msg) = CString::new(text) {
+        crate::ffi::call_log(func, &msg);
+    }
+}
+
+fn pick(s: &Sinks, level: Level) -> Option<LogFunc> {
+    match level {
+        Level::Info => s.log.or(s.warn),
+        Level::Warning => s.warn.or(s.log),
+    }
+}
+
+/// `info!("...", args)`: a line in the host's log.
+#[macro_export]
+macro_rules! info {
+    ($($t:tt)*) => { $crate::log::emit($crate::log::Level::Info, format_args!($($t)*)) };
+}
+
+/// `warning!("...", args)`: a warning in the host's log.
+#[macro_export]
+macro_rules! warning {
+    ($($t:tt)*) => { $crate::log::emit($crate::log::Level::Warning, format_args!($($t)*)) };
+}
