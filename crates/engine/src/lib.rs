@@ -1,2 +1,30 @@
-//! The offloads on a local filesystem.
+//! The offloads on a local filesystem: clone, reserve, statx, capability probes, confinement
+//! to an export, atomic publish.
+//!
+//! Everything starts from an [`Export`], a directory opened once; every path handed to it is
+//! relative and resolves beneath it (see `resolve`). The semantics follow DESIGN.md,
+//! "Semantics the engine must keep"; `docs/engine.md` describes them per filesystem.
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod caps;
+mod cleanup;
+mod clone;
+mod copy;
+mod error;
+mod export;
+pub mod fiemap;
+mod path;
+mod progress;
+mod publish;
+mod reserve;
+mod resolve;
+mod statx;
+
+pub use caps::Capabilities;
+pub use clone::{CloneFlags, CloneOutcome};
+pub use error::{kind_of_errno, Error, ErrorKind};
+pub use export::Export;
+pub use path::{PRIVATE_DIR, TEMP_PREFIX};
+pub use progress::{CancelToken, Progress};
+pub use statx::{AllocType, StatX};

@@ -1,0 +1,179 @@
+//! CLONEFILE: LAZY (reflink) or physical copy, GUARDED or replacing, DRYRUN.
+
+use std::os::fd::AsFd;
+
+use rustix::fs::{
+    accessat, fchmod, fchown, ioctl_ficlone, statat, Access, AtFlags, FileType, Gid, Mode, Uid,
+};
+use rustix::io::Errno;
+
+use crate::copy::{self, CopyPlan};
+use crate::error::{Error, ErrorKind};
+use crate::export::Export;
+use crate::path::RelPath;
+use crate::progress::{CancelToken, Progress, Reporter};
+use crate::publish::Staged;
+use crate::resolve::{open_dir, open_regular, Protected};
+
+/// The clone flags of the NAS interface (SRCDATASTORE_VALID is implied by passing a
+/// different source export).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CloneFlags {
+    /// Fail with [`ErrorKind::AlreadyExists`] if the destination exists (no race).
+    pub guarded: bool,
+    /// Copy-on-write clone (FICLONE); [`ErrorKind::NotSupported`] where impossible.
+    pub lazy: bool,
+    /// Check everything, create nothing.
+    pub dry_run: bool,
+    /// Keep the destination thin: holes and all-zero blocks are not written.
+    pub skip_zeroes: bool,
+}
+
+/// What a clone did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CloneOutcome {
+    /// Logical size of the destination.
+    pub bytes: u64,
+    /// Data bytes physically written, or reflinked (0 for a dry run).
+    pub copied: u64,
+}
+
+const OP: &str = "clone";
+
+impl Export {
+    /// Clone `src` (relative path inside `src_export`, which may be `self`) to `dst`
+    /// (relative path inside self).
+    ///
+    /// The destination is built invisibly and published atomically (see `publish`); on any
+    /// error or cancellation nothing is left behind. Mode, uid and gid follow the source.
+    pub fn clone_file(
+        &self,
+        src_export: &Export,
+        src: &str,
+        dst: &str,
+        flags: CloneFlags,
+        progress: &mut dyn FnMut(Progress),
+        cancel: &CancelToken,
+    ) -> Result<CloneOutcome, Error> {
+        let src_rel = RelPath::parse(OP, src)?;
+        let dst_rel = RelPath::parse(OP, dst)?;
+        cancel.check(OP, dst)?;
+
+        // The source: a regular file, not the daemon's private files.
+        let (src_fd, src_st) = open_regular(
+            src_export.root_fd.as_fd(),
+            src_rel.as_str(),
+            false,
+            "open source",
+        )?;
+        Protected::load(src_export.root_fd.as_fd()).check(&src_st, "open source", src)?;
+        let size = src_st.st_size as u64;
+
+        // The destination directory, opened once and used by descriptor from here on.
+        let (dir_path, name) = dst_rel.split_parent();
+        let dir = open_dir(self.root_fd.as_fd(), dir_path, "open destination directory")?;
+        let dir_st = rustix::fs::fstat(&dir).map_err(|e| Error::sys(OP, dst, e))?;
+        let protected = Protected::load(self.root_fd.as_fd());
+        protected.check(&dir_st, "open destination directory", dst)?;
+        accessat(
+            &dir,
+            ".",
+            Access::WRITE_OK | Access::EXEC_OK,
+            AtFlags::empty(),
+        )
+        .map_err(|e| Error::sys("destination directory", dst, e))?;
+        match statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(existing) => {
+                if flags.guarded {
+                    return Err(Error::new(ErrorKind::AlreadyExists, OP, dst.to_owned()));
+                }
+                if FileType::from_raw_mode(existing.st_mode) == FileType::Directory {
+                    return Err(Error::new(ErrorKind::IncorrectFileType, OP, dst.to_owned()));
+                }
+                protected.check(&existing, OP, dst)?;
+            }
+            Err(Errno::NOENT) => {}
+            Err(e) => return Err(Error::sys(OP, dst, e)),
+        }
+        if flags.lazy && !(self.lazy_possible(src_export) && src_st.st_dev == dir_st.st_dev) {
+            return Err(Error::new(
+                ErrorKind::NotSupported,
+                "lazy clone",
+                dst.to_owned(),
+            ));
+        }
+        if flags.dry_run {
+            return Ok(CloneOutcome {
+                bytes: size,
+                copied: 0,
+            });
+        }
+
+        let staged = Staged::create(dir.as_fd(), "create destination", dst)?;
+        let tmp = staged.file();
+        let mut reporter = Reporter::new(progress, size);
+        let copied = if flags.lazy {
+            // ioctl(tmp, FICLONE, src) — shares all of src's extents with tmp (copy-on-write).
+            ioctl_ficlone(tmp, &src_fd).map_err(|e| match e {
+                Errno::OPNOTSUPP | Errno::NOTTY | Errno::INVAL | Errno::XDEV => {
+                    Error::sys_kind(ErrorKind::NotSupported, "lazy clone", dst, e)
+                }
+                e => Error::sys("lazy clone", dst, e),
+            })?;
+            data_bytes(src_fd.as_fd(), size)
+        } else {
+            let same_fs = src_st.st_dev == dir_st.st_dev;
+            let plan = CopyPlan {
+                skip_zeroes: flags.skip_zeroes,
+                zero_block: zero_block(dir.as_fd()),
+                copy_file_range: same_fs
+                    && !self.capabilities().reflink
+                    && self.capabilities().fs_type == "ext4",
+            };
+            copy::copy(src_fd.as_fd(), tmp, size, &plan, &mut reporter, cancel, dst)?
+        };
+        cancel.check(OP, dst)?;
+
+        // Ownership first: chown clears set-id bits, chmod then restores them.
+        let (uid, gid) = (src_st.st_uid, src_st.st_gid);
+        fchown(tmp, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+            .map_err(|e| Error::sys(OP, dst, e))?;
+        fchmod(tmp, Mode::from_raw_mode(src_st.st_mode & 0o7777))
+            .map_err(|e| Error::sys(OP, dst, e))?;
+        rustix::fs::fsync(tmp).map_err(|e| Error::sys(OP, dst, e))?;
+        cancel.check(OP, dst)?;
+        staged.publish(name, flags.guarded, OP, dst)?;
+        reporter.finish();
+        Ok(CloneOutcome {
+            bytes: size,
+            copied,
+        })
+    }
+}
+
+/// Bytes in the data regions of `[0, size)` (by SEEK_DATA/SEEK_HOLE; all of it if unsupported).
+fn data_bytes(fd: rustix::fd::BorrowedFd<'_>, size: u64) -> u64 {
+    use rustix::fs::{seek, SeekFrom};
+    let mut total = 0;
+    let mut off = 0;
+    while off < size {
+        let Ok(data) = seek(fd, SeekFrom::Data(off)) else {
+            break;
+        };
+        if data >= size {
+            break;
+        }
+        let hole = seek(fd, SeekFrom::Hole(data)).unwrap_or(size).min(size);
+        total += hole - data;
+        off = hole.max(data + 1);
+    }
+    total
+}
+
+/// The granularity for zero detection: the filesystem block size, between 4 KiB and 64 KiB.
+fn zero_block(dir: rustix::fd::BorrowedFd<'_>) -> usize {
+    rustix::fs::fstatvfs(dir)
+        .map(|s| s.f_bsize as usize)
+        .unwrap_or(4096)
+        .clamp(4096, 64 << 10)
+}

@@ -1,0 +1,244 @@
+//! The physical copy behind a non-LAZY clone: hole-aware, optionally skipping zero blocks.
+//!
+//! The source is walked region by region with `lseek(SEEK_DATA)` / `lseek(SEEK_HOLE)`.
+//! Data regions are read with `pread` into a large buffer and written with `pwrite` (never
+//! `copy_file_range` on a filesystem that can reflink, since it may share extents there).
+//! Holes are skipped (thin, SKIPZEROES) or provisioned with `fallocate` (thick).
+
+use std::os::fd::BorrowedFd;
+
+use rustix::fs::{fallocate, seek, Advice, FallocateFlags, SeekFrom};
+use rustix::io::{pread, pwrite, Errno};
+
+use crate::error::{Error, ErrorKind};
+use crate::progress::{CancelToken, Reporter};
+
+/// Bytes per read/write and per cancellation check.
+pub(crate) const CHUNK: usize = 8 << 20;
+
+/// A zero block to compare against.
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+
+/// How to copy.
+pub(crate) struct CopyPlan {
+    /// Keep the destination thin: holes stay holes, all-zero blocks are not written.
+    pub skip_zeroes: bool,
+    /// Granularity of zero detection (the filesystem block size, at most 64 KiB).
+    pub zero_block: usize,
+    /// Use `copy_file_range` for data: only where it cannot share extents.
+    pub copy_file_range: bool,
+}
+
+const OP: &str = "copy";
+
+/// Copies `[0, size)` of `src` into the empty `dst`, returning the data bytes written.
+pub(crate) fn copy(
+    src: BorrowedFd<'_>,
+    dst: BorrowedFd<'_>,
+    size: u64,
+    plan: &CopyPlan,
+    reporter: &mut Reporter<'_>,
+    cancel: &CancelToken,
+    path: &str,
+) -> Result<u64, Error> {
+    let sys = |e| Error::sys(OP, path, e);
+    rustix::fs::ftruncate(dst, size).map_err(sys)?;
+    let _ = rustix::fs::fadvise(src, 0, None, Advice::Sequential);
+    let mut ctx = Ctx {
+        src,
+        dst,
+        plan,
+        reporter,
+        cancel,
+        path,
+        buf: Vec::new(),
+        written: 0,
+        can_fallocate: true,
+    };
+    let mut off = 0u64;
+    while off < size {
+        cancel.check(OP, path)?;
+        let data = match seek(src, SeekFrom::Data(off)) {
+            Ok(d) => d.min(size),
+            Err(Errno::NXIO) => size,
+            // No SEEK_DATA support: everything is data.
+            Err(Errno::INVAL) => off,
+            Err(e) => return Err(sys(e)),
+        };
+        if data > off {
+            ctx.hole(off, data)?;
+        }
+        if data >= size {
+            break;
+        }
+        let end = match seek(src, SeekFrom::Hole(data)) {
+            Ok(h) => h.min(size),
+            Err(Errno::NXIO | Errno::INVAL) => size,
+            Err(e) => return Err(sys(e)),
+        };
+        ctx.data(data, end.max(data + 1).min(size))?;
+        off = end.max(data + 1);
+    }
+    Ok(ctx.written)
+}
+
+struct Ctx<'a, 'r, 'c> {
+    src: BorrowedFd<'a>,
+    dst: BorrowedFd<'a>,
+    plan: &'a CopyPlan,
+    reporter: &'r mut Reporter<'c>,
+    cancel: &'a CancelToken,
+    path: &'a str,
+    buf: Vec<u8>,
+    written: u64,
+    can_fallocate: bool,
+}
+
+impl Ctx<'_, '_, '_> {
+    fn sys(&self, e: Errno) -> Error {
+        Error::sys(OP, self.path, e)
+    }
+
+    /// `[start, end)` is a hole in the source.
+    fn hole(&mut self, start: u64, end: u64) -> Result<(), Error> {
+        if self.plan.skip_zeroes {
+            self.reporter.advance(end - start);
+            return Ok(());
+        }
+        let mut off = start;
+        while off < end {
+            self.cancel.check(OP, self.path)?;
+            let len = (CHUNK as u64 * 8).min(end - off);
+            if self.can_fallocate {
+                // fallocate(dst, 0, off, len) — provisions the blocks without writing them.
+                match fallocate(self.dst, FallocateFlags::empty(), off, len) {
+                    Ok(()) => {
+                        off += len;
+                        self.reporter.advance(len);
+                        continue;
+                    }
+                    Err(Errno::OPNOTSUPP | Errno::NOSYS) => self.can_fallocate = false,
+                    Err(e) => return Err(self.sys(e)),
+                }
+            }
+            let len = (CHUNK as u64).min(end - off) as usize;
+            self.write_all(&vec![0u8; len], off)?;
+            off += len as u64;
+            self.reporter.advance(len as u64);
+        }
+        Ok(())
+    }
+
+    /// `[start, end)` holds data in the source.
+    fn data(&mut self, start: u64, end: u64) -> Result<(), Error> {
+        if self.plan.copy_file_range && !self.plan.skip_zeroes {
+            return self.data_cfr(start, end);
+        }
+        if self.buf.is_empty() {
+            self.buf = vec![0u8; CHUNK];
+        }
+        let mut off = start;
+        while off < end {
+            self.cancel.check(OP, self.path)?;
+            let want = (CHUNK as u64).min(end - off) as usize;
+            let got = self.read_full(off, want)?;
+            if got == 0 {
+                // The source shrank while we copied; the rest reads as zeros (ftruncate).
+                self.reporter.advance(end - off);
+                return Ok(());
+            }
+            let buf = std::mem::take(&mut self.buf);
+            let result = if self.plan.skip_zeroes {
+                self.write_nonzero(&buf[..got], off)
+            } else {
+                self.write_all(&buf[..got], off)
+            };
+            self.buf = buf;
+            result?;
+            off += got as u64;
+            self.reporter.advance(got as u64);
+        }
+        Ok(())
+    }
+
+    /// `copy_file_range(src, &off, dst, &off, len)` — an in-kernel copy; only used where the
+    /// filesystem cannot share extents, so it is a real copy.
+    fn data_cfr(&mut self, start: u64, end: u64) -> Result<(), Error> {
+        let mut off = start;
+        while off < end {
+            self.cancel.check(OP, self.path)?;
+            let want = (CHUNK as u64).min(end - off) as usize;
+            let (mut off_in, mut off_out) = (off, off);
+            let n = rustix::fs::copy_file_range(
+                self.src,
+                Some(&mut off_in),
+                self.dst,
+                Some(&mut off_out),
+                want,
+            )
+            .map_err(|e| self.sys(e))?;
+            if n == 0 {
+                self.reporter.advance(end - off);
+                return Ok(());
+            }
+            off += n as u64;
+            self.written += n as u64;
+            self.reporter.advance(n as u64);
+        }
+        Ok(())
+    }
+
+    /// Reads up to `want` bytes at `off` into the buffer; fewer only at end of file.
+    fn read_full(&mut self, off: u64, want: usize) -> Result<usize, Error> {
+        let mut got = 0;
+        while got < want {
+            match pread(self.src, &mut self.buf[got..want], off + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(Error::sys(OP, self.path, e)),
+            }
+        }
+        Ok(got)
+    }
+
+    /// Writes `buf` at `off`, skipping every all-zero block (coalescing non-zero runs).
+    fn write_nonzero(&mut self, buf: &[u8], off: u64) -> Result<(), Error> {
+        let block = self.plan.zero_block;
+        let mut run_start: Option<usize> = None;
+        let mut i = 0;
+        while i < buf.len() {
+            let j = (i + block).min(buf.len());
+            let zero = buf[i..j] == ZEROS[..j - i];
+            match (zero, run_start) {
+                (false, None) => run_start = Some(i),
+                (true, Some(s)) => {
+                    self.write_all(&buf[s..i], off + s as u64)?;
+                    run_start = None;
+                }
+                _ => {}
+            }
+            i = j;
+        }
+        if let Some(s) = run_start {
+            self.write_all(&buf[s..], off + s as u64)?;
+        }
+        Ok(())
+    }
+
+    fn write_all(&mut self, mut buf: &[u8], mut off: u64) -> Result<(), Error> {
+        while !buf.is_empty() {
+            match pwrite(self.dst, buf, off) {
+                Ok(0) => return Err(Error::new(ErrorKind::Io, OP, self.path.to_owned())),
+                Ok(n) => {
+                    buf = &buf[n..];
+                    off += n as u64;
+                    self.written += n as u64;
+                }
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(self.sys(e)),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,121 @@
+//! Progress reports and cancellation.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::error::{Error, ErrorKind};
+
+/// Cumulative progress of one operation: `done` bytes of `total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes of the file dealt with so far (copied, skipped as a hole, or provisioned).
+    pub done: u64,
+    /// The file's logical size.
+    pub total: u64,
+}
+
+/// A cancellation flag; clones share it. The engine checks it at least once per chunk.
+#[derive(Clone, Debug, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    /// A token that has not fired.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Fires the token: the operation using it stops at its next check with
+    /// [`ErrorKind::Cancelled`].
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`cancel`](Self::cancel) was called on this token or a clone of it.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// `Err(Cancelled)` once the token has fired.
+    pub(crate) fn check(&self, op: &'static str, path: &str) -> Result<(), Error> {
+        if self.is_cancelled() {
+            Err(Error::new(ErrorKind::Cancelled, op, path.to_owned()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Report at least this often (in bytes of work).
+pub(crate) const REPORT_EVERY: u64 = 16 << 20;
+
+/// Calls the caller's callback every [`REPORT_EVERY`] bytes of work and at the end.
+pub(crate) struct Reporter<'a> {
+    callback: &'a mut dyn FnMut(Progress),
+    done: u64,
+    total: u64,
+    last: u64,
+}
+
+impl<'a> Reporter<'a> {
+    pub(crate) fn new(callback: &'a mut dyn FnMut(Progress), total: u64) -> Self {
+        Reporter {
+            callback,
+            done: 0,
+            total,
+            last: 0,
+        }
+    }
+
+    /// Adds `n` bytes of work; reports if enough accumulated since the last report.
+    pub(crate) fn advance(&mut self, n: u64) {
+        self.done = (self.done + n).min(self.total);
+        if self.done - self.last >= REPORT_EVERY {
+            self.last = self.done;
+            (self.callback)(Progress {
+                done: self.done,
+                total: self.total,
+            });
+        }
+    }
+
+    /// The final report: everything done.
+    pub(crate) fn finish(&mut self) {
+        self.done = self.total;
+        self.last = self.total;
+        (self.callback)(Progress {
+            done: self.total,
+            total: self.total,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cancel_token_clones_share_state() {
+        let a = CancelToken::new();
+        let b = a.clone();
+        assert!(!b.is_cancelled());
+        a.cancel();
+        assert!(b.is_cancelled());
+        assert_eq!(b.check("op", "p").unwrap_err().kind(), ErrorKind::Cancelled);
+    }
+
+    #[test]
+    fn reporter_reports_every_interval_and_at_the_end() {
+        let mut seen = Vec::new();
+        let mut cb = |p: Progress| seen.push(p.done);
+        let mut r = Reporter::new(&mut cb, 100 << 20);
+        for _ in 0..10 {
+            r.advance(10 << 20);
+        }
+        r.finish();
+        drop(r);
+        assert_eq!(
+            seen,
+            vec![20 << 20, 40 << 20, 60 << 20, 80 << 20, 100 << 20, 100 << 20]
+        );
+    }
+}

@@ -1,0 +1,156 @@
+//! Opening files and directories confined beneath an export root.
+//!
+//! Every lookup goes through `openat2(root, path, flags, mode, RESOLVE_BENEATH |
+//! RESOLVE_NO_MAGICLINKS)` — the kernel refuses any step that would leave the directory tree
+//! under `root` (`..` above it, an absolute symlink, a symlink pointing outside: EXDEV) and any
+//! `/proc` magic link (ELOOP). Both become [`ErrorKind::AccessDenied`].
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::fs::{openat2, FileType, Mode, OFlags, ResolveFlags, Stat};
+use rustix::io::Errno;
+
+use crate::error::{Error, ErrorKind};
+use crate::path::PRIVATE_DIR;
+
+/// The resolution flags for every lookup inside an export.
+pub(crate) const RESOLVE: ResolveFlags = ResolveFlags::BENEATH.union(ResolveFlags::NO_MAGICLINKS);
+
+/// Maps an errno from path resolution: escaping the root is an access error.
+pub(crate) fn resolve_error(op: &'static str, path: &str, errno: Errno) -> Error {
+    match errno {
+        Errno::XDEV | Errno::LOOP => Error::sys_kind(ErrorKind::AccessDenied, op, path, errno),
+        _ => Error::sys(op, path, errno),
+    }
+}
+
+/// `openat2(root, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, BENEATH | NO_MAGICLINKS)` —
+/// opens a directory beneath `root`, readable so that it can be fsynced and listed.
+pub(crate) fn open_dir(
+    root: BorrowedFd<'_>,
+    path: &str,
+    op: &'static str,
+) -> Result<OwnedFd, Error> {
+    openat2(
+        root,
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        RESOLVE,
+    )
+    .map_err(|e| resolve_error(op, path, e))
+}
+
+/// Opens a regular file beneath `root` for reading (`write == false`) or reading and writing.
+///
+/// The type is checked on an `O_PATH` descriptor first, so that a FIFO or device is never
+/// opened; the real open adds `O_NONBLOCK | O_NOCTTY` and the result is checked to be the same
+/// inode, so a swap in between cannot slip a different file in.
+pub(crate) fn open_regular(
+    root: BorrowedFd<'_>,
+    path: &str,
+    write: bool,
+    op: &'static str,
+) -> Result<(OwnedFd, Stat), Error> {
+    let probe = openat2(
+        root,
+        path,
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        RESOLVE,
+    )
+    .map_err(|e| resolve_error(op, path, e))?;
+    let st = rustix::fs::fstat(&probe).map_err(|e| Error::sys(op, path, e))?;
+    ensure_regular(&st, op, path)?;
+    let access = if write { OFlags::RDWR } else { OFlags::RDONLY };
+    let fd = openat2(
+        root,
+        path,
+        access | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+        RESOLVE,
+    )
+    .map_err(|e| resolve_error(op, path, e))?;
+    let st2 = rustix::fs::fstat(&fd).map_err(|e| Error::sys(op, path, e))?;
+    ensure_regular(&st2, op, path)?;
+    if (st.st_dev, st.st_ino) != (st2.st_dev, st2.st_ino) {
+        return Err(Error::new(ErrorKind::Busy, op, path.to_owned()));
+    }
+    // Regular files ignore O_NONBLOCK for I/O, but clear it anyway for clarity.
+    rustix::fs::fcntl_setfl(&fd, access).map_err(|e| Error::sys(op, path, e))?;
+    Ok((fd, st2))
+}
+
+/// Fails with [`ErrorKind::IncorrectFileType`] unless `st` describes a regular file.
+pub(crate) fn ensure_regular(st: &Stat, op: &'static str, path: &str) -> Result<(), Error> {
+    if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::IncorrectFileType,
+            op,
+            path.to_owned(),
+        ))
+    }
+}
+
+/// The inodes of the export's private directory and everything in it, so that a symlink or
+/// hard link elsewhere in the export cannot reach the daemon's access file.
+#[derive(Default)]
+pub(crate) struct Protected {
+    inodes: Vec<(u64, u64)>,
+}
+
+/// At most this many inodes are collected from the private directory.
+const PROTECTED_LIMIT: usize = 4096;
+
+impl Protected {
+    /// Lists `<root>/.openvaai` (if it exists) without following symlinks.
+    pub(crate) fn load(root: BorrowedFd<'_>) -> Protected {
+        let mut protected = Protected::default();
+        let flags = RESOLVE | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_XDEV;
+        let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let Ok(dir) = openat2(root, PRIVATE_DIR, dir_flags, Mode::empty(), flags) else {
+            return protected;
+        };
+        let mut stack = vec![dir];
+        while let Some(dir) = stack.pop() {
+            if let Ok(st) = rustix::fs::fstat(&dir) {
+                protected.inodes.push((st.st_dev, st.st_ino));
+            }
+            let Ok(entries) = rustix::fs::Dir::read_from(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if protected.inodes.len() + stack.len() >= PROTECTED_LIMIT {
+                    return protected;
+                }
+                let name = entry.file_name();
+                if name.to_bytes() == b"." || name.to_bytes() == b".." {
+                    continue;
+                }
+                if entry.file_type() == FileType::Directory {
+                    if let Ok(sub) = openat2(dir.as_fd(), name, dir_flags, Mode::empty(), flags) {
+                        stack.push(sub);
+                        continue;
+                    }
+                }
+                if let Ok(st) =
+                    rustix::fs::statat(&dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+                {
+                    protected.inodes.push((st.st_dev, st.st_ino));
+                }
+            }
+        }
+        protected
+    }
+
+    /// Fails with [`ErrorKind::AccessDenied`] if `st` is the private directory or inside it.
+    pub(crate) fn check(&self, st: &Stat, op: &'static str, path: &str) -> Result<(), Error> {
+        if self.inodes.contains(&(st.st_dev, st.st_ino)) {
+            Err(Error::new(ErrorKind::AccessDenied, op, path.to_owned()))
+        } else {
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Files with a chosen layout of data, zero and hole runs.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+/// One run of a file's layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Run {
+    /// Non-zero pseudo-random bytes (every 512-byte sector has a non-zero byte).
+    Data(u64),
+    /// Zeros written explicitly: allocated blocks that read as zero.
+    Zero(u64),
+    /// Nothing written: a hole (if aligned to the filesystem's blocks).
+    Hole(u64),
+}
+
+impl Run {
+    /// The run's length in bytes.
+    pub fn len(self) -> u64 {
+        match self {
+            Run::Data(n) | Run::Zero(n) | Run::Hole(n) => n,
+        }
+    }
+
+    /// Whether the run is empty.
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The byte that [`write_layout`] puts at `offset` of a data run with `seed`: never zero
+/// at a multiple of 512, so no sector of a data run is all zeros.
+pub fn data_byte(seed: u64, offset: u64) -> u8 {
+    let mut x =
+        offset.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ seed.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^= x >> 31;
+    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 29;
+    let b = x as u8;
+    if offset % 512 == 0 && b == 0 {
+        1
+    } else {
+        b
+    }
+}
+
+/// Creates `path` (truncating it) with `runs` laid out in order and returns its size.
+pub fn write_layout(path: &Path, runs: &[Run], seed: u64) -> io::Result<u64> {
+    let file = File::create(path)?;
+    let mut off = 0u64;
+    let mut buf = Vec::new();
+    for run in runs {
+        let len = run.len();
+        match run {
+            Run::Hole(_) => {}
+            Run::Data(_) | Run::Zero(_) => {
+                let mut done = 0;
+                while done < len {
+                    let n = (len - done).min(8 << 20) as usize;
+                    buf.clear();
+                    if let Run::Data(_) = run {
+                        buf.extend((0..n as u64).map(|i| data_byte(seed, off + done + i)));
+                    } else {
+                        buf.resize(n, 0);
+                    }
+                    file.write_all_at(&buf, off + done)?;
+                    done += n as u64;
+                }
+            }
+        }
+        off += len;
+    }
+    file.set_len(off)?;
+    file.sync_all()?;
+    Ok(off)
+}
+
+/// Panics unless the two files have the same length and bytes.
+pub fn assert_same_content(a: &Path, b: &Path) {
+    let mut fa = File::open(a).unwrap_or_else(|e| panic!("open {}: {e}", a.display()));
+    let mut fb = File::open(b).unwrap_or_else(|e| panic!("open {}: {e}", b.display()));
+    let (la, lb) = (fa.metadata().unwrap().len(), fb.metadata().unwrap().len());
+    assert_eq!(la, lb, "sizes differ: {} vs {}", a.display(), b.display());
+    let mut ba = vec![0u8; 4 << 20];
+    let mut bb = vec![0u8; 4 << 20];
+    let mut off = 0u64;
+    loop {
+        let na = read_full(&mut fa, &mut ba);
+        let nb = read_full(&mut fb, &mut bb);
+        assert_eq!(na, nb, "short read at {off}");
+        if na == 0 {
+            break;
+        }
+        if ba[..na] != bb[..nb] {
+            let i = ba[..na]
+                .iter()
+                .zip(&bb[..nb])
+                .position(|(x, y)| x != y)
+                .unwrap_or(0);
+            panic!(
+                "{} and {} differ at byte {}",
+                a.display(),
+                b.display(),
+                off + i as u64
+            );
+        }
+        off += na as u64;
+    }
+}
+
+fn read_full(f: &mut File, buf: &mut [u8]) -> usize {
+    let mut got = 0;
+    while got < buf.len() {
+        match f.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    got
+}
