@@ -1,0 +1,153 @@
+//! `openvaai plugin-info PATH`: what disklib would find in a plugin library.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use openvaai_abi::{prim, vix};
+
+use crate::loader::{self, Plugin};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The plugin library, e.g. /usr/lib/vmware/nas_plugins/lib64/libopenvaai.so
+    path: PathBuf,
+    /// Also offer it a datastore, as ESXi does for each NFS mount: its local mount point.
+    #[arg(long, value_name = "DIR")]
+    datastore: Option<String>,
+    /// The NAS address of that datastore (remoteIP).
+    #[arg(long, value_name = "IP", requires = "datastore")]
+    nas_ip: Option<String>,
+    /// The path the NAS exports for that datastore (remoteMountPoint).
+    #[arg(long, value_name = "PATH", requires = "datastore")]
+    nas_path: Option<String>,
+    /// The datastore's file-system type as ESXi names it.
+    #[arg(long, default_value = "NFS", requires = "datastore")]
+    fs_type: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What StartSession said for the offered datastore.
+#[derive(serde::Serialize)]
+struct SessionReport {
+    status: &'static str,
+    code: u64,
+    support: Vec<(&'static str, &'static str)>,
+}
+
+fn offer(plugin: &Plugin, args: &Args, local: &str) -> SessionReport {
+    let ds = loader::Datastore {
+        fs_type: args.fs_type.clone(),
+        fs_version: 3,
+        remote_ip: args.nas_ip.clone(),
+        remote_mount_point: args.nas_path.clone(),
+        local_mount_point: Some(local.to_owned()),
+    };
+    match plugin.start_session(&ds, None) {
+        Ok(id) => {
+            let support = [prim::CLONEFILE, prim::RESVSPACE, prim::STATX]
+                .into_iter()
+                .map(|p| {
+                    let st = plugin.support_status(id, p);
+                    (
+                        prim::name(p).unwrap_or("?"),
+                        vix::name(st).unwrap_or("unknown"),
+                    )
+                })
+                .collect();
+            plugin.end_session(id);
+            SessionReport {
+                status: "VIX_OK",
+                code: 0,
+                support,
+            }
+        }
+        Err(err) => SessionReport {
+            status: vix::name(err).unwrap_or("unknown VixError"),
+            code: err,
+            support: Vec::new(),
+        },
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Report<'a> {
+    path: String,
+    tables: &'a [loader::TableInfo],
+    init: &'static str,
+    session: Option<SessionReport>,
+    log: Vec<String>,
+}
+
+pub fn run(args: &Args) -> Result<u8> {
+    let mut plugin = Plugin::load(&args.path)?;
+    let init = plugin.init();
+    let init_name = vix::name(init).unwrap_or("unknown VixError");
+    let session = match (&args.datastore, init) {
+        (Some(local), vix::OK) => Some(offer(&plugin, args, local)),
+        _ => None,
+    };
+    let log: Vec<String> = loader::take_log().into_iter().map(|l| l.text).collect();
+    let failed = init != vix::OK || session.as_ref().is_some_and(|s| s.code != vix::OK);
+    if args.json {
+        let report = Report {
+            path: plugin.path().display().to_string(),
+            tables: plugin.tables(),
+            init: init_name,
+            session,
+            log,
+        };
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("plugin    {}", plugin.path().display());
+        println!(
+            "entry     {} ({} table(s))",
+            openvaai_abi::ENTRYPOINT_NAME,
+            plugin.tables().len()
+        );
+        for t in plugin.tables() {
+            println!(
+                "table {}   name {:?}, type {} ({}), interface {}.{}",
+                t.index,
+                t.name.as_deref().unwrap_or("(none)"),
+                t.type_name,
+                t.plugin_type,
+                t.major_version,
+                t.minor_version
+            );
+            let yes = |b: bool| if b { "yes" } else { "NO" };
+            print!("          Init {}, Done {}", yes(t.init), yes(t.done));
+            if let (Some(s), Some(e), Some(x), Some(p)) = (
+                t.start_session,
+                t.end_session,
+                t.exec_primitive,
+                t.support_status,
+            ) {
+                print!(
+                    ", StartSession {}, EndSession {}, ExecPrimitive {}, SupportStatus {}",
+                    yes(s),
+                    yes(e),
+                    yes(x),
+                    yes(p)
+                );
+            }
+            println!();
+        }
+        println!("init      {init_name} ({init})");
+        if let Some(s) = &session {
+            println!("session   StartSession: {} ({})", s.status, s.code);
+            for (p, st) in &s.support {
+                println!("          SupportStatus {p}: {st}");
+            }
+        }
+        for line in &log {
+            println!("log       {line}");
+        }
+    }
+    Ok(if failed {
+        crate::exit::FAILED
+    } else {
+        crate::exit::OK
+    })
+}
