@@ -1,4 +1,139 @@
-//! openvaaid, the NAS daemon.
+//! openvaaid, the openvaai daemon on the NAS: serves clone, reserve and statx offloads of its
+//! exports to the openvaai plugin on ESXi hosts, over ONC RPC and TLS.
 #![deny(unsafe_code)]
 
-fn main() {}
+mod access;
+mod config;
+mod conn;
+mod fsutil;
+mod handlers;
+mod jobs;
+mod net;
+mod server;
+mod status;
+mod throttle;
+mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+
+use crate::config::{Config, Overrides};
+
+/// The openvaai daemon: VAAI-NAS offloads (clone, reserve, statx) for ESXi.
+#[derive(Parser, Debug)]
+#[command(name = "openvaaid", version)]
+struct Cli {
+    /// Address and port to listen on (repeatable; default 0.0.0.0:7443). Port 0 picks a free
+    /// port, written into the access files.
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Vec<SocketAddr>,
+    /// A directory to serve, named by its path (repeatable; added to the config file's).
+    #[arg(long, value_name = "DIR")]
+    export: Vec<PathBuf>,
+    /// Where the certificate and key live (default /var/lib/openvaaid).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// TOML configuration file (see docs/operations.md).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Validate the configuration and the export directories, then exit.
+    #[arg(long)]
+    check_config: bool,
+}
+
+/// How the daemon ended. The exit code is chosen here and only here.
+enum Outcome {
+    /// Stopped on a signal with every job stopped, or the configuration checked out.
+    Clean,
+    /// Stopped on a signal, but some jobs did not stop in time.
+    JobsLeft,
+    /// The configuration is wrong.
+    BadConfig(anyhow::Error),
+    /// Anything else that stopped it.
+    Failed(anyhow::Error),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match run(cli) {
+        Outcome::Clean => ExitCode::SUCCESS,
+        Outcome::JobsLeft => {
+            tracing::error!("exiting with jobs still running");
+            ExitCode::from(1)
+        }
+        Outcome::BadConfig(e) => {
+            tracing::error!("configuration: {e:#}");
+            ExitCode::from(2)
+        }
+        Outcome::Failed(e) => {
+            tracing::error!("{e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Outcome {
+    let overrides = Overrides {
+        config: cli.config,
+        listen: cli.listen,
+        exports: cli.export,
+        state_dir: cli.state_dir,
+    };
+    let config = match Config::load(&overrides).and_then(|c| check_exports(&c).map(|()| c)) {
+        Ok(c) => c,
+        Err(e) => return Outcome::BadConfig(e),
+    };
+    if cli.check_config {
+        for e in &config.exports {
+            println!(
+                "export {} at {}{}",
+                e.name,
+                e.path.display(),
+                if e.read_only { " (read-only)" } else { "" }
+            );
+        }
+        println!("configuration OK");
+        return Outcome::Clean;
+    }
+    match serve(config) {
+        Ok(0) => {
+            tracing::info!("stopped");
+            Outcome::Clean
+        }
+        Ok(_) => Outcome::JobsLeft,
+        Err(e) => Outcome::Failed(e),
+    }
+}
+
+fn check_exports(c: &Config) -> anyhow::Result<()> {
+    for e in &c.exports {
+        let md =
+            std::fs::metadata(&e.path).with_context(|| format!("export {}", e.path.display()))?;
+        if !md.is_dir() {
+            anyhow::bail!("export {} is not a directory", e.path.display());
+        }
+    }
+    Ok(())
+}
+
+fn serve(config: Config) -> anyhow::Result<usize> {
+    let (shared, listeners) = server::prepare(config)?;
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, shared.shutdown.clone())
+            .context("installing signal handlers")?;
+    }
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "openvaaid ready");
+    Ok(server::serve(shared, listeners))
+}

@@ -1,0 +1,339 @@
+//! The configuration: a TOML file and/or the command line, validated into [`Config`].
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+use crate::net::Network;
+
+/// Where the daemon keeps its certificate and key unless told otherwise.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/openvaaid";
+/// The daemon's port unless told otherwise.
+pub const DEFAULT_PORT: u16 = 7443;
+
+/// The TOML file, as written. Every key is documented in docs/operations.md.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<Vec<String>>,
+    pub state_dir: Option<PathBuf>,
+    pub advertise: Option<Vec<IpAddr>>,
+    #[serde(default)]
+    pub limits: FileLimits,
+    #[serde(default)]
+    pub export: Vec<FileExport>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileLimits {
+    pub max_jobs: Option<usize>,
+    pub max_connections: Option<usize>,
+    pub lease_seconds: Option<u64>,
+    pub idle_timeout_seconds: Option<u64>,
+    pub handshake_timeout_seconds: Option<u64>,
+    pub shutdown_timeout_seconds: Option<u64>,
+    pub max_job_bytes_per_second: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileExport {
+    pub path: PathBuf,
+    pub name: Option<String>,
+    pub allowed_networks: Option<Vec<String>>,
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+/// Limits on what clients can make the daemon hold.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Jobs running at once, all exports together; more: OBJECT_IS_BUSY.
+    pub max_jobs: usize,
+    /// Connections open at once; more are closed at accept.
+    pub max_connections: usize,
+    /// A job nobody WAITs on or CANCELs for this long is cancelled; finished jobs are kept
+    /// this long for their last WAIT.
+    pub lease: Duration,
+    /// A connection silent for this long (or taking this long to send one record) is closed.
+    pub idle_timeout: Duration,
+    /// A connection must finish TLS and authenticate one export within this time.
+    pub handshake_timeout: Duration,
+    /// On SIGTERM, how long to wait for cancelled jobs to clean up.
+    pub shutdown_timeout: Duration,
+    /// Pace each job to at most this many bytes per second; `None`: as fast as it goes.
+    pub max_job_bytes_per_second: Option<u64>,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_jobs: 16,
+            max_connections: 64,
+            lease: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(300),
+            handshake_timeout: Duration::from_secs(10),
+            shutdown_timeout: Duration::from_secs(30),
+            max_job_bytes_per_second: None,
+        }
+    }
+}
+
+/// One export, validated.
+#[derive(Debug, Clone)]
+pub struct ExportConfig {
+    /// The directory on this host.
+    pub path: PathBuf,
+    /// The name clients use: the NFS export path (ESXi's remoteMountPoint).
+    pub name: String,
+    /// Client networks allowed; empty never happens (the default is everything).
+    pub allowed_networks: Vec<Network>,
+    pub read_only: bool,
+}
+
+/// The whole configuration, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: Vec<SocketAddr>,
+    pub state_dir: PathBuf,
+    /// Addresses written in access files; empty: clients use the NFS server's address.
+    pub advertise: Vec<IpAddr>,
+    pub limits: Limits,
+    pub exports: Vec<ExportConfig>,
+}
+
+/// What the command line adds to (or overrides in) the file.
+#[derive(Debug, Default)]
+pub struct Overrides {
+    pub config: Option<PathBuf>,
+    pub listen: Vec<SocketAddr>,
+    pub exports: Vec<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads the file named in `o` (if any) and applies the command line on top.
+    pub fn load(o: &Overrides) -> anyhow::Result<Config> {
+        let file = match &o.config {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading {}", p.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("parsing {}", p.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        Config::build(file, o)
+    }
+
+    fn build(file: FileConfig, o: &Overrides) -> anyhow::Result<Config> {
+        let listen = if !o.listen.is_empty() {
+            o.listen.clone()
+        } else if let Some(l) = &file.listen {
+            l.iter()
+                .map(|s| {
+                    s.parse::<SocketAddr>()
+                        .with_context(|| format!("listen address `{s}`"))
+                })
+                .collect::<anyhow::Result<_>>()?
+        } else {
+            vec![SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT))]
+        };
+        if listen.is_empty() {
+            bail!("no listen address");
+        }
+        let d = Limits::default();
+        let l = &file.limits;
+        let secs = |v: Option<u64>, def: Duration, what: &str| -> anyhow::Result<Duration> {
+            match v {
+                Some(0) => bail!("limits.{what} must be at least 1"),
+                Some(s) => Ok(Duration::from_secs(s)),
+                None => Ok(def),
+            }
+        };
+        let limits = Limits {
+            max_jobs: positive(l.max_jobs, d.max_jobs, "max_jobs")?,
+            max_connections: positive(l.max_connections, d.max_connections, "max_connections")?,
+            lease: secs(l.lease_seconds, d.lease, "lease_seconds")?,
+            idle_timeout: secs(
+                l.idle_timeout_seconds,
+                d.idle_timeout,
+                "idle_timeout_seconds",
+            )?,
+            handshake_timeout: secs(
+                l.handshake_timeout_seconds,
+                d.handshake_timeout,
+                "handshake_timeout_seconds",
+            )?,
+            shutdown_timeout: secs(
+                l.shutdown_timeout_seconds,
+                d.shutdown_timeout,
+                "shutdown_timeout_seconds",
+            )?,
+            max_job_bytes_per_second: match l.max_job_bytes_per_second {
+                Some(0) => bail!("limits.max_job_bytes_per_second must be at least 1"),
+                v => v,
+            },
+        };
+        let mut exports = Vec::new();
+        for e in file.export {
+            exports.push(export_config(
+                e.path,
+                e.name,
+                e.allowed_networks,
+                e.read_only,
+            )?);
+        }
+        for p in &o.exports {
+            exports.push(export_config(p.clone(), None, None, false)?);
+        }
+        if exports.is_empty() {
+            bail!("no export: give --export DIR or [[export]] in the config file");
+        }
+        for (i, a) in exports.iter().enumerate() {
+            for b in &exports[..i] {
+                if a.name == b.name {
+                    bail!("export name `{}` given twice", a.name);
+                }
+                if a.path == b.path {
+                    bail!("export path {} given twice", a.path.display());
+                }
+            }
+        }
+        Ok(Config {
+            listen,
+            state_dir: o
+                .state_dir
+                .clone()
+                .or(file.state_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+            advertise: file.advertise.unwrap_or_default(),
+            limits,
+            exports,
+        })
+    }
+
+    /// The export called `name` by clients.
+    pub fn export_index(&self, name: &str) -> Option<usize> {
+        self.exports.iter().position(|e| e.name == name)
+    }
+}
+
+fn positive(v: Option<usize>, def: usize, what: &str) -> anyhow::Result<usize> {
+    match v {
+        Some(0) => bail!("limits.{what} must be at least 1"),
+        Some(n) => Ok(n),
+        None => Ok(def),
+    }
+}
+
+fn export_config(
+    path: PathBuf,
+    name: Option<String>,
+    nets: Option<Vec<String>>,
+    read_only: bool,
+) -> anyhow::Result<ExportConfig> {
+    if !path.is_absolute() {
+        bail!("export path {} is not absolute", path.display());
+    }
+    let name = match name {
+        Some(n) => n,
+        None => path
+            .to_str()
+            .with_context(|| format!("export path {} is not UTF-8", path.display()))?
+            .to_owned(),
+    };
+    if name.is_empty() || name.len() > openvaai_proto::limits::MAX_PATH {
+        bail!("export name `{name}` is empty or too long");
+    }
+    let allowed_networks = match nets {
+        None => vec![Network::any_v4(), Network::any_v6()],
+        Some(list) => {
+            if list.is_empty() {
+                bail!(
+                    "export {}: allowed_networks is empty (omit it to allow all)",
+                    path.display()
+                );
+            }
+            list.iter()
+                .map(|s| s.parse::<Network>())
+                .collect::<anyhow::Result<_>>()
+                .with_context(|| format!("export {}", path.display()))?
+        }
+    };
+    Ok(ExportConfig {
+        path: normalize(&path),
+        name,
+        allowed_networks,
+        read_only,
+    })
+}
+
+/// Drops trailing slashes and `.` components, so one directory has one spelling.
+fn normalize(p: &Path) -> PathBuf {
+    p.components().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> anyhow::Result<Config> {
+        Config::build(toml::from_str(text)?, &Overrides::default())
+    }
+
+    #[test]
+    fn full_file_parses() {
+        let c = parse(
+            r#"
+            listen = ["127.0.0.1:7443", "[::1]:7443"]
+            state_dir = "/var/lib/x"
+            advertise = ["192.0.2.1"]
+            [limits]
+            max_jobs = 2
+            max_connections = 3
+            lease_seconds = 4
+            idle_timeout_seconds = 5
+            handshake_timeout_seconds = 6
+            shutdown_timeout_seconds = 7
+            max_job_bytes_per_second = 8
+            [[export]]
+            path = "/srv/a/"
+            name = "/a"
+            allowed_networks = ["10.0.0.0/8", "fd00::/8"]
+            read_only = true
+            [[export]]
+            path = "/srv/b"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.limits.max_jobs, 2);
+        assert_eq!(c.limits.lease, Duration::from_secs(4));
+        assert_eq!(c.exports[0].name, "/a");
+        assert_eq!(c.exports[0].path, PathBuf::from("/srv/a"));
+        assert!(c.exports[0].read_only);
+        assert_eq!(c.exports[1].name, "/srv/b");
+        assert_eq!(c.export_index("/srv/b"), Some(1));
+    }
+
+    #[test]
+    fn mistakes_are_refused() {
+        for bad in [
+            "",
+            "[[export]]\npath = \"rel\"",
+            "[[export]]\npath = \"/a\"\n[[export]]\npath = \"/a\"",
+            "[[export]]\npath = \"/a\"\nallowed_networks = []",
+            "[[export]]\npath = \"/a\"\nallowed_networks = [\"10.0.0.0/33\"]",
+            "[[export]]\npath = \"/a\"\ncolour = 1",
+            "[limits]\nmax_jobs = 0\n[[export]]\npath = \"/a\"",
+            "listen = [\"nowhere\"]\n[[export]]\npath = \"/a\"",
+        ] {
+            assert!(parse(bad).is_err(), "accepted: {bad}");
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! The procedures of program 0x2F56414A version 1, one function each, under its definition
+//! from `crates/proto/openvaai.x`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openvaai_engine::CloneFlags;
+use openvaai_proto::auth;
+use openvaai_proto::limits::MAX_WAIT_MS;
+use openvaai_proto::rpc::{self, AcceptStat, Call};
+use openvaai_proto::xdr::{from_bytes, to_bytes, Xdr};
+use openvaai_proto::*;
+use std::result::Result;
+
+use crate::jobs::Job;
+use crate::server::{ExportState, Shared};
+use crate::status::of_engine_error;
+
+/// How long CANCEL waits for the job to clean up before answering with its state anyway.
+const CANCEL_BOUND: Duration = Duration::from_secs(20);
+
+/// What one connection has proven.
+pub struct Session {
+    peer: SocketAddr,
+    authenticated: Vec<usize>,
+    pending: Option<Pending>,
+}
+
+/// A HELLO waiting for its AUTH.
+struct Pending {
+    export: usize,
+    challenge: [u8; NONCE_LEN],
+    nonce: [u8; NONCE_LEN],
+}
+
+impl Session {
+    pub fn new(peer: SocketAddr) -> Session {
+        Session {
+            peer,
+            authenticated: Vec::new(),
+            pending: None,
+        }
+    }
+
+    pub fn any_authenticated(&self) -> bool {
+        !self.authenticated.is_empty()
+    }
+
+    /// The export called `name`, if this connection authenticated it.
+    fn export<'a>(&self, shared: &'a Shared, name: &str) -> Result<&'a Arc<ExportState>, Status> {
+        match shared.config.export_index(name) {
+            Some(i) if self.authenticated.contains(&i) => Ok(&shared.exports[i]),
+            _ => Err(Status::AuthenticationFail),
+        }
+    }
+
+    /// The job `id`, if every export it touches is authenticated here (else it is not found,
+    /// to this connection).
+    fn job(&self, shared: &Shared, id: u64) -> Result<Arc<Job>, Status> {
+        match shared.jobs.get(id) {
+            Some(j) if j.exports.iter().all(|e| self.authenticated.contains(e)) => Ok(j),
+            _ => Err(Status::ObjectNotFound),
+        }
+    }
+}
+
+/// Runs one call and encodes its reply.
+pub fn reply(shared: &Shared, session: &mut Session, call: &Call<'_>) -> Vec<u8> {
+    let a = call.args;
+    let results = match call.header.proc_ {
+        PROC_NULL => run(a, |()| ()),
+        PROC_HELLO => run(a, |x| hello(shared, session, x)),
+        PROC_AUTH => run(a, |x| auth(shared, session, x)),
+        PROC_CAPABILITIES => run(a, |x| capabilities(shared, session, x)),
+        PROC_CLONE_START => run(a, |x| clone_start(shared, session, x)),
+        PROC_RESERVE_START => run(a, |x| reserve_start(shared, session, x)),
+        PROC_WAIT => run(a, |x| wait(shared, session, x)),
+        PROC_CANCEL => run(a, |x| cancel(shared, session, x)),
+        PROC_STATX => run(a, |x| statx(shared, session, x)),
+        _ => Err(AcceptStat::ProcUnavail),
+    };
+    let xid = call.header.xid;
+    match results {
+        Ok(r) => rpc::encode_reply(xid, &rpc::accepted(AcceptStat::Success), &r),
+        Err(stat) => {
+            tracing::warn!(peer = %session.peer, xid, proc_ = call.header.proc_, ?stat, "call refused");
+            rpc::encode_reply(xid, &rpc::accepted(stat), &[])
+        }
+    }
+}
+
+/// Decodes the arguments (GARBAGE_ARGS if they do not), runs `f`, encodes its result.
+fn run<A: Xdr, R: Xdr>(args: &[u8], f: impl FnOnce(A) -> R) -> Result<Vec<u8>, AcceptStat> {
+    let a = from_bytes::<A>(args).map_err(|_| AcceptStat::GarbageArgs)?;
+    Ok(to_bytes(&f(a)))
+}
+
+/// `hello_res OVPROC_HELLO(hello_args) = 1;`
+fn hello(shared: &Shared, s: &mut Session, a: HelloArgs) -> HelloRes {
+    s.pending = None;
+    let Some(i) = shared.config.export_index(&a.export) else {
+        tracing::warn!(peer = %s.peer, export = %a.export, "HELLO for an unknown export");
+        return Err(Status::ObjectNotFound);
+    };
+    let ip = s.peer.ip();
+    if !shared.exports[i]
+        .cfg
+        .allowed_networks
+        .iter()
+        .any(|n| n.contains(ip))
+    {
+        tracing::warn!(peer = %s.peer, export = %a.export, "refused: address not in allowed_networks");
+        return Err(Status::AuthenticationFail);
+    }
+    let challenge = auth::random_bytes();
+    s.pending = Some(Pending {
+        export: i,
+        challenge,
+        nonce: a.client_nonce,
+    });
+    Ok(HelloOk {
+        server_challenge: challenge,
+        protocol_version: PROTOCOL_VERSION,
+        server_version: IMPLEMENTATION_VERSION.to_owned(),
+    })
+}
+
+/// `auth_res OVPROC_AUTH(auth_args) = 2;`
+fn auth(shared: &Shared, s: &mut Session, a: AuthArgs) -> AuthRes {
+    // The challenge is used once, whatever happens next.
+    let Some(p) = s.pending.take() else {
+        tracing::warn!(peer = %s.peer, "AUTH without a HELLO");
+        return Err(Status::AuthenticationFail);
+    };
+    let e = &shared.exports[p.export];
+    if e.cfg.name != a.export {
+        tracing::warn!(peer = %s.peer, export = %a.export, "AUTH for another export than its HELLO");
+        return Err(Status::AuthenticationFail);
+    }
+    let want = auth::client_proof(&e.secret, &p.challenge, &p.nonce, &a.export);
+    if !auth::proofs_equal(&want, &a.client_proof) {
+        tracing::warn!(peer = %s.peer, export = %a.export, "authentication failed: wrong proof");
+        return Err(Status::AuthenticationFail);
+    }
+    if !s.authenticated.contains(&p.export) {
+        s.authenticated.push(p.export);
+    }
+    tracing::info!(peer = %s.peer, export = %a.export, "authenticated");
+    Ok(Proof(auth::server_proof(
+        &e.secret,
+        &p.challenge,
+        &p.nonce,
+        &a.export,
+    )))
+}
+
+/// `caps_res OVPROC_CAPABILITIES(export_args) = 3;`
+fn capabilities(shared: &Shared, s: &mut Session, a: ExportArgs) -> CapsRes {
+    let e = s.export(shared, &a.export)?;
+    let c = e.engine.capabilities();
+    let mut primitives = PRIM_STATX;
+    if !e.cfg.read_only {
+        primitives |= PRIM_CLONE;
+        if c.fallocate {
+            primitives |= PRIM_RESERVE;
+        }
+    }
+    let mut clone_flags = CLONE_ALL_FLAGS;
+    if !c.reflink {
+        clone_flags &= !CLONE_LAZY;
+    }
+    Ok(Capabilities {
+        primitives,
+        clone_flags,
+        reflink: c.reflink,
+        fallocate: c.fallocate,
+        fiemap: c.fiemap,
+        unwritten_extents: c.unwritten_extents,
+        read_only: e.cfg.read_only,
+        fs_type: c.fs_type.chars().take(limits::MAX_SHORT_STRING).collect(),
+        fs_id: c.same_fs_id,
+        daemon_version: IMPLEMENTATION_VERSION.to_owned(),
+        protocol_version: PROTOCOL_VERSION,
+    })
+}
+
+/// `start_res OVPROC_CLONE_START(clone_args) = 4;`
+fn clone_start(shared: &Shared, s: &mut Session, a: CloneArgs) -> StartRes {
+    let dst = s.export(shared, &a.export)?.clone();
+    let src = match &a.src_export {
+        Some(name) => s.export(shared, name)?.clone(),
+        None => dst.clone(),
+    };
+    if a.flags & !CLONE_ALL_FLAGS != 0 {
+        return Err(Status::InvalidArg);
+    }
+    if dst.cfg.read_only {
+        return Err(Status::FileReadOnly);
+    }
+    let flags = CloneFlags {
+        guarded: a.flags & CLONE_GUARDED != 0,
+        lazy: a.flags & CLONE_LAZY != 0,
+        dry_run: a.flags & CLONE_DRY_RUN != 0,
+        skip_zeroes: a.flags & CLONE_SKIP_ZEROES != 0,
+    };
+    let what = format!(
+        "clone {}:{} -> {}:{} flags {:#x} for {}",
+        src.cfg.name, a.src, dst.cfg.name, a.dst, a.flags, s.peer
+    );
+    let exports = job_exports(shared, &[&dst, &src]);
+    let rate = shared.config.limits.max_job_bytes_per_second;
+    shared.jobs.start(
+        exports,
+        what,
+        Box::new(move |progress, cancel| {
+            let throttle = crate::throttle::Throttle::new(rate);
+            let r = dst.engine.clone_file(
+                &src.engine,
+                &a.src,
+                &a.dst,
+                flags,
+                &mut |p| {
+                    progress(p);
+                    throttle.pace(p.done, cancel);
+                },
+                cancel,
+            );
+            match r {
+                Ok(o) => {
+                    progress(openvaai_engine::Progress {
+                        done: o.bytes,
+                        total: o.bytes,
+                    });
+                    Status::Ok
+                }
+                Err(e) => {
+                    tracing::info!("clone failed: {e}");
+                    of_engine_error(&e)
+                }
+            }
+        }),
+    )
+}
+
+/// `start_res OVPROC_RESERVE_START(path_args) = 5;`
+fn reserve_start(shared: &Shared, s: &mut Session, a: PathArgs) -> StartRes {
+    let e = s.export(shared, &a.export)?.clone();
+    if e.cfg.read_only {
+        return Err(Status::FileReadOnly);
+    }
+    let what = format!("reserve {}:{} for {}", e.cfg.name, a.path, s.peer);
+    let exports = job_exports(shared, &[&e]);
+    let rate = shared.config.limits.max_job_bytes_per_second;
+    shared.jobs.start(
+        exports,
+        what,
+        Box::new(move |progress, cancel| {
+            let throttle = crate::throttle::Throttle::new(rate);
+            let mut paced = |p: openvaai_engine::Progress| {
+                progress(p);
+                throttle.pace(p.done, cancel);
+            };
+            match e.engine.reserve(&a.path, &mut paced, cancel) {
+                Ok(()) => Status::Ok,
+                Err(err) => {
+                    tracing::info!("reserve failed: {err}");
+                    of_engine_error(&err)
+                }
+            }
+        }),
+    )
+}
+
+fn job_exports(shared: &Shared, exports: &[&Arc<ExportState>]) -> Vec<usize> {
+    let mut v: Vec<usize> = exports
+        .iter()
+        .filter_map(|e| shared.config.export_index(&e.cfg.name))
+        .collect();
+    v.dedup();
+    v
+}
+
+/// `wait_res OVPROC_WAIT(wait_args) = 6;`
+fn wait(shared: &Shared, s: &mut Session, a: WaitArgs) -> WaitRes {
+    let job = s.job(shared, a.job)?;
+    let ms = a.max_wait_ms.min(MAX_WAIT_MS);
+    Ok(job.wait(a.threshold, Duration::from_millis(ms as u64)))
+}
+
+/// `wait_res OVPROC_CANCEL(job_args) = 7;`
+fn cancel(shared: &Shared, s: &mut Session, a: JobArgs) -> WaitRes {
+    let job = s.job(shared, a.job)?;
+    tracing::info!(peer = %s.peer, job = %format!("{:016x}", a.job), "cancel requested");
+    Ok(job.cancel(CANCEL_BOUND))
+}
+
+/// `statx_res OVPROC_STATX(path_args) = 8;`
+fn statx(shared: &Shared, s: &mut Session, a: PathArgs) -> StatxRes {
+    let e = s.export(shared, &a.export)?;
+    let st = e.engine.statx(&a.path).map_err(|err| {
+        tracing::debug!("statx failed: {err}");
+        of_engine_error(&err)
+    })?;
+    Ok(StatX {
+        total_bytes: st.total_bytes,
+        alloced_bytes: st.alloced_bytes,
+        unique_bytes: st.unique_bytes,
+        alloc_type: match st.alloc_type {
+            openvaai_engine::AllocType::Ezt => AllocType::Ezt,
+            openvaai_engine::AllocType::Lzt => AllocType::Lzt,
+            openvaai_engine::AllocType::Thin => AllocType::Thin,
+            openvaai_engine::AllocType::Unknown => AllocType::NotKnown,
+        },
+    })
+}

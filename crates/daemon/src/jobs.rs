@@ -1,0 +1,285 @@
+//! The job table: long work (clone, reserve) runs on its own thread; clients poll it with
+//! WAIT, stop it with CANCEL, and lose it if they stop polling for a lease period.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use openvaai_engine::{CancelToken, Progress};
+use openvaai_proto::{JobInfo, JobState, Status};
+
+/// The work of a job: runs the engine, reports progress, returns the final status.
+pub type Work = Box<dyn FnOnce(&mut dyn FnMut(Progress), &CancelToken) -> Status + Send>;
+
+/// One job.
+pub struct Job {
+    pub id: u64,
+    /// Exports a connection must have authenticated to see this job.
+    pub exports: Vec<usize>,
+    pub what: String,
+    cancel: CancelToken,
+    state: Mutex<JobInner>,
+    cond: Condvar,
+}
+
+struct JobInner {
+    done: u64,
+    total: u64,
+    result: Option<Status>,
+    last_touch: Instant,
+    finished_at: Option<Instant>,
+    waiters: usize,
+    thread: Option<JoinHandle<()>>,
+}
+
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these locks leaves plain data behind; keep serving.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Job {
+    fn info(inner: &JobInner) -> JobInfo {
+        let (state, result) = match inner.result {
+            None => (JobState::Running, Status::Ok),
+            Some(Status::Ok) => (JobState::Done, Status::Ok),
+            Some(s) => (JobState::Failed, s),
+        };
+        JobInfo {
+            state,
+            done: inner.done,
+            total: inner.total,
+            result,
+        }
+    }
+
+    /// Waits until `done >= threshold`, the end of the job, or `max_wait`.
+    pub fn wait(&self, threshold: u64, max_wait: Duration) -> JobInfo {
+        let deadline = Instant::now() + max_wait;
+        let mut g = lock(&self.state);
+        g.waiters += 1;
+        while g.result.is_none() && g.done < threshold {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            g = self
+                .cond
+                .wait_timeout(g, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        g.waiters -= 1;
+        g.last_touch = Instant::now();
+        Job::info(&g)
+    }
+
+    /// Cancels the job and waits (up to `bound`) for it to clean up.
+    pub fn cancel(&self, bound: Duration) -> JobInfo {
+        self.cancel.cancel();
+        self.wait(u64::MAX, bound)
+    }
+
+    fn is_finished(&self) -> bool {
+        lock(&self.state).result.is_some()
+    }
+}
+
+/// All jobs of the daemon.
+pub struct JobTable {
+    jobs: Mutex<HashMap<u64, Arc<Job>>>,
+    max_jobs: usize,
+    lease: Duration,
+    closed: AtomicBool,
+}
+
+impl JobTable {
+    pub fn new(max_jobs: usize, lease: Duration) -> JobTable {
+        JobTable {
+            jobs: Mutex::new(HashMap::new()),
+            max_jobs,
+            lease,
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Starts `work` on its own thread. OBJECT_IS_BUSY when `max_jobs` are running.
+    pub fn start(&self, exports: Vec<usize>, what: String, work: Work) -> Result<u64, Status> {
+        let mut jobs = lock(&self.jobs);
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Status::HostNotConnected);
+        }
+        let running = jobs.values().filter(|j| !j.is_finished()).count();
+        if running >= self.max_jobs {
+            tracing::warn!(%what, running, "job refused: too many jobs");
+            return Err(Status::ObjectIsBusy);
+        }
+        let id = loop {
+            let id = u64::from_be_bytes(openvaai_proto::auth::random_bytes());
+            if id != 0 && !jobs.contains_key(&id) {
+                break id;
+            }
+        };
+        let job = Arc::new(Job {
+            id,
+            exports,
+            what,
+            cancel: CancelToken::new(),
+            state: Mutex::new(JobInner {
+                done: 0,
+                total: 0,
+                result: None,
+                last_touch: Instant::now(),
+                finished_at: None,
+                waiters: 0,
+                thread: None,
+            }),
+            cond: Condvar::new(),
+        });
+        let j = job.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("job-{id:016x}"))
+            .spawn(move || run(&j, work));
+        match thread {
+            Ok(t) => {
+                lock(&job.state).thread = Some(t);
+                tracing::info!(job = %format!("{id:016x}"), what = %job.what, "job started");
+                jobs.insert(id, job);
+                Ok(id)
+            }
+            Err(e) => {
+                tracing::error!("cannot start a job thread: {e}");
+                Err(Status::OutOfMemory)
+            }
+        }
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<Job>> {
+        lock(&self.jobs).get(&id).cloned()
+    }
+
+    /// Cancels jobs whose lease expired and forgets finished jobs kept long enough.
+    pub fn reap(&self) {
+        let now = Instant::now();
+        let mut gone = Vec::new();
+        lock(&self.jobs).retain(|_, job| {
+            let mut g = lock(&job.state);
+            if g.waiters > 0 {
+                return true;
+            }
+            match g.finished_at {
+                Some(t) if now.duration_since(t) > self.lease => {
+                    gone.push(g.thread.take());
+                    false
+                }
+                Some(_) => true,
+                None => {
+                    if now.duration_since(g.last_touch) > self.lease && !job.cancel.is_cancelled() {
+                        tracing::warn!(
+                            job = %format!("{:016x}", job.id), what = %job.what,
+                            "lease expired: no WAIT from the client, cancelling"
+                        );
+                        job.cancel.cancel();
+                    }
+                    true
+                }
+            }
+        });
+        for t in gone.into_iter().flatten() {
+            let _ = t.join();
+        }
+    }
+
+    /// Refuses new jobs, cancels the running ones and waits for them up to `bound`.
+    /// Returns how many were still running at the end.
+    pub fn shutdown(&self, bound: Duration) -> usize {
+        self.closed.store(true, Ordering::SeqCst);
+        let jobs: Vec<Arc<Job>> = lock(&self.jobs).values().cloned().collect();
+        for j in &jobs {
+            j.cancel.cancel();
+        }
+        let deadline = Instant::now() + bound;
+        let mut left = 0;
+        for j in &jobs {
+            let rest = deadline.saturating_duration_since(Instant::now());
+            if j.wait(u64::MAX, rest).state == JobState::Running {
+                left += 1;
+            }
+        }
+        left
+    }
+}
+
+fn run(job: &Job, work: Work) {
+    let mut progress = |p: Progress| {
+        let mut g = lock(&job.state);
+        g.done = p.done;
+        g.total = p.total;
+        drop(g);
+        job.cond.notify_all();
+    };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        work(&mut progress, &job.cancel)
+    }))
+    .unwrap_or(Status::Fail);
+    let mut g = lock(&job.state);
+    g.result = Some(result);
+    g.finished_at = Some(Instant::now());
+    drop(g);
+    job.cond.notify_all();
+    tracing::info!(job = %format!("{:016x}", job.id), what = %job.what, status = ?result, "job finished");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slow() -> Work {
+        Box::new(|progress, cancel| {
+            for i in 0..1000u64 {
+                if cancel.is_cancelled() {
+                    return Status::Cancelled;
+                }
+                progress(Progress {
+                    done: i,
+                    total: 1000,
+                });
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Status::Ok
+        })
+    }
+
+    #[test]
+    fn limit_wait_cancel_and_lease() {
+        let t = JobTable::new(1, Duration::from_millis(200));
+        let a = t.start(vec![0], "a".into(), slow()).unwrap();
+        assert_eq!(
+            t.start(vec![0], "b".into(), slow()),
+            Err(Status::ObjectIsBusy)
+        );
+        let job = t.get(a).unwrap();
+        let i = job.wait(3, Duration::from_secs(5));
+        assert!(i.done >= 3 && i.state == JobState::Running);
+        let i = job.cancel(Duration::from_secs(5));
+        assert_eq!((i.state, i.result), (JobState::Failed, Status::Cancelled));
+
+        let b = t.start(vec![0], "c".into(), slow()).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        t.reap();
+        let i = t.get(b).unwrap().wait(u64::MAX, Duration::from_secs(5));
+        assert_eq!(i.result, Status::Cancelled);
+        std::thread::sleep(Duration::from_millis(300));
+        t.reap();
+        assert!(t.get(b).is_none() && t.get(a).is_none());
+    }
+
+    #[test]
+    fn shutdown_cancels_and_refuses() {
+        let t = JobTable::new(4, Duration::from_secs(30));
+        t.start(vec![0], "a".into(), slow()).unwrap();
+        assert_eq!(t.shutdown(Duration::from_secs(5)), 0);
+        assert!(t.start(vec![0], "b".into(), slow()).is_err());
+    }
+}

@@ -1,0 +1,28 @@
+//! Engine errors as protocol statuses.
+
+use openvaai_engine::{Error, ErrorKind};
+use openvaai_proto::Status;
+
+/// The status a client sees for an engine error. One arm per kind, so that a new kind is a
+/// conscious decision here rather than a silent FAIL.
+pub fn of_engine_error(e: &Error) -> Status {
+    match e.kind() {
+        ErrorKind::InvalidArgument => Status::InvalidArg,
+        ErrorKind::NotFound => Status::FileNotFound,
+        ErrorKind::AlreadyExists => Status::FileAlreadyExists,
+        ErrorKind::NotSupported => Status::NotSupported,
+        ErrorKind::DiskFull => Status::DiskFull,
+        ErrorKind::ReadOnly => Status::FileReadOnly,
+        ErrorKind::AccessDenied => Status::FileAccessError,
+        ErrorKind::IncorrectFileType => Status::IncorrectFileType,
+        ErrorKind::Cancelled => Status::Cancelled,
+        ErrorKind::FileTooBig => Status::FileTooBig,
+        ErrorKind::NameInvalid => Status::FileNameInvalid,
+        ErrorKind::Busy => Status::ObjectIsBusy,
+        ErrorKind::Io => Status::FileError,
+        // ErrorKind is #[non_exhaustive] and lives in another crate, so the compiler insists
+        // on this arm. A kind added to the engine lands here as FAIL until it gets its own
+        // arm above.
+        _ => Status::Fail,
+    }
+}
