@@ -112,7 +112,6 @@ mod tests {
             r.advance(10 << 20);
         }
         r.finish();
-        drop(r);
         assert_eq!(
             seen,
             vec![20 << 20, 40 << 20, 60 << 20, 80 << 20, 100 << 20, 100 << 20]

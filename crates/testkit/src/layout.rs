@@ -8,7 +8,7 @@ use std::path::Path;
 /// One run of a file's layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Run {
-    /// Non-zero pseudo-random bytes (every 512-byte sector has a non-zero byte).
+    /// Non-zero pseudo-random bytes (every 8-byte word has a non-zero byte).
     Data(u64),
     /// Zeros written explicitly: allocated blocks that read as zero.
     Zero(u64),
@@ -30,25 +30,48 @@ impl Run {
     }
 }
 
-/// The byte that [`write_layout`] puts at `offset` of a data run with `seed`: never zero
-/// at a multiple of 512, so no sector of a data run is all zeros.
-pub fn data_byte(seed: u64, offset: u64) -> u8 {
-    let mut x =
-        offset.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ seed.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+/// The 8 bytes of a data run with `seed` at `offset & !7`.
+fn data_word(seed: u64, word: u64) -> u64 {
+    let mut x = word.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ seed.wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x ^= x >> 31;
     x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
     x ^= x >> 29;
-    let b = x as u8;
-    if offset % 512 == 0 && b == 0 {
-        1
-    } else {
-        b
+    // Never zero in the low byte, so every sector (and every 8-byte word) has a non-zero byte.
+    x | 1
+}
+
+/// The byte that [`write_layout`] puts at `offset` of a data run with `seed`.
+pub fn data_byte(seed: u64, offset: u64) -> u8 {
+    data_word(seed, offset / 8).to_le_bytes()[(offset % 8) as usize]
+}
+
+/// Fills `buf` with the data bytes for `[offset, offset + buf.len())`.
+fn fill_data(seed: u64, offset: u64, buf: &mut [u8]) {
+    let mut i = 0usize;
+    while i < buf.len() && !(offset + i as u64).is_multiple_of(8) {
+        buf[i] = data_byte(seed, offset + i as u64);
+        i += 1;
+    }
+    let mut chunks = buf[i..].chunks_exact_mut(8);
+    let mut word = (offset + i as u64) / 8;
+    for chunk in &mut chunks {
+        chunk.copy_from_slice(&data_word(seed, word).to_le_bytes());
+        word += 1;
+    }
+    let rest = chunks.into_remainder();
+    let base = word * 8;
+    for (k, b) in rest.iter_mut().enumerate() {
+        *b = data_byte(seed, base + k as u64);
     }
 }
 
 /// Creates `path` (truncating it) with `runs` laid out in order and returns its size.
 pub fn write_layout(path: &Path, runs: &[Run], seed: u64) -> io::Result<u64> {
     let file = File::create(path)?;
+    // Size first: no write extends the file, so XFS makes no speculative preallocation
+    // beyond EOF that would later sit inside a hole as an unwritten extent.
+    let total: u64 = runs.iter().map(|r| r.len()).sum();
+    file.set_len(total)?;
     let mut off = 0u64;
     let mut buf = Vec::new();
     for run in runs {
@@ -60,10 +83,9 @@ pub fn write_layout(path: &Path, runs: &[Run], seed: u64) -> io::Result<u64> {
                 while done < len {
                     let n = (len - done).min(8 << 20) as usize;
                     buf.clear();
+                    buf.resize(n, 0);
                     if let Run::Data(_) = run {
-                        buf.extend((0..n as u64).map(|i| data_byte(seed, off + done + i)));
-                    } else {
-                        buf.resize(n, 0);
+                        fill_data(seed, off + done, &mut buf);
                     }
                     file.write_all_at(&buf, off + done)?;
                     done += n as u64;
@@ -121,4 +143,21 @@ fn read_full(f: &mut File, buf: &mut [u8]) -> usize {
         }
     }
     got
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_matches_data_byte_at_any_alignment() {
+        for offset in [0u64, 1, 7, 8, 4093] {
+            let mut buf = vec![0u8; 77];
+            fill_data(3, offset, &mut buf);
+            for (i, b) in buf.iter().enumerate() {
+                assert_eq!(*b, data_byte(3, offset + i as u64));
+            }
+            assert!(buf.chunks(8).all(|c| c.iter().any(|&b| b != 0)) || !offset.is_multiple_of(8));
+        }
+    }
 }

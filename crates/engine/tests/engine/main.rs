@@ -1,0 +1,15 @@
+//! Integration tests of the engine on real XFS, Btrfs and ext4 images (loop-mounted; root
+//! needed, see `openvaai-testkit`).
+
+#[macro_use]
+mod util;
+
+mod caps;
+mod cleanup;
+mod clone_modes;
+mod cross_export;
+mod failures;
+mod layouts;
+mod paths;
+mod publish;
+mod reserve_statx;
