@@ -9,7 +9,12 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use std::io::Read;
+
 use openvaai_abi::{vix, VixError, FSTYPE_NFS, FSTYPE_NFS41};
+use openvaai_proto::access::{AccessFile, MAX_ACCESS_FILE};
+
+use crate::conn::Failure;
 
 /// Where the daemon leaves the access file, relative to the root of an export.
 pub const ACCESS_FILE: &str = ".openvaai/access";
@@ -126,9 +131,98 @@ impl DataStore {
         self.local_mount_point.join(ACCESS_FILE)
     }
 
+    /// Reads and parses the access file (at most [`MAX_ACCESS_FILE`] bytes are read).
+    pub fn read_access(&self) -> Result<AccessFile, Failure> {
+        let path = self.access_file();
+        let file = std::fs::File::open(&path).map_err(|e| {
+            Failure::new(
+                vix::E_FILE_ACCESS_ERROR,
+                format!("reading {}: {e}", path.display()),
+            )
+        })?;
+        let mut bytes = Vec::new();
+        file.take(MAX_ACCESS_FILE as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| {
+                Failure::new(
+                    vix::E_FILE_ACCESS_ERROR,
+                    format!("reading {}: {e}", path.display()),
+                )
+            })?;
+        AccessFile::parse(&bytes).map_err(|e| {
+            Failure::new(
+                vix::E_NOT_SUPPORTED,
+                format!(
+                    "{}: {e} (is openvaaid newer than this plugin?)",
+                    path.display()
+                ),
+            )
+        })
+    }
+
     /// The mount point, for messages.
     pub fn mount(&self) -> &Path {
         &self.local_mount_point
+    }
+
+    /// The path of an ESXi file relative to the export root, as the daemon takes it: the file
+    /// must lie under the local mount point by whole components; `.` and repeated slashes
+    /// are dropped; `..`, a path that names the mount point itself, and non-UTF-8 are refused.
+    pub fn relative(&self, esx_path: &[u8]) -> Result<String, PathError> {
+        let path = std::str::from_utf8(esx_path).map_err(|_| PathError::NotUtf8)?;
+        if !path.starts_with('/') {
+            return Err(PathError::NotAbsolute);
+        }
+        let mount = self.local_mount_point.to_str().ok_or(PathError::NotUtf8)?;
+        let mut mount_parts = components(mount);
+        let mut parts = components(path);
+        for m in mount_parts.by_ref() {
+            if m == ".." {
+                return Err(PathError::DotDot);
+            }
+            match parts.next() {
+                Some(p) if p == m => {}
+                _ => return Err(PathError::OutsideMount),
+            }
+        }
+        let mut rest = Vec::new();
+        for p in parts {
+            if p == ".." {
+                return Err(PathError::DotDot);
+            }
+            rest.push(p);
+        }
+        if rest.is_empty() {
+            return Err(PathError::NoFile);
+        }
+        Ok(rest.join("/"))
+    }
+}
+
+/// The components of a path, without empty ones and `.`.
+fn components(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter(|c| !c.is_empty() && *c != ".")
+}
+
+/// Why a file path cannot be sent to the daemon. All are `VIX_E_INVALID_ARG` for disklib.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathError {
+    NotUtf8,
+    NotAbsolute,
+    OutsideMount,
+    DotDot,
+    NoFile,
+}
+
+impl std::fmt::Display for PathError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PathError::NotUtf8 => "the path is not UTF-8",
+            PathError::NotAbsolute => "the path is not absolute",
+            PathError::OutsideMount => "the path is not under the datastore's mount point",
+            PathError::DotDot => "the path has a '..' component",
+            PathError::NoFile => "the path names the datastore itself, not a file in it",
+        })
     }
 }
 
@@ -144,6 +238,15 @@ mod tests {
             remote_mount_point: Some(remote.as_bytes()),
             local_mount_point: Some(local.as_bytes()),
         }
+    }
+
+    #[test]
+    fn the_access_file_is_where_the_daemon_writes_it() {
+        use openvaai_proto::access;
+        assert_eq!(
+            ACCESS_FILE,
+            format!("{}/{}", access::ACCESS_DIR, access::ACCESS_FILE)
+        );
     }
 
     #[test]
@@ -182,6 +285,38 @@ mod tests {
         );
         let r = raw("NFS", "10.0.0.5", "/srv", "relative/path");
         assert_eq!(DataStore::from_raw(&r), Err(Decline::NotAbsolute));
+    }
+
+    #[test]
+    fn paths_map_under_the_mount_by_whole_components() {
+        let ds =
+            DataStore::from_raw(&raw("NFS", "10.0.0.5", "/srv/ds1", "/vmfs/volumes/ds1")).unwrap();
+        let rel = |p: &str| ds.relative(p.as_bytes());
+        assert_eq!(
+            rel("/vmfs/volumes/ds1/vm/vm-flat.vmdk"),
+            Ok("vm/vm-flat.vmdk".into())
+        );
+        assert_eq!(
+            rel("/vmfs/volumes/ds1//vm/./a.vmdk"),
+            Ok("vm/a.vmdk".into())
+        );
+        assert_eq!(
+            rel("/vmfs/volumes/ds10/vm/a.vmdk"),
+            Err(PathError::OutsideMount)
+        );
+        assert_eq!(
+            rel("/vmfs/volumes/ds2/a.vmdk"),
+            Err(PathError::OutsideMount)
+        );
+        assert_eq!(rel("/vmfs/volumes/ds1/../ds2/a"), Err(PathError::DotDot));
+        assert_eq!(rel("/vmfs/volumes/ds1/vm/../../x"), Err(PathError::DotDot));
+        assert_eq!(rel("/vmfs/volumes/ds1/"), Err(PathError::NoFile));
+        assert_eq!(rel("vmfs/volumes/ds1/a"), Err(PathError::NotAbsolute));
+        assert_eq!(
+            ds.relative(b"/vmfs/volumes/ds1/\xff"),
+            Err(PathError::NotUtf8)
+        );
+        assert_eq!(rel("/vmfs"), Err(PathError::OutsideMount));
     }
 
     #[test]

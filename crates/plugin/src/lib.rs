@@ -14,7 +14,9 @@
 //! Only [`ffi`] holds `unsafe` code; everything behind it is safe Rust.
 #![deny(unsafe_code)]
 
+mod conn;
 pub mod datastore;
+mod exec;
 mod ffi;
 pub mod log;
 pub mod session;

@@ -11,8 +11,15 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use openvaai_abi::{prim, vix, AllocType, CloneFlags, PrimitiveId, SessionId, VixError};
+use std::net::SocketAddr;
+use std::time::Instant;
 
+use openvaai_abi::{prim, vix, AllocType, CloneFlags, PrimitiveId, SessionId, VixError};
+use openvaai_proto::access::AccessFile;
+use openvaai_proto::{Capabilities, Client};
+use rustls::ClientConfig;
+
+use crate::conn::{self, Conn, ExportKey, Failure, Stream};
 use crate::datastore::{DataStore, RawDataStore};
 
 /// The per-exchange network timeout when disklib gives none (`timeoutMS` 0 or no params).
@@ -29,29 +36,133 @@ pub fn effective_timeout(timeout_ms: Option<u64>) -> Duration {
     }
 }
 
-/// One session: a datastore of ours, and how long each exchange may take.
-#[derive(Debug)]
+/// Idle connections kept per session; calls beyond that open their own and close them after.
+pub const MAX_IDLE: usize = 4;
+
+/// One session: a datastore served by openvaaid, how to reach and prove ourselves to it, and
+/// a small pool of authenticated connections.
 pub struct Session {
     pub datastore: DataStore,
     pub timeout: Duration,
+    pub access: AccessFile,
+    addrs: Vec<SocketAddr>,
+    tls: Arc<ClientConfig>,
+    pub capabilities: Capabilities,
+    pool: Mutex<Vec<Conn>>,
 }
 
-struct Registry {
-    sessions: HashMap<SessionId, Arc<Session>>,
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("datastore", &self.datastore)
+            .field("timeout", &self.timeout)
+            .field("addrs", &self.addrs)
+            .finish()
+    }
+}
+
+impl Session {
+    /// Reads the access file, connects, authenticates the export and reads its capabilities.
+    fn open(datastore: DataStore, timeout: Duration) -> Result<Session, Failure> {
+        let access = datastore.read_access()?;
+        let addrs = conn::daemon_addresses(&access, &datastore.remote_ip)?;
+        let tls = conn::tls_config(access.cert_sha256)?;
+        let deadline = Instant::now() + timeout;
+        let key = ExportKey {
+            export: &datastore.remote_mount_point,
+            access: &access,
+        };
+        let mut conn = Conn::open(&addrs, &tls, &key, deadline)?;
+        let export = datastore.remote_mount_point.clone();
+        let capabilities = match conn.with(deadline, |c| c.capabilities(&export))? {
+            Ok(caps) => caps,
+            Err(status) => {
+                return Err(Failure::new(
+                    conn::status_vix(status),
+                    format!("capabilities of {export}: {status:?}"),
+                ))
+            }
+        };
+        Ok(Session {
+            datastore,
+            timeout,
+            access,
+            addrs,
+            tls,
+            capabilities,
+            pool: Mutex::new(vec![conn]),
+        })
+    }
+
+    /// The export's name for the daemon: the path the NAS exports.
+    pub fn export(&self) -> &str {
+        &self.datastore.remote_mount_point
+    }
+
+    /// An authenticated connection: an idle one from the pool, or a new one.
+    pub fn acquire(&self, deadline: Instant) -> Result<Conn, Failure> {
+        let idle = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        if let Some(conn) = idle {
+            return Ok(conn);
+        }
+        let key = ExportKey {
+            export: self.export(),
+            access: &self.access,
+        };
+        Conn::open(&self.addrs, &self.tls, &key, deadline)
+    }
+
+    /// Returns a healthy connection to the pool.
+    pub fn release(&self, conn: Conn) {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < MAX_IDLE {
+            pool.push(conn);
+        }
+    }
+
+    /// A deadline one session timeout from now.
+    pub fn deadline(&self) -> Instant {
+        Instant::now() + self.timeout
+    }
+
+    /// Runs one idempotent exchange, retrying once on a fresh connection when the pooled one
+    /// turns out broken (the daemon restarted, an idle connection timed out).
+    pub fn exchange<T>(
+        &self,
+        mut f: impl FnMut(&mut Client<Stream>) -> openvaai_proto::Result<T>,
+    ) -> Result<T, Failure> {
+        let mut last = None;
+        for _ in 0..2 {
+            let deadline = self.deadline();
+            let mut conn = self.acquire(deadline)?;
+            match conn.with(deadline, &mut f) {
+                Ok(v) => {
+                    self.release(conn);
+                    return Ok(v);
+                }
+                Err(failure) => last = Some(failure),
+            }
+        }
+        Err(last.expect("the loop ran"))
+    }
+}
+
+struct Registry<T> {
+    sessions: HashMap<SessionId, Arc<T>>,
     counter: u64,
     key: u64,
 }
 
-static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
+static REGISTRY: Mutex<Option<Registry<Session>>> = Mutex::new(None);
 
-fn registry() -> MutexGuard<'static, Option<Registry>> {
+fn registry() -> MutexGuard<'static, Option<Registry<Session>>> {
     // The map is never left half-updated by a panic (insert and remove are single calls), so
     // a poisoned lock still guards a consistent map.
     REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl Registry {
-    fn new() -> Registry {
+impl<T> Registry<T> {
+    fn new() -> Registry<T> {
         // A per-process random key, from the standard library's hash seed.
         let key = std::collections::hash_map::RandomState::new()
             .build_hasher()
@@ -63,7 +174,7 @@ impl Registry {
         }
     }
 
-    fn insert(&mut self, session: Session) -> SessionId {
+    fn insert(&mut self, session: T) -> SessionId {
         loop {
             self.counter = self.counter.wrapping_add(1);
             // A bijective mix of the counter: unique until the counter wraps, and not
@@ -105,23 +216,28 @@ pub fn start(raw: &RawDataStore<'_>, timeout_ms: Option<u64>) -> Result<SessionI
         }
     };
     let timeout = effective_timeout(timeout_ms);
-    let session = Session { datastore, timeout };
-    connect(&session)?;
+    let mount = datastore.mount().display().to_string();
+    let session = match Session::open(datastore, timeout) {
+        Ok(s) => s,
+        Err(failure) => {
+            crate::warning!("cannot open a session on {mount}: {failure}");
+            return Err(failure.vix);
+        }
+    };
+    crate::info!(
+        "session on {mount}: export {} ({}, reflink {}), openvaaid {}",
+        session.export(),
+        session.capabilities.fs_type,
+        if session.capabilities.reflink {
+            "yes"
+        } else {
+            "no"
+        },
+        session.capabilities.daemon_version
+    );
     let mut guard = registry();
     let id = guard.get_or_insert_with(Registry::new).insert(session);
     Ok(id)
-}
-
-/// Opens the session's connection to the daemon.
-fn connect(session: &Session) -> Result<(), VixError> {
-    // The client side of the protocol is not part of this build yet: an openvaaid datastore
-    // is recognised, but no session can be opened on it.
-    crate::warning!(
-        "{} is served by openvaaid at {}, but this build has no protocol client",
-        session.datastore.mount().display(),
-        session.datastore.remote_ip
-    );
-    Err(vix::E_HOST_NOT_CONNECTED)
 }
 
 /// `EndSession`.
@@ -140,12 +256,19 @@ pub fn end_all() -> usize {
 
 /// `SupportStatus`.
 pub fn support_status(id: SessionId, primitive: PrimitiveId) -> VixError {
-    let Some(_session) = lookup(id) else {
+    let Some(session) = lookup(id) else {
         return vix::E_INVALID_ARG;
     };
-    match primitive {
-        prim::CLONEFILE | prim::RESVSPACE | prim::STATX => vix::E_NOT_SUPPORTED,
-        _ => vix::E_INVALID_ARG,
+    let bit = match primitive {
+        prim::CLONEFILE => openvaai_proto::PRIM_CLONE,
+        prim::RESVSPACE => openvaai_proto::PRIM_RESERVE,
+        prim::STATX => openvaai_proto::PRIM_STATX,
+        _ => return vix::E_INVALID_ARG,
+    };
+    if session.capabilities.primitives & bit != 0 {
+        vix::OK
+    } else {
+        vix::E_NOT_SUPPORTED
     }
 }
 
@@ -164,6 +287,16 @@ pub enum Request<'a> {
     Statx {
         file: &'a [u8],
     },
+}
+
+impl Request<'_> {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Clone { .. } => "CLONEFILE",
+            Request::Reserve { .. } => "RESVSPACE",
+            Request::Statx { .. } => "STATX",
+        }
+    }
 }
 
 /// disklib's progress record: how often to report, and the report itself.
@@ -200,15 +333,20 @@ impl Outcome {
 }
 
 /// `ExecPrimitive`.
-pub fn exec(id: SessionId, request: &Request<'_>, _progress: &mut dyn Progress) -> Outcome {
+pub fn exec(id: SessionId, request: &Request<'_>, progress: &mut dyn Progress) -> Outcome {
     let Some(session) = lookup(id) else {
         return Outcome::status(vix::E_INVALID_ARG);
     };
-    crate::warning!(
-        "{request:?} on {}: no protocol client in this build",
-        session.datastore.mount().display()
-    );
-    Outcome::status(vix::E_NOT_SUPPORTED)
+    let outcome = crate::exec::run(&session, request, progress);
+    if outcome.status != vix::OK {
+        crate::info!(
+            "{} on {}: {}",
+            request.name(),
+            session.datastore.mount().display(),
+            vix::name(outcome.status).unwrap_or("VixError")
+        );
+    }
+    outcome
 }
 
 #[cfg(test)]
@@ -226,20 +364,7 @@ mod tests {
     #[test]
     fn ids_are_unique_nonzero_and_not_sequential() {
         let mut r = Registry::new();
-        let ds = DataStore {
-            fs_type: "NFS".into(),
-            fs_version: 3,
-            remote_ip: "127.0.0.1".into(),
-            remote_mount_point: "/x".into(),
-            local_mount_point: "/mnt/x".into(),
-        };
-        let mut ids = Vec::new();
-        for _ in 0..1000 {
-            ids.push(r.insert(Session {
-                datastore: ds.clone(),
-                timeout: DEFAULT_TIMEOUT,
-            }));
-        }
+        let ids: Vec<SessionId> = (0..1000).map(|i| r.insert(i)).collect();
         assert!(ids.iter().all(|&id| id != 0));
         let mut sorted = ids.clone();
         sorted.sort_unstable();

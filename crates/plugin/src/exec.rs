@@ -1,0 +1,372 @@
+//! ExecPrimitive: each primitive as calls to the daemon, and the progress pump for the long
+//! ones (clone, reserve), which run as jobs on the NAS.
+//!
+//! The pump long-polls WAIT with a byte threshold of the next `updateBytes` boundary, calls
+//! disklib's callback with the bytes done since the last call, cancels the job when the
+//! callback says abort, survives a dropped connection by reconnecting (job IDs outlive
+//! connections), and gives up when the NAS shows no progress for a whole session timeout.
+
+use std::time::{Duration, Instant};
+
+use openvaai_abi::{alloc, clone_flag, vix};
+use openvaai_proto::limits::MAX_WAIT_MS;
+use openvaai_proto::{self as proto, AllocType, CloneArgs, JobInfo, JobState, Status};
+
+use crate::conn::{self, Conn, ExportKey, Failure};
+use crate::datastore::{DataStore, PathError};
+use crate::session::{Outcome, Progress, Request, Session, StatxFigures};
+
+/// Runs one primitive on a session.
+pub fn run(session: &Session, request: &Request<'_>, progress: &mut dyn Progress) -> Outcome {
+    let result = match request {
+        Request::Statx { file } => statx(session, file),
+        Request::Reserve { file } => {
+            reserve(session, file, progress).map(|()| Outcome::status(vix::OK))
+        }
+        Request::Clone {
+            src,
+            dst,
+            flags,
+            src_datastore,
+        } => clone(session, src, dst, *flags, src_datastore.as_ref(), progress)
+            .map(|()| Outcome::status(vix::OK)),
+    };
+    result.unwrap_or_else(|failure| {
+        crate::warning!("{}: {failure}", request.name());
+        Outcome::status(failure.vix)
+    })
+}
+
+fn path_failure(e: PathError, path: &[u8]) -> Failure {
+    Failure::new(
+        vix::E_INVALID_ARG,
+        format!("{}: {e}", String::from_utf8_lossy(path)),
+    )
+}
+
+fn refused(status: Status, what: &str) -> Failure {
+    Failure::new(conn::status_vix(status), format!("{what}: {status:?}"))
+}
+
+fn statx(session: &Session, file: &[u8]) -> Result<Outcome, Failure> {
+    let path = session
+        .datastore
+        .relative(file)
+        .map_err(|e| path_failure(e, file))?;
+    let export = session.export();
+    match session.exchange(|c| c.statx(export, &path))? {
+        Ok(sx) => Ok(Outcome {
+            status: vix::OK,
+            statx: Some(StatxFigures {
+                total_bytes: sx.total_bytes,
+                alloced_bytes: sx.alloced_bytes,
+                unique_bytes: sx.unique_bytes,
+                alloc_type: match sx.alloc_type {
+                    AllocType::Ezt => alloc::EZT,
+                    AllocType::Lzt => alloc::LZT,
+                    AllocType::Thin => alloc::THIN,
+                    AllocType::NotKnown | AllocType::Unknown(_) => alloc::UNKNOWN,
+                },
+            }),
+        }),
+        Err(status) => Err(refused(status, &path)),
+    }
+}
+
+fn reserve(session: &Session, file: &[u8], progress: &mut dyn Progress) -> Result<(), Failure> {
+    let path = session
+        .datastore
+        .relative(file)
+        .map_err(|e| path_failure(e, file))?;
+    let export = session.export().to_owned();
+    let deadline = session.deadline();
+    let mut conn = session.acquire(deadline)?;
+    let started = conn.with(deadline, |c| c.reserve_start(&export, &path))?;
+    pump(session, conn, started, &[], progress)
+}
+
+/// A clone's source on another datastore: its export and its access file.
+struct Source {
+    datastore: DataStore,
+    access: proto::access::AccessFile,
+}
+
+fn clone(
+    session: &Session,
+    src: &[u8],
+    dst: &[u8],
+    flags: openvaai_abi::CloneFlags,
+    src_datastore: Option<&crate::datastore::RawDataStore<'_>>,
+    progress: &mut dyn Progress,
+) -> Result<(), Failure> {
+    if flags & !clone_flag::ALL != 0 {
+        return Err(Failure::new(
+            vix::E_INVALID_ARG,
+            format!("unknown clone flags {:#x}", flags & !clone_flag::ALL),
+        ));
+    }
+    let dst_path = session
+        .datastore
+        .relative(dst)
+        .map_err(|e| path_failure(e, dst))?;
+    let source = if flags & clone_flag::SRCDATASTORE_VALID != 0 {
+        let raw = src_datastore.ok_or_else(|| {
+            Failure::new(
+                vix::E_INVALID_ARG,
+                "SRCDATASTORE_VALID without srcDataStoreInfo",
+            )
+        })?;
+        Some(source(session, raw)?)
+    } else {
+        None
+    };
+    let src_path = match &source {
+        Some(s) => s.datastore.relative(src),
+        None => session.datastore.relative(src),
+    }
+    .map_err(|e| path_failure(e, src))?;
+    let args = CloneArgs {
+        export: session.export().to_owned(),
+        src_export: source
+            .as_ref()
+            .map(|s| s.datastore.remote_mount_point.clone()),
+        src: src_path,
+        dst: dst_path,
+        // The interface's flag bits are the protocol's.
+        flags: flags as u32,
+    };
+    let extra: Vec<ExportKey<'_>> = source
+        .iter()
+        .map(|s| ExportKey {
+            export: &s.datastore.remote_mount_point,
+            access: &s.access,
+        })
+        .collect();
+    let deadline = session.deadline();
+    let mut conn = session.acquire(deadline)?;
+    for key in &extra {
+        conn.authenticate(key, deadline)?;
+    }
+    let started = conn.with(deadline, |c| c.clone_start(&args))?;
+    pump(session, conn, started, &extra, progress)
+}
+
+/// The source datastore of a cross-datastore clone. It must be an export of the same daemon
+/// (the same certificate): a clone between two NAS servers cannot be offloaded.
+fn source(session: &Session, raw: &crate::datastore::RawDataStore<'_>) -> Result<Source, Failure> {
+    let datastore = DataStore::claim(raw)
+        .map_err(|d| Failure::new(vix::E_NOT_SUPPORTED, format!("source datastore: {d}")))?;
+    let access = datastore.read_access()?;
+    if access.cert_sha256 != session.access.cert_sha256 {
+        return Err(Failure::new(
+            vix::E_NOT_SUPPORTED,
+            format!(
+                "the source datastore {} is served by another openvaaid than {}",
+                datastore.mount().display(),
+                session.datastore.mount().display()
+            ),
+        ));
+    }
+    Ok(Source { datastore, access })
+}
+
+/// How long one WAIT may block on the server: well inside the session timeout, so that a
+/// reply always arrives before the socket gives up.
+fn wait_bound(timeout: Duration) -> u32 {
+    let half = (timeout / 2).as_millis().min(u128::from(MAX_WAIT_MS));
+    (half as u32).max(1)
+}
+
+/// Follows a started job to its end, reporting progress to disklib.
+fn pump(
+    session: &Session,
+    conn: Conn,
+    started: proto::StartRes,
+    extra: &[ExportKey<'_>],
+    progress: &mut dyn Progress,
+) -> Result<(), Failure> {
+    let job = match started {
+        Ok(job) => job,
+        Err(status) => {
+            session.release(conn);
+            return Err(refused(status, "the NAS refused the job"));
+        }
+    };
+    let step = progress.update_bytes().max(1);
+    let bound = wait_bound(session.timeout);
+    let mut reported = 0u64;
+    let mut last_done = 0u64;
+    let mut last_progress = Instant::now();
+    let mut conn = Some(conn);
+    loop {
+        let stall_deadline = last_progress + session.timeout;
+        let threshold = reported.saturating_add(step);
+        let reply = match conn.as_mut() {
+            Some(c) => c.with(stall_deadline, |c| c.wait(job, threshold, bound)),
+            None => reconnect(session, extra, stall_deadline).and_then(|c| {
+                let c = conn.insert(c);
+                c.with(stall_deadline, |c| c.wait(job, threshold, bound))
+            }),
+        };
+        let info = match reply {
+            Ok(Ok(info)) => info,
+            Ok(Err(status)) => {
+                // The job is unknown: it ended by lease, or the daemon restarted.
+                release(session, conn);
+                return Err(refused(status, &format!("job {job:#x}")));
+            }
+            Err(failure) if failure.broken && Instant::now() < stall_deadline => {
+                crate::info!("job {job:#x}: {failure}; reconnecting");
+                conn = None;
+                continue;
+            }
+            Err(failure) => return Err(failure),
+        };
+        if info.done > last_done {
+            last_done = info.done;
+            last_progress = Instant::now();
+        }
+        match info.state {
+            JobState::Running => {
+                if info.done.saturating_sub(reported) >= step {
+                    let delta = info.done - reported;
+                    reported = info.done;
+                    if !progress.report(delta) {
+                        return cancel(session, conn, extra, job);
+                    }
+                }
+                if last_progress.elapsed() >= session.timeout {
+                    let _ = cancel(session, conn, extra, job);
+                    return Err(Failure::new(
+                        vix::E_HOST_CONNECTION_LOST,
+                        format!("no progress from the NAS in {:?}", session.timeout),
+                    ));
+                }
+            }
+            JobState::Done => {
+                release(session, conn);
+                if info.done > reported {
+                    // The last stretch. The work is complete and durable on the NAS, so an
+                    // abort answered here has nothing left to stop.
+                    if !progress.report(info.done - reported) {
+                        crate::info!("job {job:#x}: abort requested after the NAS finished");
+                    }
+                }
+                return Ok(());
+            }
+            JobState::Failed | JobState::Unknown(_) => {
+                release(session, conn);
+                return Err(job_failure(&info, job));
+            }
+        }
+    }
+}
+
+fn job_failure(info: &JobInfo, job: u64) -> Failure {
+    let status = if info.result == Status::Ok {
+        Status::Fail
+    } else {
+        info.result
+    };
+    Failure::new(
+        conn::status_vix(status),
+        format!("job {job:#x} failed: {status:?}"),
+    )
+}
+
+fn release(session: &Session, conn: Option<Conn>) {
+    if let Some(c) = conn {
+        session.release(c);
+    }
+}
+
+fn reconnect(
+    session: &Session,
+    extra: &[ExportKey<'_>],
+    deadline: Instant,
+) -> Result<Conn, Failure> {
+    let mut last = None;
+    while Instant::now() < deadline {
+        let attempt = session.acquire(deadline).and_then(|mut c| {
+            for key in extra {
+                c.authenticate(key, deadline)?;
+            }
+            Ok(c)
+        });
+        match attempt {
+            Ok(c) => return Ok(c),
+            Err(f) => {
+                last = Some(f);
+                // The daemon may be restarting: try again shortly, within the deadline.
+                let left = deadline.saturating_duration_since(Instant::now());
+                std::thread::sleep(left.min(Duration::from_millis(200)));
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        Failure::new(vix::E_HOST_CONNECTION_LOST, "the session timeout ran out")
+    }))
+}
+
+/// Cancels a job and waits (within the session timeout) until the NAS has cleaned it up.
+fn cancel(
+    session: &Session,
+    conn: Option<Conn>,
+    extra: &[ExportKey<'_>],
+    job: u64,
+) -> Result<(), Failure> {
+    let deadline = session.deadline();
+    let mut conn = match conn {
+        Some(c) => c,
+        None => reconnect(session, extra, deadline)?,
+    };
+    let bound = wait_bound(session.timeout);
+    let mut reply = conn.with(deadline, |c| c.cancel(job))?;
+    loop {
+        match reply {
+            Ok(JobInfo {
+                state: JobState::Running,
+                ..
+            }) => {
+                reply = conn.with(deadline, |c| c.wait(job, u64::MAX, bound))?;
+            }
+            Ok(JobInfo {
+                state: JobState::Done,
+                ..
+            }) => {
+                // Finished before the cancel reached it: the clone is complete and durable.
+                session.release(conn);
+                crate::info!("job {job:#x} finished before the abort reached the NAS");
+                return Ok(());
+            }
+            Ok(_) | Err(_) => {
+                session.release(conn);
+                return Err(Failure::new(vix::E_CANCELLED, "aborted by the user"));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_are_bounded_inside_the_timeout() {
+        assert_eq!(wait_bound(Duration::from_secs(30)), 15_000);
+        assert_eq!(wait_bound(Duration::from_secs(600)), MAX_WAIT_MS);
+        assert_eq!(wait_bound(Duration::from_millis(1)), 1);
+    }
+
+    #[test]
+    fn the_interface_flags_are_the_protocol_flags() {
+        assert_eq!(clone_flag::GUARDED as u32, proto::CLONE_GUARDED);
+        assert_eq!(clone_flag::LAZY as u32, proto::CLONE_LAZY);
+        assert_eq!(
+            clone_flag::SRCDATASTORE_VALID as u32,
+            proto::CLONE_SRC_DATASTORE_VALID
+        );
+        assert_eq!(clone_flag::DRYRUN as u32, proto::CLONE_DRY_RUN);
+        assert_eq!(clone_flag::SKIPZEROES as u32, proto::CLONE_SKIP_ZEROES);
+    }
+}
