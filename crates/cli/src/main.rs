@@ -2,7 +2,6 @@
 //! (diagnostics), for the demo and benchmarks, and as the project's test host.
 #![deny(unsafe_code)]
 
-mod loader;
 mod plugin_info;
 
 use std::process::ExitCode;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use openvaai_abi::{prim, vix};
 
-use crate::loader::{self, Plugin};
+use openvaai_host::{self as loader, Plugin};
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -1,10 +1,12 @@
-//! Loads a disklib NAS plugin exactly as disklib does: `dlopen`, the
+//! A disklib stand-in: loads a NAS plugin exactly as disklib does (`dlopen`, the
 //! `VixDiskLibPlugin_EntryPoint` data symbol, its NULL-terminated list of tables, `Init` with
-//! three `va_list` log functions, then the NAS entry points.
+//! three `va_list` log functions) and drives its NAS entry points with the structures disklib
+//! passes. The `openvaai` CLI and the end-to-end tests use it, so what they see is what ESXi
+//! gets.
 //!
 //! # Safety
 //!
-//! This module is the CLI's only `unsafe` code. Calling into a plugin means trusting that the
+//! This crate is all `unsafe` glue, kept in one place. Calling into a plugin means trusting that the
 //! library honours the interface; what can be checked first is checked: the symbol exists,
 //! the list is NULL-terminated within [`MAX_TABLES`], a table claims type NAS and version 1.x
 //! before its NAS members are read, and every function pointer is non-NULL before a call.
@@ -16,8 +18,9 @@ use std::sync::Mutex;
 
 use anyhow::{bail, Context, Result};
 use openvaai_abi::{
-    plugin_type, vix, LogFunc, PrimitiveId, SessionId, SessionParams, VixDiskLibNasPlugin,
-    VixDiskLibPlugin, VixError, ENTRYPOINT_NAME,
+    plugin_type, prim, vix, Bool, CloneFileParams, CloneFlags, CommonParams, LogFunc, PrimitiveId,
+    ProgressRecord, ResultCommon, ResvSpaceParams, SessionId, SessionParams, StatXParams,
+    StatXResult, VixDiskLibNasPlugin, VixDiskLibPlugin, VixError, ENTRYPOINT_NAME, FALSE, TRUE,
 };
 
 /// A plugin list longer than this is taken for a missing NULL terminator.
@@ -259,6 +262,162 @@ impl Plugin {
             Some(status) => unsafe { status(id, primitive) },
             None => vix::E_NOT_SUPPORTED,
         }
+    }
+}
+
+/// disklib's progress record as the caller of a primitive sets it up: report every
+/// `update_bytes`, and the callback that receives each delta and returns false to abort.
+pub struct Progress<'a> {
+    pub update_bytes: u64,
+    pub callback: &'a mut dyn FnMut(u64) -> bool,
+}
+
+struct Holder<'a, 'b> {
+    callback: &'a mut (dyn FnMut(u64) -> bool + 'b),
+}
+
+/// The C callback disklib would pass; `private` carries the Rust closure.
+unsafe extern "C" fn progress_trampoline(rec: *mut ProgressRecord) -> Bool {
+    let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: `rec` is the record we built for this call; `private` points to the
+        // `Holder` on the caller's stack, alive for the whole ExecPrimitive.
+        unsafe {
+            let rec = &*rec;
+            let holder = &mut *(rec.private as *mut Holder<'_, '_>);
+            (holder.callback)(rec.progress_bytes)
+        }
+    }));
+    match call {
+        Ok(true) => TRUE,
+        // A panicking callback aborts the operation, as a FALSE would.
+        Ok(false) | Err(_) => FALSE,
+    }
+}
+
+fn cstring(s: &str, what: &str) -> Result<CString> {
+    CString::new(s).with_context(|| format!("NUL in {what}"))
+}
+
+impl Plugin {
+    /// `ExecPrimitive` with `params`, after wiring in `progress`.
+    ///
+    /// # Safety
+    /// `params` is a parameter struct of the kind its `primitive_id` names, with `common`
+    /// first, and every pointer in it valid for the call.
+    unsafe fn exec(
+        &self,
+        id: SessionId,
+        params: *mut CommonParams,
+        progress: Option<Progress<'_>>,
+    ) {
+        let Some(exec) = self.table().exec_primitive else {
+            // SAFETY: `result` is valid by the caller's contract.
+            unsafe { (*(*params).result).status = vix::E_NOT_SUPPORTED };
+            return;
+        };
+        match progress {
+            Some(p) => {
+                let mut holder = Holder {
+                    callback: p.callback,
+                };
+                let mut record = ProgressRecord {
+                    private: &mut holder as *mut Holder<'_, '_> as *mut std::ffi::c_void,
+                    update_bytes: p.update_bytes,
+                    progress_bytes: 0,
+                    callback: Some(progress_trampoline),
+                };
+                // SAFETY: the record and holder outlive the call.
+                unsafe {
+                    (*params).progress_record = &mut record;
+                    exec(id, params);
+                    (*params).progress_record = std::ptr::null_mut();
+                }
+            }
+            // SAFETY: as the caller promised.
+            None => unsafe { exec(id, params) },
+        }
+    }
+
+    /// CLONEFILE from `src` to `dst` (absolute paths under the datastores' mount points).
+    pub fn clone_file(
+        &self,
+        id: SessionId,
+        src: &str,
+        dst: &str,
+        flags: CloneFlags,
+        src_datastore: Option<&Datastore>,
+        progress: Option<Progress<'_>>,
+    ) -> Result<VixError> {
+        let (src, dst) = (cstring(src, "source")?, cstring(dst, "destination")?);
+        let src_c = src_datastore.map(Datastore::to_c).transpose()?;
+        let src_raw = src_c.as_ref().map(CDatastore::raw);
+        let mut result = ResultCommon {
+            status: vix::E_FAIL,
+        };
+        let mut params = CloneFileParams {
+            common: CommonParams {
+                primitive_id: prim::CLONEFILE,
+                progress_record: std::ptr::null_mut(),
+                result: &mut result,
+            },
+            src_file_name: src.as_ptr(),
+            dst_file_name: dst.as_ptr(),
+            clone_flags: flags,
+            src_data_store_info: src_raw.as_ref().map_or(std::ptr::null(), |r| r as *const _),
+        };
+        // SAFETY: a CloneFileParams for CLONEFILE; everything it points to outlives the call.
+        unsafe { self.exec(id, &mut params.common, progress) };
+        Ok(result.status)
+    }
+
+    /// RESVSPACE on `file`.
+    pub fn reserve(
+        &self,
+        id: SessionId,
+        file: &str,
+        progress: Option<Progress<'_>>,
+    ) -> Result<VixError> {
+        let file = cstring(file, "file name")?;
+        let mut result = ResultCommon {
+            status: vix::E_FAIL,
+        };
+        let mut params = ResvSpaceParams {
+            common: CommonParams {
+                primitive_id: prim::RESVSPACE,
+                progress_record: std::ptr::null_mut(),
+                result: &mut result,
+            },
+            file_name: file.as_ptr(),
+        };
+        // SAFETY: a ResvSpaceParams for RESVSPACE; everything it points to outlives the call.
+        unsafe { self.exec(id, &mut params.common, progress) };
+        Ok(result.status)
+    }
+
+    /// STATX of `file`: the status and the figures as the plugin filled them.
+    pub fn statx(&self, id: SessionId, file: &str) -> Result<StatXResult> {
+        let file = cstring(file, "file name")?;
+        let mut result = StatXResult {
+            common: ResultCommon {
+                status: vix::E_FAIL,
+            },
+            total_bytes: 0,
+            alloced_bytes: 0,
+            unique_bytes: 0,
+            alloc_type: openvaai_abi::alloc::UNKNOWN,
+        };
+        let mut params = StatXParams {
+            common: CommonParams {
+                primitive_id: prim::STATX,
+                progress_record: std::ptr::null_mut(),
+                // The whole StatXResult, not only its first member: the plugin fills it all.
+                result: &mut result as *mut StatXResult as *mut ResultCommon,
+            },
+            file_name: file.as_ptr(),
+        };
+        // SAFETY: a StatXParams for STATX whose result is a StatXResult.
+        unsafe { self.exec(id, &mut params.common, None) };
+        Ok(result)
     }
 }
 
