@@ -17,6 +17,8 @@ mod tls;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
@@ -129,11 +131,13 @@ fn check_exports(c: &Config) -> anyhow::Result<()> {
 }
 
 fn serve(config: Config) -> anyhow::Result<usize> {
-    let (shared, listeners) = server::prepare(config)?;
+    // Before anything that a supervisor could observe (listeners, access files), so that a
+    // SIGTERM from then on always means a clean stop.
+    let shutdown = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, shared.shutdown.clone())
-            .context("installing signal handlers")?;
+        signal_hook::flag::register(sig, shutdown.clone()).context("installing signal handlers")?;
     }
+    let (shared, listeners) = server::prepare(config, shutdown)?;
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "openvaaid ready");
     Ok(server::serve(shared, listeners))
 }

@@ -38,7 +38,10 @@ pub struct Shared {
 
 /// Opens the exports, makes or loads the certificate, binds the listeners and writes the
 /// access files. Everything that can fail at start fails here, before serving.
-pub fn prepare(config: Config) -> anyhow::Result<(Arc<Shared>, Vec<TcpListener>)> {
+pub fn prepare(
+    config: Config,
+    shutdown: Arc<AtomicBool>,
+) -> anyhow::Result<(Arc<Shared>, Vec<TcpListener>)> {
     crate::fsutil::ensure_dir(&config.state_dir, 0o700)?;
     let identity: Identity = crate::tls::load_or_create(&config.state_dir)?;
     let mut listeners = Vec::new();
@@ -76,7 +79,7 @@ pub fn prepare(config: Config) -> anyhow::Result<(Arc<Shared>, Vec<TcpListener>)
         config,
         exports,
         tls: identity.config,
-        shutdown: Arc::new(AtomicBool::new(false)),
+        shutdown,
         conns: Mutex::new(HashMap::new()),
         conn_count: AtomicUsize::new(0),
         next_conn: AtomicU64::new(1),
@@ -84,7 +87,7 @@ pub fn prepare(config: Config) -> anyhow::Result<(Arc<Shared>, Vec<TcpListener>)
     Ok((shared, listeners))
 }
 
-/// Accepts connections until `shared.shutdown` is set, then stops the jobs and the
+/// Accepts connections until `shared.shutdown` is set (by SIGTERM or SIGINT), then stops the jobs and the
 /// connections. Returns the number of jobs that did not stop in time.
 pub fn serve(shared: Arc<Shared>, listeners: Vec<TcpListener>) -> usize {
     let reaper = {
