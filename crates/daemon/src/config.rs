@@ -217,8 +217,9 @@ impl Config {
         })
     }
 
-    /// The export called `name` by clients.
+    /// The export called `name` by clients (trailing slashes do not matter).
     pub fn export_index(&self, name: &str) -> Option<usize> {
+        let name = canonical_name(name);
         self.exports.iter().position(|e| e.name == name)
     }
 }
@@ -240,8 +241,9 @@ fn export_config(
     if !path.is_absolute() {
         bail!("export path {} is not absolute", path.display());
     }
+    let path = normalize(&path);
     let name = match name {
-        Some(n) => n,
+        Some(n) => canonical_name(&n).to_owned(),
         None => path
             .to_str()
             .with_context(|| format!("export path {} is not UTF-8", path.display()))?
@@ -266,11 +268,22 @@ fn export_config(
         }
     };
     Ok(ExportConfig {
-        path: normalize(&path),
+        path,
         name,
         allowed_networks,
         read_only,
     })
+}
+
+/// An export name without trailing slashes (but `/` stays `/`): ESXi and exportfs do not
+/// agree on them.
+pub fn canonical_name(name: &str) -> &str {
+    let t = name.trim_end_matches('/');
+    if t.is_empty() && !name.is_empty() {
+        "/"
+    } else {
+        t
+    }
 }
 
 /// Drops trailing slashes and `.` components, so one directory has one spelling.
@@ -319,6 +332,9 @@ mod tests {
         assert!(c.exports[0].read_only);
         assert_eq!(c.exports[1].name, "/srv/b");
         assert_eq!(c.export_index("/srv/b"), Some(1));
+        assert_eq!(c.export_index("/srv/b/"), Some(1));
+        assert_eq!(c.export_index("/a//"), Some(0));
+        assert_eq!(canonical_name("/"), "/");
     }
 
     #[test]

@@ -134,7 +134,7 @@ fn auth(shared: &Shared, s: &mut Session, a: AuthArgs) -> AuthRes {
         return Err(Status::AuthenticationFail);
     };
     let e = &shared.exports[p.export];
-    if e.cfg.name != a.export {
+    if shared.config.export_index(&a.export) != Some(p.export) {
         tracing::warn!(peer = %s.peer, export = %a.export, "AUTH for another export than its HELLO");
         return Err(Status::AuthenticationFail);
     }
@@ -277,6 +277,7 @@ fn job_exports(shared: &Shared, exports: &[&Arc<ExportState>]) -> Vec<usize> {
         .iter()
         .filter_map(|e| shared.config.export_index(&e.cfg.name))
         .collect();
+    v.sort_unstable();
     v.dedup();
     v
 }

@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 use openvaai_engine::{CancelToken, Progress};
 use openvaai_proto::{JobInfo, JobState, Status};
 
+/// Most jobs (running and finished) held at once; see [`JobTable::forget_oldest_finished`].
+const MAX_KEPT: usize = 1024;
+
 /// The work of a job: runs the engine, reports progress, returns the final status.
 pub type Work = Box<dyn FnOnce(&mut dyn FnMut(Progress), &CancelToken) -> Status + Send>;
 
@@ -115,6 +118,7 @@ impl JobTable {
             tracing::warn!(%what, running, "job refused: too many jobs");
             return Err(Status::ObjectIsBusy);
         }
+        self.forget_oldest_finished(&mut jobs);
         let id = loop {
             let id = u64::from_be_bytes(openvaai_proto::auth::random_bytes());
             if id != 0 && !jobs.contains_key(&id) {
@@ -152,6 +156,26 @@ impl JobTable {
                 tracing::error!("cannot start a job thread: {e}");
                 Err(Status::OutOfMemory)
             }
+        }
+    }
+
+    /// Keeps the table bounded when clients start many short jobs: past [`MAX_KEPT`]
+    /// entries, the finished jobs nobody waits on go first, oldest first.
+    fn forget_oldest_finished(&self, jobs: &mut HashMap<u64, Arc<Job>>) {
+        if jobs.len() < MAX_KEPT {
+            return;
+        }
+        let mut finished: Vec<(Instant, u64)> = jobs
+            .values()
+            .filter_map(|j| {
+                let g = lock(&j.state);
+                g.finished_at.filter(|_| g.waiters == 0).map(|t| (t, j.id))
+            })
+            .collect();
+        finished.sort_unstable();
+        let excess = jobs.len() + 1 - MAX_KEPT;
+        for (_, id) in finished.into_iter().take(excess) {
+            jobs.remove(&id);
         }
     }
 
@@ -273,6 +297,20 @@ mod tests {
         std::thread::sleep(Duration::from_millis(300));
         t.reap();
         assert!(t.get(b).is_none() && t.get(a).is_none());
+    }
+
+    #[test]
+    fn finished_jobs_are_forgotten_past_the_cap() {
+        let t = JobTable::new(4, Duration::from_secs(3600));
+        let mut last = 0;
+        for _ in 0..MAX_KEPT + 10 {
+            last = t
+                .start(vec![0], "quick".into(), Box::new(|_, _| Status::Ok))
+                .unwrap();
+            t.get(last).unwrap().wait(u64::MAX, Duration::from_secs(5));
+        }
+        assert!(lock(&t.jobs).len() <= MAX_KEPT);
+        assert!(t.get(last).is_some());
     }
 
     #[test]

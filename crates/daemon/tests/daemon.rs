@@ -284,6 +284,14 @@ fn unknown_export_is_not_found() {
             .unwrap(),
         Err(Status::ObjectNotFound)
     );
+    // Trailing slashes do not make another export.
+    let with_slash = format!("{}/", d.name(0));
+    let mut c = d.client();
+    assert!(c
+        .authenticate(&with_slash, &d.access(0).secret)
+        .unwrap()
+        .is_ok());
+    assert!(c.capabilities(&d.name(0)).unwrap().is_ok());
 }
 
 #[test]

@@ -227,6 +227,41 @@ fn decode_everything(b: &[u8]) {
     let _ = AccessFile::parse(b);
 }
 
+/// A valid call of procedure `which`, to mutate.
+fn valid_call(which: usize) -> Vec<u8> {
+    let e = "/exports/a".to_owned();
+    let args = match which {
+        0 => Vec::new(),
+        1 => to_bytes(&HelloArgs {
+            export: e,
+            client_nonce: [1; 32],
+        }),
+        2 => to_bytes(&AuthArgs {
+            export: e,
+            client_proof: [2; 32],
+        }),
+        3 => to_bytes(&ExportArgs { export: e }),
+        4 => to_bytes(&CloneArgs {
+            export: e.clone(),
+            src_export: Some(e),
+            src: "a/b".into(),
+            dst: "c".into(),
+            flags: 3,
+        }),
+        5 | 8 => to_bytes(&PathArgs {
+            export: e,
+            path: "x.vmdk".into(),
+        }),
+        6 => to_bytes(&WaitArgs {
+            job: 9,
+            threshold: 10,
+            max_wait_ms: 11,
+        }),
+        _ => to_bytes(&JobArgs { job: 12 }),
+    };
+    encode_call(1, which as u32, &args)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
@@ -254,6 +289,24 @@ proptest! {
         decode_everything(&b);
         if let Ok(c) = decode_call(&b) {
             let _ = from_bytes::<CloneArgs>(c.args);
+        }
+    }
+
+    #[test]
+    fn decoders_never_panic_on_any_mutated_procedure(
+        which in 0usize..9,
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
+        cut in any::<usize>(),
+    ) {
+        let mut b = valid_call(which);
+        for (i, x) in flips {
+            let n = b.len();
+            b[i % n] ^= x;
+        }
+        b.truncate(cut % (b.len() + 1));
+        decode_everything(&b);
+        if let Ok(c) = decode_call(&b) {
+            decode_everything(c.args);
         }
     }
 
