@@ -105,6 +105,12 @@ pub struct Plugin {
     _lib: libloading::Library,
 }
 
+// SAFETY: the table is read-only once loaded, and the NAS interface lets disklib call a
+// plugin's entry points from any thread, concurrently: sharing a loaded plugin between
+// threads is what disklib itself does.
+unsafe impl Send for Plugin {}
+unsafe impl Sync for Plugin {}
+
 impl Plugin {
     /// `dlopen`s the library and reads its plugin list. Fails when the list has no NAS table
     /// of interface version 1.x.

@@ -157,7 +157,7 @@ fn source(session: &Session, raw: &crate::datastore::RawDataStore<'_>) -> Result
     let datastore = DataStore::claim(raw)
         .map_err(|d| Failure::new(vix::E_NOT_SUPPORTED, format!("source datastore: {d}")))?;
     let access = datastore.read_access()?;
-    if access.cert_sha256 != session.access.cert_sha256 {
+    if access.cert_sha256 != session.trust().access.cert_sha256 {
         return Err(Failure::new(
             vix::E_NOT_SUPPORTED,
             format!(

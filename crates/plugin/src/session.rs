@@ -39,14 +39,37 @@ pub fn effective_timeout(timeout_ms: Option<u64>) -> Duration {
 /// Idle connections kept per session; calls beyond that open their own and close them after.
 pub const MAX_IDLE: usize = 4;
 
+/// How to reach and convince the daemon: the access file as last read, the addresses it
+/// gives, and the TLS configuration that pins its certificate.
+pub struct Trust {
+    pub access: AccessFile,
+    addrs: Vec<SocketAddr>,
+    tls: Arc<ClientConfig>,
+}
+
+impl Trust {
+    fn read(datastore: &DataStore) -> Result<Trust, Failure> {
+        let access = datastore.read_access()?;
+        let addrs = conn::daemon_addresses(&access, &datastore.remote_ip)?;
+        let tls = conn::tls_config(access.cert_sha256)?;
+        Ok(Trust { access, addrs, tls })
+    }
+
+    fn open(&self, export: &str, deadline: Instant) -> Result<Conn, Failure> {
+        let key = ExportKey {
+            export,
+            access: &self.access,
+        };
+        Conn::open(&self.addrs, &self.tls, &key, deadline)
+    }
+}
+
 /// One session: a datastore served by openvaaid, how to reach and prove ourselves to it, and
 /// a small pool of authenticated connections.
 pub struct Session {
     pub datastore: DataStore,
     pub timeout: Duration,
-    pub access: AccessFile,
-    addrs: Vec<SocketAddr>,
-    tls: Arc<ClientConfig>,
+    trust: Mutex<Arc<Trust>>,
     pub capabilities: Capabilities,
     pool: Mutex<Vec<Conn>>,
 }
@@ -56,7 +79,6 @@ impl std::fmt::Debug for Session {
         f.debug_struct("Session")
             .field("datastore", &self.datastore)
             .field("timeout", &self.timeout)
-            .field("addrs", &self.addrs)
             .finish()
     }
 }
@@ -64,15 +86,9 @@ impl std::fmt::Debug for Session {
 impl Session {
     /// Reads the access file, connects, authenticates the export and reads its capabilities.
     fn open(datastore: DataStore, timeout: Duration) -> Result<Session, Failure> {
-        let access = datastore.read_access()?;
-        let addrs = conn::daemon_addresses(&access, &datastore.remote_ip)?;
-        let tls = conn::tls_config(access.cert_sha256)?;
+        let trust = Trust::read(&datastore)?;
         let deadline = Instant::now() + timeout;
-        let key = ExportKey {
-            export: &datastore.remote_mount_point,
-            access: &access,
-        };
-        let mut conn = Conn::open(&addrs, &tls, &key, deadline)?;
+        let mut conn = trust.open(&datastore.remote_mount_point, deadline)?;
         let export = datastore.remote_mount_point.clone();
         let capabilities = match conn.with(deadline, |c| c.capabilities(&export))? {
             Ok(caps) => caps,
@@ -86,12 +102,15 @@ impl Session {
         Ok(Session {
             datastore,
             timeout,
-            access,
-            addrs,
-            tls,
+            trust: Mutex::new(Arc::new(trust)),
             capabilities,
             pool: Mutex::new(vec![conn]),
         })
+    }
+
+    /// The access file as last read.
+    pub fn trust(&self) -> Arc<Trust> {
+        self.trust.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The export's name for the daemon: the path the NAS exports.
@@ -99,17 +118,29 @@ impl Session {
         &self.datastore.remote_mount_point
     }
 
-    /// An authenticated connection: an idle one from the pool, or a new one.
+    /// An authenticated connection: an idle one from the pool, or a new one. When a new one
+    /// fails, the access file is read again: a restarted daemon draws a new secret (and may
+    /// listen elsewhere), and a session must outlive that.
     pub fn acquire(&self, deadline: Instant) -> Result<Conn, Failure> {
         let idle = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
         if let Some(conn) = idle {
             return Ok(conn);
         }
-        let key = ExportKey {
-            export: self.export(),
-            access: &self.access,
+        let trust = self.trust();
+        let failure = match trust.open(self.export(), deadline) {
+            Ok(conn) => return Ok(conn),
+            Err(f) => f,
         };
-        Conn::open(&self.addrs, &self.tls, &key, deadline)
+        let fresh = match Trust::read(&self.datastore) {
+            Ok(t) if t.access != trust.access => Arc::new(t),
+            _ => return Err(failure),
+        };
+        crate::info!(
+            "{}: the access file changed (daemon restarted?); reconnecting with it",
+            self.datastore.mount().display()
+        );
+        *self.trust.lock().unwrap_or_else(|e| e.into_inner()) = fresh.clone();
+        fresh.open(self.export(), deadline)
     }
 
     /// Returns a healthy connection to the pool.
@@ -125,25 +156,30 @@ impl Session {
         Instant::now() + self.timeout
     }
 
-    /// Runs one idempotent exchange, retrying once on a fresh connection when the pooled one
-    /// turns out broken (the daemon restarted, an idle connection timed out).
+    /// Runs one idempotent exchange within one session timeout, retrying once on a fresh
+    /// connection when the pooled one turns out broken (the daemon restarted, an idle
+    /// connection was closed).
     pub fn exchange<T>(
         &self,
         mut f: impl FnMut(&mut Client<Stream>) -> openvaai_proto::Result<T>,
     ) -> Result<T, Failure> {
-        let mut last = None;
-        for _ in 0..2 {
-            let deadline = self.deadline();
-            let mut conn = self.acquire(deadline)?;
-            match conn.with(deadline, &mut f) {
-                Ok(v) => {
-                    self.release(conn);
-                    return Ok(v);
-                }
-                Err(failure) => last = Some(failure),
+        let deadline = self.deadline();
+        let mut conn = self.acquire(deadline)?;
+        let first = match conn.with(deadline, &mut f) {
+            Ok(v) => {
+                self.release(conn);
+                return Ok(v);
             }
+            Err(failure) => failure,
+        };
+        drop(conn);
+        if !first.broken || Instant::now() >= deadline {
+            return Err(first);
         }
-        Err(last.expect("the loop ran"))
+        let mut conn = self.acquire(deadline)?;
+        let v = conn.with(deadline, &mut f)?;
+        self.release(conn);
+        Ok(v)
     }
 }
 

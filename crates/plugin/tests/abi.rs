@@ -1,45 +1,15 @@
 //! The plugin as disklib sees it: the interface's layout as a C compiler makes it, and the
 //! built library loaded with `dlopen` by a C host.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The built `libopenvaai.so` beside this test's binary.
-fn plugin_so() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap();
-    for dir in [deps, deps.parent().unwrap()] {
-        let so = dir.join("libopenvaai.so");
-        if so.exists() {
-            return so;
-        }
-    }
-    panic!("libopenvaai.so not found near {}", deps.display());
-}
+#[path = "support/chost.rs"]
+mod chost;
 
-/// Compiles tests/c/host.c against the project's header, into `out`.
-fn build_host(out: &Path) -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let include = manifest.join("../abi/include");
-    let exe = out.join("host");
-    let compiler = cc::Build::new()
-        .cargo_metadata(false)
-        .opt_level(0)
-        .target("x86_64-unknown-linux-gnu")
-        .host("x86_64-unknown-linux-gnu")
-        .get_compiler();
-    let status = compiler
-        .to_command()
-        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-o"])
-        .arg(&exe)
-        .arg("-I")
-        .arg(&include)
-        .arg(manifest.join("tests/c/host.c"))
-        .arg("-ldl")
-        .status()
-        .expect("running the C compiler");
-    assert!(status.success(), "tests/c/host.c does not compile");
-    exe
+use openvaai_testkit::plugin_so;
+
+fn build_host(out: &std::path::Path) -> std::path::PathBuf {
+    chost::build(out)
 }
 
 #[test]

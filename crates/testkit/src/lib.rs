@@ -1,5 +1,5 @@
-//! Shared test helpers: loop-mounted filesystem images, and files with a chosen layout of
-//! data, zero and hole runs.
+//! Shared test helpers: loop-mounted filesystem images, files with a chosen layout of data,
+//! zero and hole runs, the workspace's built programs, and a real `openvaaid` to test against.
 //!
 //! ```no_run
 //! use openvaai_testkit::{FsKind, TestFs};
@@ -12,8 +12,12 @@
 //! it panics instead, so a missing tool cannot turn into a silently green run.
 #![deny(unsafe_code)]
 
+mod artifacts;
+mod daemon;
 mod layout;
 mod testfs;
 
+pub use artifacts::{cli_bin, daemon_bin, plugin_so, profile_dir};
+pub use daemon::{access_path, Daemon, DaemonBuilder};
 pub use layout::{assert_same_content, data_byte, write_layout, Run};
 pub use testfs::{require_fs_tests, FsKind, TestFs};

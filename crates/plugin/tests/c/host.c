@@ -5,6 +5,10 @@
  *   host layout        print "name value" for every size and offset of the interface
  *   host load SO DIR   dlopen SO, walk its entry point, Init, decline checks, Done;
  *                      DIR is a directory with no .openvaai/access (a foreign datastore)
+ *   host e2e SO MOUNT IP EXPORT FILE
+ *                      a session on a datastore served by openvaaid: SupportStatus, STATX
+ *                      of MOUNT/FILE, lazy and full clones of it with progress, RESVSPACE,
+ *                      EndSession; prints "key value" lines
  *
  * Exit status 0 when every check passed; each failed check is printed.
  */
@@ -308,8 +312,92 @@ static int load(const char *so, const char *foreign_dir)
    return failures ? 1 : 0;
 }
 
+/* ---- e2e mode ------------------------------------------------------------------------- */
+
+typedef struct {
+   int calls;
+   uint64 sum;
+} Counter;
+
+static Bool count_progress(VixDiskLibNasPluginProgressRecord *rec)
+{
+   Counter *c = (Counter *)rec->private;
+   c->calls++;
+   c->sum += rec->progressBytes;
+   return TRUE;
+}
+
+static void e2e_clone(VixDiskLibNasPlugin *nas, VixDiskLibNasPluginSessionID id, const char *label,
+                      char *src, char *dst, int flags)
+{
+   Counter counter = {0, 0};
+   VixDiskLibNasPluginProgressRecord rec = {&counter, 1 << 20, 0, count_progress};
+   VixDiskLibNasPluginResultCommon rc = {VIX_E_FAIL};
+   VixDiskLibNasPluginCloneFileParams cp = {{VIXDISKLIB_NASPLUGIN_PRIM_CLONEFILE, &rec, &rc}, src,
+                                            dst, (VixDiskLibNasPluginCloneFileFlags)flags, NULL};
+   nas->ExecPrimitive(id, &cp.common);
+   printf("%s.status %llu\n%s.callbacks %d\n%s.progress %llu\n", label,
+          (unsigned long long)rc.status, label, counter.calls, label,
+          (unsigned long long)counter.sum);
+}
+
+static int e2e(const char *so, char *mount, char *ip, char *export, const char *file)
+{
+   void *lib = dlopen(so, RTLD_NOW | RTLD_LOCAL);
+   if (lib == NULL) {
+      printf("dlopen %s\n", dlerror());
+      return 1;
+   }
+   VixDiskLibPlugin **list = *(VixDiskLibPlugin ***)dlsym(lib, VIXDISKLIB_PLUGIN_ENTRYPOINT_NAME);
+   VixDiskLibNasPlugin *nas = (VixDiskLibNasPlugin *)list[0];
+   printf("init %llu\n", (unsigned long long)nas->diskLibPlugin.Init(log_func, log_func, panic_func));
+
+   VixDiskLibNasPluginDataStoreParams ds = {"NFS41", 4, ip, export, mount};
+   VixDiskLibNasPluginSessionParams sp = {5000};
+   VixDiskLibNasPluginSessionID id = 0;
+   printf("start %llu\n", (unsigned long long)nas->StartSession(&ds, &sp, &id));
+   printf("session_nonzero %d\n", id != 0);
+   printf("support.clone %llu\nsupport.resv %llu\nsupport.statx %llu\n",
+          (unsigned long long)nas->SupportStatus(id, VIXDISKLIB_NASPLUGIN_PRIM_CLONEFILE),
+          (unsigned long long)nas->SupportStatus(id, VIXDISKLIB_NASPLUGIN_PRIM_RESVSPACE),
+          (unsigned long long)nas->SupportStatus(id, VIXDISKLIB_NASPLUGIN_PRIM_STATX));
+
+   char src[4096], lazy[4096], full[4096];
+   snprintf(src, sizeof src, "%s/%s", mount, file);
+   snprintf(lazy, sizeof lazy, "%s/c-lazy.vmdk", mount);
+   snprintf(full, sizeof full, "%s/c-full.vmdk", mount);
+
+   VixDiskLibNasPluginStatXResult sx;
+   memset(&sx, 0, sizeof sx);
+   VixDiskLibNasPluginStatXParams stp = {{VIXDISKLIB_NASPLUGIN_PRIM_STATX, NULL, &sx.common}, src};
+   nas->ExecPrimitive(id, &stp.common);
+   printf("statx.status %llu\nstatx.total %llu\nstatx.alloced %llu\nstatx.unique %llu\n"
+          "statx.type %d\n",
+          (unsigned long long)sx.common.status, (unsigned long long)sx.totalBytes,
+          (unsigned long long)sx.allocedBytes, (unsigned long long)sx.uniqueBytes,
+          (int)sx.allocType);
+
+   e2e_clone(nas, id, "lazy", src, lazy,
+             VIXDISKLIB_NASPLUGIN_CLONEFILE_FLAG_LAZY | VIXDISKLIB_NASPLUGIN_CLONEFILE_FLAG_GUARDED);
+   e2e_clone(nas, id, "full", src, full, 0);
+
+   VixDiskLibNasPluginResultCommon rc = {VIX_E_FAIL};
+   VixDiskLibNasPluginResvSpaceParams rp = {{VIXDISKLIB_NASPLUGIN_PRIM_RESVSPACE, NULL, &rc}, full};
+   nas->ExecPrimitive(id, &rp.common);
+   printf("resv.status %llu\n", (unsigned long long)rc.status);
+
+   printf("end %llu\n", (unsigned long long)nas->EndSession(id));
+   printf("end_again %llu\n", (unsigned long long)nas->EndSession(id));
+   nas->diskLibPlugin.Done();
+   dlclose(lib);
+   return 0;
+}
+
 int main(int argc, char **argv)
 {
+   if (argc == 7 && strcmp(argv[1], "e2e") == 0) {
+      return e2e(argv[2], argv[3], argv[4], argv[5], argv[6]);
+   }
    if (argc == 2 && strcmp(argv[1], "layout") == 0) {
       return print_layout();
    }

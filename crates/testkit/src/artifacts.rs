@@ -1,0 +1,70 @@
+//! The workspace's built programs and the plugin library, for tests in any crate.
+//!
+//! `cargo test --workspace` builds them all before any test runs; a test run of one crate
+//! alone builds what is missing with the same cargo and profile.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+/// The profile directory of the running test binary (`target/debug` or `target/release`).
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut dir = exe.parent().expect("test binary directory").to_owned();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
+}
+
+static BUILD: Mutex<()> = Mutex::new(());
+
+fn built(file: &Path, package: &str, extra: &[&str]) -> PathBuf {
+    if file.exists() {
+        return file.to_owned();
+    }
+    let _one_at_a_time = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    if !file.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-p", package]).args(extra);
+        if profile_dir().ends_with("release") {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("running cargo build");
+        assert!(status.success(), "cargo build -p {package} failed");
+    }
+    assert!(
+        file.exists(),
+        "{} is missing after the build",
+        file.display()
+    );
+    file.to_owned()
+}
+
+/// `openvaaid`, built if missing.
+pub fn daemon_bin() -> PathBuf {
+    built(
+        &profile_dir().join("openvaaid"),
+        "openvaai-daemon",
+        &["--bin", "openvaaid"],
+    )
+}
+
+/// `openvaai`, built if missing.
+pub fn cli_bin() -> PathBuf {
+    built(
+        &profile_dir().join("openvaai"),
+        "openvaai-cli",
+        &["--bin", "openvaai"],
+    )
+}
+
+/// `libopenvaai.so`, built if missing.
+pub fn plugin_so() -> PathBuf {
+    built(
+        &profile_dir().join("libopenvaai.so"),
+        "openvaai-plugin",
+        &["--lib"],
+    )
+}

@@ -1,0 +1,224 @@
+//! A real `openvaaid` on loopback for tests: started on the exports a test gives (a
+//! loop-mounted filesystem, a temp directory), ready once it has written every access file,
+//! stopped, frozen, killed and restarted on demand, and killed on drop.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use openvaai_proto::access::AccessFile;
+
+/// The access file of an export root.
+pub fn access_path(export: &Path) -> PathBuf {
+    export
+        .join(openvaai_proto::access::ACCESS_DIR)
+        .join(openvaai_proto::access::ACCESS_FILE)
+}
+
+/// What to start: exports (with extra TOML lines for their `[[export]]` tables) and limits.
+#[derive(Default)]
+pub struct DaemonBuilder {
+    exports: Vec<(PathBuf, String)>,
+    limits: String,
+}
+
+impl DaemonBuilder {
+    /// Serves `path`, named by its path.
+    pub fn export(mut self, path: &Path) -> DaemonBuilder {
+        self.exports.push((path.to_owned(), String::new()));
+        self
+    }
+
+    /// Serves `path` with extra lines for its table (`read_only = true`, ...).
+    pub fn export_with(mut self, path: &Path, extra: &str) -> DaemonBuilder {
+        self.exports.push((path.to_owned(), extra.to_owned()));
+        self
+    }
+
+    /// The body of the `[limits]` table (`lease_secs = 2`, ...).
+    pub fn limits(mut self, limits: &str) -> DaemonBuilder {
+        self.limits = limits.to_owned();
+        self
+    }
+
+    pub fn start(self) -> Daemon {
+        let dir = tempfile::tempdir().expect("daemon temp dir");
+        let mut toml = format!(
+            "listen = [\"127.0.0.1:0\"]\nstate_dir = \"{}\"\n[limits]\n{}\n",
+            dir.path().join("state").display(),
+            self.limits
+        );
+        for (path, extra) in &self.exports {
+            toml.push_str(&format!(
+                "[[export]]\npath = \"{}\"\n{extra}\n",
+                path.display()
+            ));
+        }
+        let config = dir.path().join("openvaaid.toml");
+        std::fs::write(&config, toml).expect("writing the daemon config");
+        let mut d = Daemon {
+            child: None,
+            exports: self.exports.into_iter().map(|(p, _)| p).collect(),
+            log: dir.path().join("openvaaid.log"),
+            config,
+            _dir: dir,
+        };
+        d.spawn();
+        d
+    }
+}
+
+/// A running `openvaaid`, killed on drop.
+pub struct Daemon {
+    child: Option<Child>,
+    pub exports: Vec<PathBuf>,
+    pub log: PathBuf,
+    config: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    pub fn builder() -> DaemonBuilder {
+        DaemonBuilder::default()
+    }
+
+    /// One export, default limits.
+    pub fn serve(export: &Path) -> Daemon {
+        Daemon::builder().export(export).start()
+    }
+
+    fn spawn(&mut self) {
+        for e in &self.exports {
+            let _ = std::fs::remove_file(access_path(e));
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("daemon log");
+        let child = Command::new(crate::daemon_bin())
+            .arg("--config")
+            .arg(&self.config)
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawning openvaaid");
+        self.child = Some(child);
+        // Ready once every access file is there: they are written after the listener binds.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.exports.iter().all(|e| access_path(e).exists()) {
+            if let Some(st) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("openvaaid exited at start ({st}):\n{}", self.log_text());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "openvaaid did not start:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The access file of export `i`.
+    pub fn access(&self, i: usize) -> AccessFile {
+        let bytes = std::fs::read(access_path(&self.exports[i])).expect("reading access file");
+        AccessFile::parse(&bytes).expect("parsing access file")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.access(0).port
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port()))
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("daemon running").id() as i32
+    }
+
+    fn signal(&self, sig: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(self.pid()).expect("pid");
+        rustix::process::kill_process(pid, sig).expect("kill");
+    }
+
+    /// SIGSTOP: the daemon stops answering, its sockets stay open.
+    pub fn freeze(&self) {
+        self.signal(rustix::process::Signal::STOP);
+    }
+
+    /// SIGCONT after [`Daemon::freeze`].
+    pub fn thaw(&self) {
+        self.signal(rustix::process::Signal::CONT);
+    }
+
+    /// SIGKILL, and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM; waits up to `within` for the exit status.
+    pub fn terminate(&mut self, within: Duration) -> Option<ExitStatus> {
+        self.signal(rustix::process::Signal::TERM);
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(st) = self.child.as_mut()?.try_wait().ok().flatten() {
+                self.child = None;
+                return Some(st);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Starts it again on the same config, state, port and exports (after a stop or a
+    /// kill, or killing it first). The certificate stays; the secrets are new.
+    pub fn restart(&mut self) {
+        let port = self.port();
+        self.kill();
+        let config = std::fs::read_to_string(&self.config).expect("daemon config");
+        let config = config.replace("\"127.0.0.1:0\"", &format!("\"127.0.0.1:{port}\""));
+        std::fs::write(&self.config, config).expect("daemon config");
+        self.spawn();
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits up to `within` for a log line containing `needle`.
+    pub fn wait_for_log(&self, needle: &str, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            if self.log_text().contains(needle) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            // A frozen daemon must be woken to die promptly and release its mounts.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.thaw()));
+            self.kill();
+        }
+    }
+}
