@@ -247,6 +247,17 @@ fn replayed_auth_fails() {
     assert_ne!(h1.server_challenge, h2.server_challenge);
     let replay: AuthRes = c.call(PROC_AUTH, &args).unwrap();
     assert_eq!(replay, Err(Status::AuthenticationFail));
+    // AUTH without a HELLO, and AUTH naming another export than its HELLO.
+    let mut c3 = d.client();
+    let none: AuthRes = c3.call(PROC_AUTH, &args).unwrap();
+    assert_eq!(none, Err(Status::AuthenticationFail));
+    let h3 = hello(&mut c3);
+    let other = AuthArgs {
+        export: "/elsewhere".into(),
+        client_proof: auth::client_proof(&secret, &h3.server_challenge, &nonce, "/elsewhere"),
+    };
+    let r: AuthRes = c3.call(PROC_AUTH, &other).unwrap();
+    assert_eq!(r, Err(Status::AuthenticationFail));
     // On another connection too.
     let mut c2 = d.client();
     let _ = hello(&mut c2);
