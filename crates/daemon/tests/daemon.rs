@@ -417,6 +417,17 @@ fn too_many_connections_are_refused() {
     assert!(closed_within(&mut raw, Duration::from_secs(5)));
     assert!(d.wait_for_log("too many connections", Duration::from_secs(2)));
     first.null().unwrap();
+    // Closing it frees the slot.
+    drop(first);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut c = d.client();
+        if matches!(c.authenticate(&d.name(0), &d.access(0).secret), Ok(Ok(_))) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "slot not freed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Limits for tests that need a job to run for a while: a 1 GiB sparse source cloned thick,
