@@ -78,6 +78,7 @@ pub fn reply(shared: &Shared, session: &mut Session, call: &Call<'_>) -> Vec<u8>
         PROC_WAIT => run(a, |x| wait(shared, session, x)),
         PROC_CANCEL => run(a, |x| cancel(shared, session, x)),
         PROC_STATX => run(a, |x| statx(shared, session, x)),
+        PROC_COMMIT => run(a, |x| commit(shared, session, x)),
         _ => Err(AcceptStat::ProcUnavail),
     };
     let xid = call.header.xid;
@@ -210,9 +211,12 @@ fn clone_start(shared: &Shared, s: &mut Session, a: CloneArgs) -> StartRes {
     );
     let exports = job_exports(shared, &[&dst, &src]);
     let rate = shared.config.limits.max_job_bytes_per_second;
+    // A dry run publishes nothing, so there is nothing to hold.
+    let hold = a.flags & CLONE_HOLD != 0 && !flags.dry_run;
     shared.jobs.start(
         exports,
         what,
+        hold,
         Box::new(move |progress, cancel| {
             let throttle = crate::throttle::Throttle::new(rate);
             let r = dst.engine.clone_file(
@@ -255,6 +259,7 @@ fn reserve_start(shared: &Shared, s: &mut Session, a: PathArgs) -> StartRes {
     shared.jobs.start(
         exports,
         what,
+        false,
         Box::new(move |progress, cancel| {
             let throttle = crate::throttle::Throttle::new(rate);
             let mut paced = |p: openvaai_engine::Progress| {
@@ -294,6 +299,13 @@ fn cancel(shared: &Shared, s: &mut Session, a: JobArgs) -> WaitRes {
     let job = s.job(shared, a.job)?;
     tracing::info!(peer = %s.peer, job = %format!("{:016x}", a.job), "cancel requested");
     Ok(job.cancel(CANCEL_BOUND))
+}
+
+/// `wait_res OVPROC_COMMIT(job_args) = 9;`
+fn commit(shared: &Shared, s: &mut Session, a: JobArgs) -> WaitRes {
+    let job = s.job(shared, a.job)?;
+    tracing::debug!(peer = %s.peer, job = %format!("{:016x}", a.job), "commit");
+    job.commit(CANCEL_BOUND)
 }
 
 /// `statx_res OVPROC_STATX(path_args) = 8;`

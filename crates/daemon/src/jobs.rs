@@ -27,7 +27,21 @@ pub struct Job {
     cond: Condvar,
 }
 
+/// Where a job stands with `CLONE_HOLD`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hold {
+    /// Not held: publishes as soon as the work is done.
+    Off,
+    /// Held, the data not all in place yet.
+    Armed,
+    /// Every byte in place; the work waits for COMMIT or CANCEL.
+    Ready,
+    /// COMMIT came: the work publishes.
+    Released,
+}
+
 struct JobInner {
+    hold: Hold,
     done: u64,
     total: u64,
     result: Option<Status>,
@@ -43,8 +57,14 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Job {
-    fn info(inner: &JobInner) -> JobInfo {
+    /// READY and not being cancelled.
+    fn is_ready(&self, inner: &JobInner) -> bool {
+        inner.hold == Hold::Ready && !self.cancel.is_cancelled()
+    }
+
+    fn info(&self, inner: &JobInner) -> JobInfo {
         let (state, result) = match inner.result {
+            None if self.is_ready(inner) => (JobState::Ready, Status::Ok),
             None => (JobState::Running, Status::Ok),
             Some(Status::Ok) => (JobState::Done, Status::Ok),
             Some(s) => (JobState::Failed, s),
@@ -57,12 +77,12 @@ impl Job {
         }
     }
 
-    /// Waits until `done >= threshold`, the end of the job, or `max_wait`.
+    /// Waits until `done >= threshold`, READY, the end of the job, or `max_wait`.
     pub fn wait(&self, threshold: u64, max_wait: Duration) -> JobInfo {
         let deadline = Instant::now() + max_wait;
         let mut g = lock(&self.state);
         g.waiters += 1;
-        while g.result.is_none() && g.done < threshold {
+        while g.result.is_none() && g.done < threshold && !self.is_ready(&g) {
             let now = Instant::now();
             if now >= deadline {
                 break;
@@ -75,13 +95,37 @@ impl Job {
         }
         g.waiters -= 1;
         g.last_touch = Instant::now();
-        Job::info(&g)
+        self.info(&g)
     }
 
     /// Cancels the job and waits (up to `bound`) for it to clean up.
     pub fn cancel(&self, bound: Duration) -> JobInfo {
-        self.cancel.cancel();
+        self.fire();
         self.wait(u64::MAX, bound)
+    }
+
+    /// Fires the cancel token and wakes a job held READY, so it sees it.
+    fn fire(&self) {
+        self.cancel.cancel();
+        self.cond.notify_all();
+    }
+
+    /// COMMIT: lets a READY job publish and waits (up to `bound`) for its end. A job that
+    /// already ended reports its final state (a COMMIT retried after a reconnect); a job that
+    /// is not held, or not READY yet, is an invalid argument.
+    pub fn commit(&self, bound: Duration) -> Result<JobInfo, Status> {
+        let mut g = lock(&self.state);
+        match g.hold {
+            Hold::Ready => {
+                g.hold = Hold::Released;
+                drop(g);
+                self.cond.notify_all();
+            }
+            Hold::Released => drop(g),
+            Hold::Off | Hold::Armed if g.result.is_some() => drop(g),
+            Hold::Off | Hold::Armed => return Err(Status::InvalidArg),
+        }
+        Ok(self.wait(u64::MAX, bound))
     }
 
     fn is_finished(&self) -> bool {
@@ -107,8 +151,15 @@ impl JobTable {
         }
     }
 
-    /// Starts `work` on its own thread. OBJECT_IS_BUSY when `max_jobs` are running.
-    pub fn start(&self, exports: Vec<usize>, what: String, work: Work) -> Result<u64, Status> {
+    /// Starts `work` on its own thread; `hold` keeps it READY before publishing, until
+    /// COMMIT. OBJECT_IS_BUSY when `max_jobs` are running.
+    pub fn start(
+        &self,
+        exports: Vec<usize>,
+        what: String,
+        hold: bool,
+        work: Work,
+    ) -> Result<u64, Status> {
         let mut jobs = lock(&self.jobs);
         if self.closed.load(Ordering::SeqCst) {
             return Err(Status::HostNotConnected);
@@ -131,6 +182,7 @@ impl JobTable {
             what,
             cancel: CancelToken::new(),
             state: Mutex::new(JobInner {
+                hold: if hold { Hold::Armed } else { Hold::Off },
                 done: 0,
                 total: 0,
                 result: None,
@@ -204,7 +256,7 @@ impl JobTable {
                             job = %format!("{:016x}", job.id), what = %job.what,
                             "lease expired: no WAIT from the client, cancelling"
                         );
-                        job.cancel.cancel();
+                        job.fire();
                     }
                     true
                 }
@@ -221,7 +273,7 @@ impl JobTable {
         self.closed.store(true, Ordering::SeqCst);
         let jobs: Vec<Arc<Job>> = lock(&self.jobs).values().cloned().collect();
         for j in &jobs {
-            j.cancel.cancel();
+            j.fire();
         }
         let deadline = Instant::now() + bound;
         let mut left = 0;
@@ -240,6 +292,20 @@ fn run(job: &Job, work: Work) {
         let mut g = lock(&job.state);
         g.done = p.done;
         g.total = p.total;
+        if g.hold == Hold::Armed && p.done >= p.total {
+            // The engine reports done == total before it publishes and checks the cancel
+            // token after: holding here keeps the finished clone invisible until COMMIT.
+            g.hold = Hold::Ready;
+            job.cond.notify_all();
+            tracing::debug!(job = %format!("{:016x}", job.id), "ready, waiting for COMMIT");
+            while g.hold == Hold::Ready && !job.cancel.is_cancelled() {
+                g = job
+                    .cond
+                    .wait_timeout(g, Duration::from_millis(250))
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+        }
         drop(g);
         job.cond.notify_all();
     };
@@ -278,9 +344,9 @@ mod tests {
     #[test]
     fn limit_wait_cancel_and_lease() {
         let t = JobTable::new(1, Duration::from_millis(200));
-        let a = t.start(vec![0], "a".into(), slow()).unwrap();
+        let a = t.start(vec![0], "a".into(), false, slow()).unwrap();
         assert_eq!(
-            t.start(vec![0], "b".into(), slow()),
+            t.start(vec![0], "b".into(), false, slow()),
             Err(Status::ObjectIsBusy)
         );
         let job = t.get(a).unwrap();
@@ -289,7 +355,7 @@ mod tests {
         let i = job.cancel(Duration::from_secs(5));
         assert_eq!((i.state, i.result), (JobState::Failed, Status::Cancelled));
 
-        let b = t.start(vec![0], "c".into(), slow()).unwrap();
+        let b = t.start(vec![0], "c".into(), false, slow()).unwrap();
         std::thread::sleep(Duration::from_millis(300));
         t.reap();
         let i = t.get(b).unwrap().wait(u64::MAX, Duration::from_secs(5));
@@ -305,7 +371,7 @@ mod tests {
         let mut last = 0;
         for _ in 0..MAX_KEPT + 10 {
             last = t
-                .start(vec![0], "quick".into(), Box::new(|_, _| Status::Ok))
+                .start(vec![0], "quick".into(), false, Box::new(|_, _| Status::Ok))
                 .unwrap();
             t.get(last).unwrap().wait(u64::MAX, Duration::from_secs(5));
         }
@@ -313,11 +379,72 @@ mod tests {
         assert!(t.get(last).is_some());
     }
 
+    /// A held job: progress up to the total, then READY until COMMIT or CANCEL.
+    fn held() -> Work {
+        Box::new(|progress, cancel| {
+            progress(Progress {
+                done: 10,
+                total: 10,
+            });
+            if cancel.is_cancelled() {
+                Status::Cancelled
+            } else {
+                Status::Ok
+            }
+        })
+    }
+
+    #[test]
+    fn a_held_job_waits_ready_for_commit_or_cancel() {
+        let t = JobTable::new(4, Duration::from_secs(30));
+        let a = t.start(vec![0], "a".into(), true, held()).unwrap();
+        let job = t.get(a).unwrap();
+        let i = job.wait(u64::MAX, Duration::from_secs(5));
+        assert_eq!((i.state, i.done), (JobState::Ready, 10));
+        // Still READY a while later: nothing publishes without COMMIT.
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(job.wait(0, Duration::ZERO).state, JobState::Ready);
+        let i = job.commit(Duration::from_secs(5)).unwrap();
+        assert_eq!((i.state, i.result), (JobState::Done, Status::Ok));
+        // A COMMIT retried after the end reports the end.
+        assert_eq!(job.commit(Duration::ZERO).unwrap().state, JobState::Done);
+
+        let b = t.start(vec![0], "b".into(), true, held()).unwrap();
+        let job = t.get(b).unwrap();
+        assert_eq!(
+            job.wait(u64::MAX, Duration::from_secs(5)).state,
+            JobState::Ready
+        );
+        let i = job.cancel(Duration::from_secs(5));
+        assert_eq!((i.state, i.result), (JobState::Failed, Status::Cancelled));
+
+        let c = t.start(vec![0], "c".into(), false, slow()).unwrap();
+        assert_eq!(
+            t.get(c).unwrap().commit(Duration::ZERO),
+            Err(Status::InvalidArg)
+        );
+    }
+
+    #[test]
+    fn a_held_job_whose_client_vanishes_is_cancelled_by_its_lease() {
+        let t = JobTable::new(4, Duration::from_millis(100));
+        let a = t.start(vec![0], "a".into(), true, held()).unwrap();
+        let job = t.get(a).unwrap();
+        assert_eq!(
+            job.wait(u64::MAX, Duration::from_secs(5)).state,
+            JobState::Ready
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        t.reap();
+        let i = job.wait(u64::MAX, Duration::from_secs(5));
+        assert_eq!((i.state, i.result), (JobState::Failed, Status::Cancelled));
+    }
+
     #[test]
     fn shutdown_cancels_and_refuses() {
         let t = JobTable::new(4, Duration::from_secs(30));
-        t.start(vec![0], "a".into(), slow()).unwrap();
+        t.start(vec![0], "a".into(), false, slow()).unwrap();
         assert_eq!(t.shutdown(Duration::from_secs(5)), 0);
-        assert!(t.start(vec![0], "b".into(), slow()).is_err());
+        assert!(t.start(vec![0], "b".into(), false, slow()).is_err());
     }
 }

@@ -46,6 +46,10 @@ impl Export {
     ///
     /// The destination is built invisibly and published atomically (see `publish`); on any
     /// error or cancellation nothing is left behind. Mode, uid and gid follow the source.
+    ///
+    /// `progress` gets a report at least every 16 MiB of work, and a last one with
+    /// `done == total` once the data is durable but before the destination is published;
+    /// `cancel` is checked after that report, so cancelling from it leaves nothing.
     pub fn clone_file(
         &self,
         src_export: &Export,
@@ -141,9 +145,12 @@ impl Export {
         fchmod(tmp, Mode::from_raw_mode(src_st.st_mode & 0o7777))
             .map_err(|e| Error::sys(OP, dst, e))?;
         rustix::fs::fsync(tmp).map_err(|e| Error::sys(OP, dst, e))?;
+        // The final report comes after the data is durable and before anything is visible,
+        // and the token is checked after it: a caller can still veto the publish from that
+        // report (the daemon's CLONE_HOLD waits there for the client's COMMIT).
+        reporter.finish();
         cancel.check(OP, dst)?;
         staged.publish(name, flags.guarded, OP, dst)?;
-        reporter.finish();
         Ok(CloneOutcome {
             bytes: size,
             copied,

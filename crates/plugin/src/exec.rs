@@ -132,8 +132,9 @@ fn clone(
             .map(|s| s.datastore.remote_mount_point.clone()),
         src: src_path,
         dst: dst_path,
-        // The interface's flag bits are the protocol's.
-        flags: flags as u32,
+        // The interface's flag bits are the protocol's; the hold keeps the clone unpublished
+        // until the last progress report is answered.
+        flags: flags as u32 | proto::CLONE_HOLD,
     };
     let extra: Vec<ExportKey<'_>> = source
         .iter()
@@ -178,6 +179,10 @@ fn wait_bound(timeout: Duration) -> u32 {
 }
 
 /// Follows a started job to its end, reporting progress to disklib.
+///
+/// Clones are started with `CLONE_HOLD`: the NAS keeps the finished clone unpublished in the
+/// READY state until the last progress report has been answered, so that an abort at any
+/// report, the last one included, leaves nothing behind. COMMIT then publishes it.
 fn pump(
     session: &Session,
     conn: Conn,
@@ -197,16 +202,22 @@ fn pump(
     let mut reported = 0u64;
     let mut last_done = 0u64;
     let mut last_progress = Instant::now();
+    let mut commit_next = false;
     let mut conn = Some(conn);
     loop {
         let stall_deadline = last_progress + session.timeout;
         let threshold = reported.saturating_add(step);
+        let call = |c: &mut proto::Client<conn::Stream>| {
+            if commit_next {
+                c.commit(job)
+            } else {
+                c.wait(job, threshold, bound)
+            }
+        };
         let reply = match conn.as_mut() {
-            Some(c) => c.with(stall_deadline, |c| c.wait(job, threshold, bound)),
-            None => reconnect(session, extra, stall_deadline).and_then(|c| {
-                let c = conn.insert(c);
-                c.with(stall_deadline, |c| c.wait(job, threshold, bound))
-            }),
+            Some(c) => c.with(stall_deadline, call),
+            None => reconnect(session, extra, stall_deadline)
+                .and_then(|c| conn.insert(c).with(stall_deadline, call)),
         };
         let info = match reply {
             Ok(Ok(info)) => info,
@@ -228,6 +239,7 @@ fn pump(
         }
         match info.state {
             JobState::Running => {
+                commit_next = false;
                 if info.done.saturating_sub(reported) >= step {
                     let delta = info.done - reported;
                     reported = info.done;
@@ -243,11 +255,23 @@ fn pump(
                     ));
                 }
             }
+            JobState::Ready => {
+                // Every byte is in place and nothing is visible yet: the last report decides.
+                if info.done > reported {
+                    let delta = info.done - reported;
+                    reported = info.done;
+                    if !progress.report(delta) {
+                        return cancel(session, conn, extra, job);
+                    }
+                }
+                commit_next = true;
+                last_progress = Instant::now();
+            }
             JobState::Done => {
                 release(session, conn);
                 if info.done > reported {
-                    // The last stretch. The work is complete and durable on the NAS, so an
-                    // abort answered here has nothing left to stop.
+                    // A job without hold (a reservation): the rest, once done. The space is
+                    // reserved by now, so an abort answered here has nothing left to stop.
                     if !progress.report(info.done - reported) {
                         crate::info!("job {job:#x}: abort requested after the NAS finished");
                     }

@@ -156,6 +156,11 @@ impl<S: Read + Write> Client<S> {
         self.call(PROC_CANCEL, &JobArgs { job })
     }
 
+    /// Publishes a READY job (started with [`CLONE_HOLD`]) and returns its final state.
+    pub fn commit(&mut self, job: u64) -> Result<WaitRes> {
+        self.call(PROC_COMMIT, &JobArgs { job })
+    }
+
     pub fn statx(&mut self, export: &str, path: &str) -> Result<StatxRes> {
         self.call(
             PROC_STATX,

@@ -29,7 +29,8 @@ pub const PROGRAM: u32 = 0x2F56_414A;
 /// The version of the program, as carried in every call's `vers` field.
 ///
 /// Version history, one line each:
-/// - 1: NULL, HELLO, AUTH, CAPABILITIES, CLONE_START, RESERVE_START, WAIT, CANCEL, STATX.
+/// - 1: NULL, HELLO, AUTH, CAPABILITIES, CLONE_START, RESERVE_START, WAIT, CANCEL, STATX,
+///   COMMIT (with `CLONE_HOLD` and the READY job state).
 pub const PROTOCOL_VERSION: u32 = 1;
 
 /// The version of this implementation, reported by HELLO and CAPABILITIES.

@@ -23,6 +23,8 @@ pub const PROC_WAIT: u32 = 6;
 pub const PROC_CANCEL: u32 = 7;
 /// `statx_res OVPROC_STATX(path_args) = 8;`
 pub const PROC_STATX: u32 = 8;
+/// `wait_res OVPROC_COMMIT(job_args) = 9;` — publishes a READY job, returns its final state.
+pub const PROC_COMMIT: u32 = 9;
 
 /// Size of the client nonce and the server challenge (`ov_nonce`).
 pub const NONCE_LEN: usize = 32;
@@ -47,8 +49,14 @@ pub const CLONE_DRY_RUN: u32 = 8;
 /// Clone flag: keep the destination thin (do not write holes or zero blocks).
 pub const CLONE_SKIP_ZEROES: u32 = 16;
 /// Every clone flag of version 1; other bits are INVALID_ARG.
-pub const CLONE_ALL_FLAGS: u32 =
-    CLONE_GUARDED | CLONE_LAZY | CLONE_SRC_DATASTORE_VALID | CLONE_DRY_RUN | CLONE_SKIP_ZEROES;
+/// Hold the finished clone unpublished until COMMIT (or CANCEL): see `OV_CLONE_HOLD`.
+pub const CLONE_HOLD: u32 = 0x1_0000;
+pub const CLONE_ALL_FLAGS: u32 = CLONE_GUARDED
+    | CLONE_LAZY
+    | CLONE_SRC_DATASTORE_VALID
+    | CLONE_DRY_RUN
+    | CLONE_SKIP_ZEROES
+    | CLONE_HOLD;
 
 macro_rules! wire_enum {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident = $val:expr,)* }) => {
@@ -109,6 +117,7 @@ wire_enum! {
         Running = 0,
         Done = 1,
         Failed = 2,
+        Ready = 3,
     }
 }
 
