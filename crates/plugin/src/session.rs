@@ -276,6 +276,38 @@ pub fn start(raw: &RawDataStore<'_>, timeout_ms: Option<u64>) -> Result<SessionI
     Ok(id)
 }
 
+/// What a session on a datastore finds out beyond what the C interface reports: for the
+/// `openvaai check` diagnostics.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub capabilities: Capabilities,
+    pub server_version: String,
+    pub addresses: Vec<SocketAddr>,
+    pub access: AccessFile,
+}
+
+/// Opens a session on a datastore as StartSession would, reports what it found, and closes
+/// it. Errors come as the VixError StartSession would return, with the reason.
+pub fn probe(raw: &RawDataStore<'_>, timeout_ms: Option<u64>) -> Result<Probe, (VixError, String)> {
+    let datastore = DataStore::claim(raw).map_err(|d| (d.vix_error(), d.to_string()))?;
+    let session = Session::open(datastore, effective_timeout(timeout_ms))
+        .map_err(|f| (f.vix, f.detail.clone()))?;
+    let trust = session.trust();
+    let server_version = session
+        .pool
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .first()
+        .map(|c| c.server_version.clone())
+        .unwrap_or_default();
+    Ok(Probe {
+        capabilities: session.capabilities.clone(),
+        server_version,
+        addresses: trust.addrs.clone(),
+        access: trust.access.clone(),
+    })
+}
+
 /// `EndSession`.
 pub fn end(id: SessionId) -> VixError {
     let removed = registry().as_mut().and_then(|r| r.sessions.remove(&id));

@@ -42,13 +42,24 @@ fn built(file: &Path, package: &str, extra: &[&str]) -> PathBuf {
     file.to_owned()
 }
 
-/// `openvaaid`, built if missing.
+/// `openvaaid`: beside the running program; else, outside cargo (an installed `openvaai
+/// demo`), on the PATH; else built.
 pub fn daemon_bin() -> PathBuf {
-    built(
-        &profile_dir().join("openvaaid"),
-        "openvaai-daemon",
-        &["--bin", "openvaaid"],
-    )
+    let beside = profile_dir().join("openvaaid");
+    if !beside.exists() && std::env::var_os("CARGO").is_none() {
+        if let Some(found) = in_path("openvaaid") {
+            return found;
+        }
+    }
+    built(&beside, "openvaai-daemon", &["--bin", "openvaaid"])
+}
+
+fn in_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into()])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 /// `openvaai`, built if missing.

@@ -115,14 +115,26 @@ impl TestFs {
     /// `Ok(None)` (with the reason on stderr) when not root or the mkfs tool is missing;
     /// panics instead when `OPENVAAI_REQUIRE_FS_TESTS=1`.
     pub fn new(kind: FsKind, size_bytes: u64) -> io::Result<Option<TestFs>> {
+        match TestFs::unavailable(kind) {
+            Some(reason) => skip_or_panic(reason),
+            None => TestFs::mount_new(kind, size_bytes).map(Some),
+        }
+    }
+
+    /// Why a `kind` filesystem cannot be made here (not root, a tool missing), if it cannot.
+    pub fn unavailable(kind: FsKind) -> Option<String> {
         if !rustix::process::geteuid().is_root() {
-            return skip_or_panic("not running as root (loop mounts need it)".into());
+            return Some("not running as root (loop mounts need it)".into());
         }
-        for tool in [kind.mkfs(), "losetup", "mount", "umount"] {
-            if !have_program(tool) {
-                return skip_or_panic(format!("{tool} not found"));
-            }
-        }
+        [kind.mkfs(), "losetup", "mount", "umount"]
+            .into_iter()
+            .find(|tool| !have_program(tool))
+            .map(|tool| format!("{tool} not found"))
+    }
+
+    /// Makes and mounts a `kind` filesystem, whatever the environment says about tests (see
+    /// [`TestFs::unavailable`] first). For programs, such as `openvaai demo`.
+    pub fn mount_new(kind: FsKind, size_bytes: u64) -> io::Result<TestFs> {
         let dir = tempfile::Builder::new()
             .prefix("openvaai-testfs-")
             .tempdir()?;
@@ -162,7 +174,7 @@ impl TestFs {
             fs.mount_point = PathBuf::new();
             return Err(e);
         }
-        Ok(Some(fs))
+        Ok(fs)
     }
 
     /// The mount point.

@@ -1,0 +1,240 @@
+//! `openvaai check`: the doctor an admin runs before installing on ESXi. Everything ESXi
+//! will do with the datastore, step by step, each failure with its cause and the fix; the
+//! verdict in `vmkfstools -Ph`'s words.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use openvaai_abi::{prim, vix};
+use serde_json::{json, Value};
+
+use crate::fail::hint;
+use crate::target::{load_plugin, plugin_log, DatastoreArgs};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub ds: DatastoreArgs,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+struct Report {
+    steps: Vec<Value>,
+    json: bool,
+}
+
+impl Report {
+    fn step(&mut self, name: &str, ok: bool, detail: String, fix: Option<&str>) {
+        if !self.json {
+            let mark = if ok { "ok  " } else { "FAIL" };
+            println!("{mark} {name:<14} {detail}");
+            if let (false, Some(f)) = (ok, fix) {
+                println!("     {:<14} fix: {f}", "");
+            }
+        }
+        self.steps
+            .push(json!({ "step": name, "ok": ok, "detail": detail, "fix": fix }));
+    }
+}
+
+pub fn run(args: &Args) -> Result<u8> {
+    let ds = args.ds.datastore()?;
+    let mut r = Report {
+        steps: Vec::new(),
+        json: args.json,
+    };
+    let mount = ds.local_mount_point.clone().unwrap_or_default();
+    let nas = format!(
+        "{}:{}",
+        ds.remote_ip.as_deref().unwrap_or("?"),
+        ds.remote_mount_point.as_deref().unwrap_or("?")
+    );
+    if !args.json {
+        println!("datastore      {mount} (NFS {nas})");
+    }
+
+    // 1. The plugin loads as disklib loads it.
+    let plugin = match load_plugin(&args.ds.plugin) {
+        Ok(p) => {
+            let t = &p.tables()[0];
+            r.step(
+                "plugin",
+                true,
+                format!(
+                    "{} ({:?}, NAS interface {}.{})",
+                    p.path().display(),
+                    t.name.as_deref().unwrap_or("?"),
+                    t.major_version,
+                    t.minor_version
+                ),
+                None,
+            );
+            p
+        }
+        Err(e) => {
+            r.step(
+                "plugin",
+                false,
+                format!("{e:#}"),
+                Some("build it (cargo build --release) or pass --plugin"),
+            );
+            return verdict(r, false);
+        }
+    };
+
+    // 2. The access file the daemon writes, read through the mount as ESXi would.
+    let access_path = std::path::Path::new(&mount).join(".openvaai/access");
+    let access = std::fs::read(&access_path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| openvaai_proto::access::AccessFile::parse(&b).map_err(|e| e.to_string()));
+    match &access {
+        Ok(a) => r.step(
+            "access file",
+            true,
+            format!(
+                "{}: port {}, certificate sha256 {}…",
+                access_path.display(),
+                a.port,
+                &openvaai_proto::access::sha256_hex(&a.cert_sha256)[..16]
+            ),
+            None,
+        ),
+        Err(e) => r.step(
+            "access file",
+            false,
+            format!("{}: {e}", access_path.display()),
+            Some("start openvaaid on the NAS with this export (openvaaid --export <export path>); it writes the file at start"),
+        ),
+    }
+
+    // 3. StartSession through the plugin, as disklib calls it for every NFS datastore.
+    let t = Instant::now();
+    let started = plugin.start_session(&ds, args.ds.timeout());
+    let took = t.elapsed();
+    let id = match started {
+        Ok(id) => {
+            r.step(
+                "session",
+                true,
+                format!("StartSession: VIX_OK in {:.1} ms", took.as_secs_f64() * 1e3),
+                None,
+            );
+            id
+        }
+        Err(e) => {
+            let why = plugin_log().into_iter().last().unwrap_or_default();
+            r.step(
+                "session",
+                false,
+                format!(
+                    "StartSession: {} — {}",
+                    super::vix_name(e),
+                    why.trim_start_matches("openvaai: ")
+                ),
+                hint(e),
+            );
+            return verdict(r, false);
+        }
+    };
+
+    // 4. What the daemon says about the export.
+    let raw_ds = openvaai::datastore::RawDataStore {
+        fs_type: Some(ds.fs_type.as_bytes()),
+        fs_version: ds.fs_version,
+        remote_ip: ds.remote_ip.as_deref().map(str::as_bytes),
+        remote_mount_point: ds.remote_mount_point.as_deref().map(str::as_bytes),
+        local_mount_point: ds.local_mount_point.as_deref().map(str::as_bytes),
+    };
+    let mut lazy = false;
+    match openvaai::session::probe(&raw_ds, args.ds.timeout()) {
+        Ok(p) => {
+            let c = &p.capabilities;
+            lazy = c.reflink;
+            let yes = |b: bool| if b { "yes" } else { "no" };
+            r.step(
+                "daemon",
+                true,
+                format!(
+                    "openvaaid {} at {}",
+                    p.server_version,
+                    p.addresses
+                        .iter()
+                        .map(|a| a.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                None,
+            );
+            r.step(
+                "filesystem",
+                true,
+                format!(
+                    "{}: reflink {}, fallocate {}, fiemap {}, unwritten extents {}, read-only {}",
+                    c.fs_type,
+                    yes(c.reflink),
+                    yes(c.fallocate),
+                    yes(c.fiemap),
+                    yes(c.unwritten_extents),
+                    yes(c.read_only)
+                ),
+                None,
+            );
+        }
+        Err((e, why)) => r.step(
+            "daemon",
+            false,
+            format!("{}: {why}", super::vix_name(e)),
+            hint(e),
+        ),
+    }
+
+    // 5. SupportStatus for each primitive, as ESXi asks before offloading.
+    let mut all = true;
+    for (p, name, fix) in [
+        (
+            prim::CLONEFILE,
+            "CLONEFILE",
+            "the export is read-only in openvaaid's configuration",
+        ),
+        (
+            prim::RESVSPACE,
+            "RESVSPACE",
+            "the filesystem cannot fallocate, or the export is read-only",
+        ),
+        (prim::STATX, "STATX", "the daemon refused the export"),
+    ] {
+        let st = plugin.support_status(id, p);
+        let ok = st == vix::OK;
+        all &= ok;
+        let detail = match (p, ok) {
+            (prim::CLONEFILE, true) if lazy => "supported: full and lazy (copy-on-write) clones".to_owned(),
+            (prim::CLONEFILE, true) => "supported: full clones; lazy clones need reflink (XFS -m reflink=1, Btrfs, ZFS 2.2+)".to_owned(),
+            (_, true) => "supported".to_owned(),
+            (_, false) => super::vix_name(st).to_owned(),
+        };
+        r.step(name, ok, detail, Some(fix));
+    }
+    plugin.end_session(id);
+    verdict(r, all)
+}
+
+fn verdict(r: Report, supported: bool) -> Result<u8> {
+    let word = if supported { "YES" } else { "NO" };
+    if r.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({ "nas_vaai_supported": supported, "steps": r.steps })
+            )?
+        );
+    } else {
+        println!("NAS VAAI Supported: {word}");
+    }
+    Ok(if supported {
+        crate::exit::OK
+    } else {
+        crate::exit::FAILED
+    })
+}

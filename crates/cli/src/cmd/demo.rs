@@ -1,0 +1,355 @@
+//! `openvaai demo`: the whole offload story in one command, on a scratch datastore it makes
+//! and removes: openvaaid on loopback, a sample thin disk, and through the plugin (loaded as
+//! disklib loads it) a support check, a lazy clone, a full clone with progress, a thin clone,
+//! a reserved thick disk, and statx of each, beside a plain host-side copy for comparison.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use indicatif::HumanBytes;
+use openvaai_abi::{clone_flag, prim, vix, CloneFlags};
+use openvaai_testkit::{write_layout, Daemon, FsKind, Run, TestFs};
+use serde_json::{json, Value};
+
+use super::clone::clone_with_meter;
+use super::reserve::parse_size;
+use super::statx::alloc_name;
+use crate::target::{load_plugin, plugin_log, PluginArgs, Target};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The sample disk's logical size.
+    #[arg(long, default_value = "1G", value_parser = parse_size)]
+    pub size: u64,
+    /// How much of it holds data (the rest is holes).
+    #[arg(long, default_value = "128M", value_parser = parse_size)]
+    pub data: u64,
+    /// Use a plain temporary directory even where an XFS image could be mounted.
+    #[arg(long)]
+    pub no_image: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub plugin: PluginArgs,
+}
+
+/// Where the demo runs: a loop-mounted XFS with reflink, or a temporary directory.
+enum Workspace {
+    Image(TestFs),
+    Dir(tempfile::TempDir),
+}
+
+impl Workspace {
+    fn make(args: &Args) -> (Workspace, String) {
+        if !args.no_image {
+            match TestFs::unavailable(FsKind::Xfs) {
+                None => match TestFs::mount_new(FsKind::Xfs, (args.size * 4).max(2 << 30)) {
+                    Ok(fs) => {
+                        let why = "XFS with reflink on a loop-mounted sparse image".to_owned();
+                        return (Workspace::Image(fs), why);
+                    }
+                    Err(e) => return Workspace::dir(&format!("mounting an XFS image failed: {e}")),
+                },
+                Some(reason) => return Workspace::dir(&reason),
+            }
+        }
+        Workspace::dir("--no-image")
+    }
+
+    fn dir(reason: &str) -> (Workspace, String) {
+        let d = tempfile::Builder::new()
+            .prefix("openvaai-demo-")
+            .tempdir()
+            .expect("a temporary directory");
+        let why = format!(
+            "a temporary directory on the local filesystem (no XFS image: {reason}); lazy \
+             clones work only if that filesystem can reflink"
+        );
+        (Workspace::Dir(d), why)
+    }
+
+    fn root(&self) -> &Path {
+        match self {
+            Workspace::Image(fs) => fs.path(),
+            Workspace::Dir(d) => d.path(),
+        }
+    }
+}
+
+/// A plain copy by the host through the datastore path, every byte read and written: what
+/// ESXi does when nothing is offloaded.
+fn host_copy(src: &Path, dst: &Path) -> Result<Duration> {
+    let t = Instant::now();
+    let mut from = std::fs::File::open(src)?;
+    let mut to = std::fs::File::create(dst)?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = from.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        to.write_all(&buf[..n])?;
+    }
+    to.sync_all()?;
+    Ok(t.elapsed())
+}
+
+struct Step {
+    name: &'static str,
+    file: &'static str,
+    status: u64,
+    took: Duration,
+    bytes: u64,
+}
+
+pub fn run(args: &Args) -> Result<u8> {
+    if args.data > args.size {
+        bail!(
+            "--data ({}) is larger than --size ({})",
+            args.data,
+            args.size
+        );
+    }
+    let say = |s: String| {
+        if !args.json {
+            println!("{s}");
+        }
+    };
+    say("openvaai demo: VAAI-NAS offloads on a scratch datastore\n".into());
+    let (ws, why) = Workspace::make(args);
+    let export = ws.root().join("datastore1");
+    std::fs::create_dir(&export).context("creating the export directory")?;
+    say(format!(
+        "workspace  {why}\n           {}",
+        ws.root().display()
+    ));
+
+    let mut daemon = Daemon::serve(&export);
+    say(format!(
+        "daemon     openvaaid on 127.0.0.1:{}, exporting {}",
+        daemon.port(),
+        export.display()
+    ));
+    let result = story(args, &export, &say);
+    let stopped = daemon.terminate(Duration::from_secs(10));
+    if let Err(e) = &result {
+        eprintln!(
+            "openvaai demo: {e:#}\n  daemon log: {}",
+            daemon.log.display()
+        );
+        if let Ok(log) = std::fs::read_to_string(&daemon.log) {
+            for line in log
+                .lines()
+                .rev()
+                .take(10)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+            {
+                eprintln!("  | {line}");
+            }
+        }
+    }
+    drop(daemon);
+    drop(ws);
+    let report = result?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "\ncleaned up: openvaaid stopped ({}), scratch datastore removed",
+            match stopped {
+                Some(s) if s.success() => "exit 0".to_owned(),
+                Some(s) => s.to_string(),
+                None => "killed".to_owned(),
+            }
+        );
+    }
+    Ok(crate::exit::OK)
+}
+
+fn story(args: &Args, export: &Path, say: &dyn Fn(String)) -> Result<Value> {
+    // The sample: a thin disk, its data in 8 runs between holes.
+    let sample = export.join("web01-flat.vmdk");
+    let runs: Vec<Run> = (0..8)
+        .flat_map(|_| {
+            [
+                Run::Data(args.data / 8),
+                Run::Hole((args.size - args.data) / 8),
+            ]
+        })
+        .collect();
+    write_layout(&sample, &runs, 7).context("writing the sample disk")?;
+    let size = std::fs::metadata(&sample)?.len();
+    say(format!(
+        "sample     web01-flat.vmdk: a {} thin disk holding {} of data",
+        HumanBytes(size),
+        HumanBytes(args.data)
+    ));
+
+    let plugin = load_plugin(&args.plugin)?;
+    say(format!(
+        "plugin     {} (loaded as disklib loads it)",
+        plugin.path().display()
+    ));
+    let ds = openvaai_host::Datastore {
+        fs_type: "NFS".into(),
+        fs_version: 3,
+        remote_ip: Some("127.0.0.1".into()),
+        remote_mount_point: Some(export.to_str().context("path not UTF-8")?.to_owned()),
+        local_mount_point: Some(export.to_str().context("path not UTF-8")?.to_owned()),
+    };
+    let id = plugin
+        .start_session(&ds, None)
+        .map_err(|e| crate::fail::Failed::vix("StartSession", e, &plugin_log()))?;
+    let target = Target {
+        plugin,
+        datastore: ds,
+        id,
+    };
+    let support: Vec<(&str, bool)> = [
+        ("CLONEFILE", prim::CLONEFILE),
+        ("RESVSPACE", prim::RESVSPACE),
+        ("STATX", prim::STATX),
+    ]
+    .into_iter()
+    .map(|(n, p)| (n, target.plugin.support_status(id, p) == vix::OK))
+    .collect();
+    say(format!(
+        "support    {}\n",
+        support
+            .iter()
+            .map(|(n, ok)| format!("{n} {}", if *ok { "yes" } else { "no" }))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+
+    let path = |name: &str| export.join(name);
+    let s = |p: PathBuf| p.to_str().unwrap_or_default().to_owned();
+    let mut steps = Vec::new();
+    let mut clone = |name: &'static str, file: &'static str, flags: CloneFlags| -> Result<()> {
+        let t = Instant::now();
+        let (status, _) = clone_with_meter(
+            &target,
+            &s(sample.clone()),
+            &s(path(file)),
+            flags,
+            None,
+            name,
+            !args.json,
+        )?;
+        steps.push(Step {
+            name,
+            file,
+            status,
+            took: t.elapsed(),
+            bytes: size,
+        });
+        Ok(())
+    };
+    clone("lazy clone", "web01-lazy.vmdk", clone_flag::LAZY)?;
+    clone("full clone", "web01-full.vmdk", 0)?;
+    clone("thin clone", "web01-thin.vmdk", clone_flag::SKIPZEROES)?;
+
+    // A thick disk: ESXi creates it and sets its length, then asks for RESVSPACE.
+    let thick = path("db01-flat.vmdk");
+    std::fs::File::create(&thick)?.set_len(size)?;
+    let t = Instant::now();
+    let status = target.plugin.reserve(id, &s(thick.clone()), None)?;
+    steps.push(Step {
+        name: "reserve",
+        file: "db01-flat.vmdk",
+        status,
+        took: t.elapsed(),
+        bytes: size,
+    });
+
+    // The same copy done by the host.
+    let host = path("web01-hostcopy.vmdk");
+    let host_took = host_copy(&sample, &host)?;
+    std::fs::remove_file(&host)?;
+
+    say(format!(
+        "{:<11} {:<17} {:>10} {:>12}   {}",
+        "step", "file", "time", "rate", "result"
+    ));
+    for st in &steps {
+        say(format!(
+            "{:<11} {:<17} {:>8.3} s {:>12}   {}",
+            st.name,
+            st.file,
+            st.took.as_secs_f64(),
+            super::rate(st.bytes, st.took),
+            super::vix_name(st.status)
+        ));
+    }
+    say(format!(
+        "{:<11} {:<17} {:>8.3} s {:>12}   every byte read and written by the host, as without offload",
+        "host copy",
+        "(for comparison)",
+        host_took.as_secs_f64(),
+        super::rate(size, host_took)
+    ));
+
+    say(format!(
+        "\n{:<19} {:>10} {:>10} {:>10}  type",
+        "file", "size", "allocated", "unique"
+    ));
+    let mut files = Vec::new();
+    for name in [
+        "web01-flat.vmdk",
+        "web01-lazy.vmdk",
+        "web01-full.vmdk",
+        "web01-thin.vmdk",
+        "db01-flat.vmdk",
+    ] {
+        let r = target.plugin.statx(id, &s(path(name)))?;
+        if r.common.status == vix::OK {
+            say(format!(
+                "{:<19} {:>10} {:>10} {:>10}  {}",
+                name,
+                HumanBytes(r.total_bytes).to_string(),
+                HumanBytes(r.alloced_bytes).to_string(),
+                HumanBytes(r.unique_bytes).to_string(),
+                alloc_name(r.alloc_type)
+            ));
+        } else {
+            say(format!("{name:<19} {}", super::vix_name(r.common.status)));
+        }
+        files.push(json!({
+            "file": name,
+            "status": super::vix_name(r.common.status),
+            "total_bytes": r.total_bytes,
+            "alloced_bytes": r.alloced_bytes,
+            "unique_bytes": r.unique_bytes,
+            "alloc_type": alloc_name(r.alloc_type),
+        }));
+    }
+    let lazy_failed = steps
+        .iter()
+        .any(|s| s.name == "lazy clone" && s.status == vix::E_NOT_SUPPORTED);
+    if lazy_failed {
+        say("\nnote: the lazy clone is NOT_SUPPORTED here: this filesystem cannot reflink (run as root with xfsprogs for an XFS image)".into());
+    }
+    let failed: Vec<&Step> = steps
+        .iter()
+        .filter(|s| s.status != vix::OK && !(s.name == "lazy clone" && lazy_failed))
+        .collect();
+    if let Some(f) = failed.first() {
+        return Err(crate::fail::Failed::vix(f.name, f.status, &plugin_log()));
+    }
+    Ok(json!({
+        "support": support.iter().map(|(n, ok)| json!({ "primitive": n, "supported": ok })).collect::<Vec<_>>(),
+        "steps": steps.iter().map(|s| json!({
+            "step": s.name,
+            "file": s.file,
+            "status": super::vix_name(s.status),
+            "seconds": super::secs(s.took),
+        })).collect::<Vec<_>>(),
+        "host_copy_seconds": super::secs(host_took),
+        "files": files,
+    }))
+}
