@@ -1,32 +1,6 @@
-//! The `openvaai` binary against the real plugin library.
+//! `openvaai plugin-info`: the table disklib finds, and declines through the Rust loader.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-/// The built `libopenvaai.so` in this profile's target directory, built if missing.
-fn plugin_so() -> PathBuf {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_openvaai"));
-    let so = exe.parent().unwrap().join("libopenvaai.so");
-    if !so.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "openvaai-plugin"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "building the plugin");
-    }
-    so
-}
-
-fn openvaai(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_openvaai"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use crate::util::{openvaai, plugin_so, s};
 
 #[test]
 fn plugin_info_prints_the_nas_table() {

@@ -1,0 +1,174 @@
+//! check, clone, reserve, statx: text, JSON and exit codes.
+
+use openvaai_testkit::{assert_same_content, write_layout, FsKind, Run};
+
+use crate::util::*;
+
+const MIB: u64 = 1 << 20;
+
+#[test]
+fn check_says_yes_for_a_served_export_and_no_with_the_fix_otherwise() {
+    let Some(srv) = Served::new(FsKind::Xfs) else {
+        return;
+    };
+    let out = openvaai(&["check", "-d", srv.ds()]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(text.contains("NAS VAAI Supported: YES"), "{text}");
+    assert!(text.contains("xfs: reflink yes"), "{text}");
+    assert!(
+        text.contains("full and lazy (copy-on-write) clones"),
+        "{text}"
+    );
+
+    let v = json(&openvaai(&["check", "-d", srv.ds(), "--json"]));
+    assert_eq!(v["nas_vaai_supported"], true);
+    let steps = v["steps"].as_array().unwrap();
+    assert!(steps.iter().all(|s| s["ok"] == true), "{v}");
+    assert!(steps.iter().any(|s| s["step"] == "CLONEFILE"));
+
+    // A directory no daemon serves: NO, with the cause and the fix.
+    let foreign = tempfile::tempdir().unwrap();
+    let out = openvaai(&["check", "-d", s(foreign.path())]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text.contains("NAS VAAI Supported: NO"), "{text}");
+    assert!(text.contains("FAIL access file"), "{text}");
+    assert!(text.contains("fix: start openvaaid"), "{text}");
+}
+
+#[test]
+fn clone_reserve_and_statx_through_the_plugin() {
+    let Some(srv) = Served::new(FsKind::Xfs) else {
+        return;
+    };
+    write_layout(
+        &srv.path("a.vmdk"),
+        &[Run::Data(8 * MIB), Run::Hole(8 * MIB)],
+        1,
+    )
+    .unwrap();
+
+    let v = json(&openvaai(&[
+        "clone",
+        "-d",
+        srv.ds(),
+        "a.vmdk",
+        "b.vmdk",
+        "--lazy",
+        "--json",
+    ]));
+    assert_eq!(v["status"], "VIX_OK", "{v}");
+    assert_eq!(v["flags"], serde_json::json!(["LAZY"]));
+    assert_eq!(v["progress_bytes"], 16 * MIB);
+    assert_same_content(&srv.path("a.vmdk"), &srv.path("b.vmdk"));
+
+    let out = openvaai(&["clone", "-d", srv.ds(), "a.vmdk", "c.vmdk", "--thin"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("[SKIPZEROES]"), "{}", stdout(&out));
+
+    let v = json(&openvaai(&[
+        "statx",
+        "-d",
+        srv.ds(),
+        "a.vmdk",
+        "b.vmdk",
+        "c.vmdk",
+        "--json",
+    ]));
+    let files = v["files"].as_array().unwrap();
+    assert_eq!(files.len(), 3);
+    assert_eq!(
+        files[1]["unique_bytes"], 0,
+        "the lazy clone shares everything: {v}"
+    );
+    assert_eq!(
+        files[2]["alloced_bytes"],
+        8 * MIB,
+        "the thin clone holds the data only: {v}"
+    );
+    assert!(files.iter().all(|f| f["alloc_type"] == "thin"));
+
+    let v = json(&openvaai(&[
+        "reserve",
+        "-d",
+        srv.ds(),
+        "thick.vmdk",
+        "--size",
+        "64M",
+        "--json",
+    ]));
+    assert_eq!(v["status"], "VIX_OK", "{v}");
+    assert_eq!(v["bytes"], 64 * MIB);
+    let out = openvaai(&["statx", "-d", srv.ds(), "thick.vmdk"]);
+    assert!(
+        stdout(&out).contains("lazy-zeroed thick"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn failures_name_the_vix_error_and_the_fix_and_set_the_exit_code() {
+    let Some(srv) = Served::new(FsKind::Ext4) else {
+        return;
+    };
+    write_layout(&srv.path("a.vmdk"), &[Run::Data(MIB)], 2).unwrap();
+    std::fs::write(srv.path("b.vmdk"), b"keep").unwrap();
+
+    let out = openvaai(&["clone", "-d", srv.ds(), "a.vmdk", "b.vmdk", "--guarded"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("VIX_E_FILE_ALREADY_EXISTS"), "{err}");
+    assert!(err.contains("hint:"), "{err}");
+    assert_eq!(std::fs::read(srv.path("b.vmdk")).unwrap(), b"keep");
+
+    // ext4 cannot reflink: lazy is refused, never silently copied.
+    let v = json(&openvaai(&[
+        "clone",
+        "-d",
+        srv.ds(),
+        "a.vmdk",
+        "l.vmdk",
+        "--lazy",
+        "--json",
+    ]));
+    assert_eq!(v["status"], "VIX_E_NOT_SUPPORTED");
+    assert!(!srv.path("l.vmdk").exists());
+
+    let out = openvaai(&["reserve", "-d", srv.ds(), "missing.vmdk"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("VIX_E_FILE_NOT_FOUND"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Usage and environment errors are exit 2.
+    let out = openvaai(&["statx", "-d", "/nonexistent/datastore", "a.vmdk"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not a directory"), "{}", stderr(&out));
+    let out = openvaai(&["clone", "-d", srv.ds(), "a.vmdk"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_datastore_can_be_named_in_a_config_file() {
+    let Some(srv) = Served::new(FsKind::Xfs) else {
+        return;
+    };
+    write_layout(&srv.path("a.vmdk"), &[Run::Data(MIB)], 3).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("openvaai.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[datastore.gold]\nmount = \"{}\"\nnas_ip = \"127.0.0.1\"\n",
+            srv.ds()
+        ),
+    )
+    .unwrap();
+    let out = openvaai(&["statx", "--config", s(&config), "-d", "gold", "a.vmdk"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("a.vmdk"));
+}

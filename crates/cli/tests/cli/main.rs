@@ -1,0 +1,8 @@
+//! The `openvaai` binary: every command against the real plugin library and, where it needs
+//! one, a real openvaaid on a loop-mounted XFS.
+
+mod commands;
+mod demo;
+mod plugin_info;
+mod util;
+mod vmdk;
