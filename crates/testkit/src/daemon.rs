@@ -149,9 +149,23 @@ impl Daemon {
         rustix::process::kill_process(pid, sig).expect("kill");
     }
 
-    /// SIGSTOP: the daemon stops answering, its sockets stay open.
+    /// SIGSTOP: the daemon stops answering, its sockets stay open. Returns once the kernel
+    /// reports it stopped (the signal is delivered asynchronously).
     pub fn freeze(&self) {
         self.signal(rustix::process::Signal::STOP);
+        let stat = format!("/proc/{}/stat", self.pid());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let state = std::fs::read_to_string(&stat).unwrap_or_default();
+            // "PID (comm) S ...": the state follows the command name's closing parenthesis.
+            if let Some(rest) = state.rsplit_once(") ") {
+                if rest.1.starts_with('T') {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        panic!("openvaaid did not stop after SIGSTOP");
     }
 
     /// SIGCONT after [`Daemon::freeze`].
