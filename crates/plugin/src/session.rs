@@ -38,6 +38,11 @@ pub fn effective_timeout(timeout_ms: Option<u64>) -> Duration {
 
 /// Idle connections kept per session; calls beyond that open their own and close them after.
 pub const MAX_IDLE: usize = 4;
+/// A pooled connection idle longer than this is closed rather than reused (the daemon closes
+/// idle connections after 300 s by default).
+pub const POOL_MAX_IDLE: Duration = Duration::from_secs(60);
+/// A pooled connection idle longer than this is checked with a NULL call before reuse.
+pub const POOL_TRUST_IDLE: Duration = Duration::from_secs(2);
 
 /// How to reach and convince the daemon: the access file as last read, the addresses it
 /// gives, and the TLS configuration that pins its certificate.
@@ -71,7 +76,8 @@ pub struct Session {
     pub timeout: Duration,
     trust: Mutex<Arc<Trust>>,
     pub capabilities: Capabilities,
-    pool: Mutex<Vec<Conn>>,
+    /// Idle connections and when each was last used.
+    pool: Mutex<Vec<(Conn, Instant)>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -104,7 +110,7 @@ impl Session {
             timeout,
             trust: Mutex::new(Arc::new(trust)),
             capabilities,
-            pool: Mutex::new(vec![conn]),
+            pool: Mutex::new(vec![(conn, Instant::now())]),
         })
     }
 
@@ -122,9 +128,19 @@ impl Session {
     /// fails, the access file is read again: a restarted daemon draws a new secret (and may
     /// listen elsewhere), and a session must outlive that.
     pub fn acquire(&self, deadline: Instant) -> Result<Conn, Failure> {
-        let idle = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        if let Some(conn) = idle {
-            return Ok(conn);
+        loop {
+            let idle = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let Some((mut conn, since)) = idle else { break };
+            let idle_for = since.elapsed();
+            if idle_for > POOL_MAX_IDLE {
+                continue;
+            }
+            // A connection idle for a while may have been closed by the daemon (idle timeout,
+            // restart): a NULL round trip tells, before a call that cannot be retried (a job
+            // start) is sent on it.
+            if idle_for < POOL_TRUST_IDLE || conn.with(deadline, |c| c.null()).is_ok() {
+                return Ok(conn);
+            }
         }
         let trust = self.trust();
         let failure = match trust.open(self.export(), deadline) {
@@ -147,7 +163,7 @@ impl Session {
     pub fn release(&self, conn: Conn) {
         let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
         if pool.len() < MAX_IDLE {
-            pool.push(conn);
+            pool.push((conn, Instant::now()));
         }
     }
 
@@ -298,7 +314,7 @@ pub fn probe(raw: &RawDataStore<'_>, timeout_ms: Option<u64>) -> Result<Probe, (
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .first()
-        .map(|c| c.server_version.clone())
+        .map(|(c, _)| c.server_version.clone())
         .unwrap_or_default();
     Ok(Probe {
         capabilities: session.capabilities.clone(),

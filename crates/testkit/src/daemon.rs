@@ -153,15 +153,20 @@ impl Daemon {
     /// reports it stopped (the signal is delivered asynchronously).
     pub fn freeze(&self) {
         self.signal(rustix::process::Signal::STOP);
-        let stat = format!("/proc/{}/stat", self.pid());
+        let tasks = format!("/proc/{}/task", self.pid());
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
-            let state = std::fs::read_to_string(&stat).unwrap_or_default();
-            // "PID (comm) S ...": the state follows the command name's closing parenthesis.
-            if let Some(rest) = state.rsplit_once(") ") {
-                if rest.1.starts_with('T') {
-                    return;
-                }
+            // Every thread: "TID (comm) S ...", the state after the name's closing parenthesis.
+            let stopped = std::fs::read_dir(&tasks).is_ok_and(|dir| {
+                dir.flatten().all(|t| {
+                    std::fs::read_to_string(t.path().join("stat"))
+                        .ok()
+                        .and_then(|s| s.rsplit_once(") ").map(|(_, r)| r.starts_with('T')))
+                        .unwrap_or(true)
+                })
+            });
+            if stopped {
+                return;
             }
             std::thread::sleep(Duration::from_millis(1));
         }

@@ -262,3 +262,32 @@ fn start_session_maps_each_failure_to_its_own_error() {
     let sx = env.plugin.statx(id, &env.s(0, "a.vmdk")).unwrap();
     assert_vix(sx.common.status, vix::E_INVALID_ARG);
 }
+
+#[test]
+fn a_pooled_connection_the_daemon_closed_is_replaced_before_a_job_starts() {
+    let limits = "idle_timeout_seconds = 1";
+    let Some(env) = Env::build(&[(FsKind::Xfs, 1)], limits, None) else {
+        return;
+    };
+    write_layout(&env.path(0, "a.vmdk"), &[Run::Data(MIB)], 25).unwrap();
+    assert_vix(
+        env.plugin
+            .statx(env.id, &env.s(0, "a.vmdk"))
+            .unwrap()
+            .common
+            .status,
+        vix::OK,
+    );
+    // The daemon closes the idle pooled connection; a clone (whose start cannot be retried
+    // blindly) must not fail because of it.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_vix(env.clone_file("a.vmdk", "b.vmdk", f::GUARDED), vix::OK);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_vix(
+        env.plugin
+            .reserve(env.id, &env.s(0, "b.vmdk"), None)
+            .unwrap(),
+        vix::OK,
+    );
+    assert_same_content(&env.path(0, "a.vmdk"), &env.path(0, "b.vmdk"));
+}
