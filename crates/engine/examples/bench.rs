@@ -70,7 +70,7 @@ fn engine_clone(export: &Export, src: &str, dst: &str, skip_zeroes: bool) {
 fn row(name: &str, t: Duration, bytes: u64) {
     let secs = t.as_secs_f64();
     println!(
-        "| {name:<44} | {secs:>8.3} s | {:>8.0} MiB/s |",
+        "| {name:<48} | {secs:>8.3} s | {:>8.0} MiB/s |",
         bytes as f64 / MIB as f64 / secs
     );
 }

@@ -64,6 +64,17 @@ impl<'a> Staged<'a> {
             Err(Errno::OPNOTSUPP | Errno::ISDIR) => {}
             Err(e) => return Err(Error::sys(op, path, e)),
         }
+        Self::create_named(dir, op, path)
+    }
+
+    /// The fallback: `openat(dir, ".openvaai-tmp-<random>", O_CREAT | O_EXCL | O_RDWR |
+    /// O_NOFOLLOW, 0600)`, unlinked on drop unless published.
+    pub(crate) fn create_named(
+        dir: BorrowedFd<'a>,
+        op: &'static str,
+        path: &str,
+    ) -> Result<Self, Error> {
+        let mode = Mode::from_raw_mode(0o600);
         for _ in 0..16 {
             let name = temp_name();
             let flags =
@@ -162,6 +173,72 @@ pub(crate) fn scratch_file(dir: BorrowedFd<'_>) -> Result<OwnedFd, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::os::fd::OwnedFd;
+
+    fn dir(path: &std::path::Path) -> OwnedFd {
+        rustix::fs::open(path, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()).unwrap()
+    }
+
+    fn names(path: &std::path::Path) -> Vec<String> {
+        let mut v: Vec<_> = std::fs::read_dir(path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn staged<'a>(d: BorrowedFd<'a>, named: bool, content: &[u8]) -> Staged<'a> {
+        let s = if named {
+            Staged::create_named(d, "t", "x")
+        } else {
+            Staged::create(d, "t", "x")
+        }
+        .unwrap();
+        assert_eq!(
+            rustix::io::pwrite(s.file(), content, 0).unwrap(),
+            content.len()
+        );
+        s
+    }
+
+    #[test]
+    fn named_fallback_is_removed_when_dropped_unpublished() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = dir(tmp.path());
+        let s = staged(d.as_fd(), true, b"partial");
+        assert_eq!(names(tmp.path()).len(), 1);
+        assert!(names(tmp.path())[0].starts_with(TEMP_PREFIX));
+        drop(s);
+        assert!(names(tmp.path()).is_empty());
+    }
+
+    #[test]
+    fn both_paths_publish_guarded_and_replacing() {
+        for named in [false, true] {
+            let tmp = tempfile::tempdir().unwrap();
+            let d = dir(tmp.path());
+            staged(d.as_fd(), named, b"one")
+                .publish("f", true, "t", "f")
+                .unwrap();
+            assert_eq!(std::fs::read(tmp.path().join("f")).unwrap(), b"one");
+            let e = staged(d.as_fd(), named, b"two")
+                .publish("f", true, "t", "f")
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::AlreadyExists);
+            assert_eq!(std::fs::read(tmp.path().join("f")).unwrap(), b"one");
+            staged(d.as_fd(), named, b"three")
+                .publish("f", false, "t", "f")
+                .unwrap();
+            assert_eq!(std::fs::read(tmp.path().join("f")).unwrap(), b"three");
+            assert_eq!(
+                names(tmp.path()),
+                vec!["f"],
+                "named {named}: no temporary left"
+            );
+        }
+    }
 
     #[test]
     fn temp_names_are_unique_and_prefixed() {
