@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::clone::clone_with_meter;
 use super::reserve::parse_size;
-use super::statx::alloc_name;
+use super::statx;
 use crate::target::{load_plugin, plugin_log, PluginArgs, Target};
 
 #[derive(clap::Args)]
@@ -294,10 +294,7 @@ fn story(args: &Args, export: &Path, say: &dyn Fn(String)) -> Result<Value> {
         super::rate(size, host_took)
     ));
 
-    say(format!(
-        "\n{:<19} {:>10} {:>10} {:>10}  type",
-        "file", "size", "allocated", "unique"
-    ));
+    say(format!("\n{}", statx::header(19)));
     let mut files = Vec::new();
     for name in [
         "web01-flat.vmdk",
@@ -307,26 +304,8 @@ fn story(args: &Args, export: &Path, say: &dyn Fn(String)) -> Result<Value> {
         "db01-flat.vmdk",
     ] {
         let r = target.plugin.statx(id, &s(path(name)))?;
-        if r.common.status == vix::OK {
-            say(format!(
-                "{:<19} {:>10} {:>10} {:>10}  {}",
-                name,
-                HumanBytes(r.total_bytes).to_string(),
-                HumanBytes(r.alloced_bytes).to_string(),
-                HumanBytes(r.unique_bytes).to_string(),
-                alloc_name(r.alloc_type)
-            ));
-        } else {
-            say(format!("{name:<19} {}", super::vix_name(r.common.status)));
-        }
-        files.push(json!({
-            "file": name,
-            "status": super::vix_name(r.common.status),
-            "total_bytes": r.total_bytes,
-            "alloced_bytes": r.alloced_bytes,
-            "unique_bytes": r.unique_bytes,
-            "alloc_type": alloc_name(r.alloc_type),
-        }));
+        say(statx::row(name, &r, 19));
+        files.push(statx::to_json(name, &r));
     }
     let lazy_failed = steps
         .iter()

@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use indicatif::HumanBytes;
-use openvaai_abi::{alloc, vix, AllocType};
+use openvaai_abi::{alloc, vix, AllocType, StatXResult};
 use serde_json::json;
 
 use crate::target::{plugin_log, DatastoreArgs, Target};
@@ -29,6 +29,42 @@ pub fn alloc_name(t: AllocType) -> &'static str {
     }
 }
 
+/// The header of the statistics table, for a name column of `width`.
+pub fn header(width: usize) -> String {
+    format!(
+        "{:<width$} {:>11} {:>11} {:>11}  type",
+        "file", "size", "allocated", "unique"
+    )
+}
+
+/// One row of the statistics table.
+pub fn row(name: &str, r: &StatXResult, width: usize) -> String {
+    if r.common.status != vix::OK {
+        return format!("{name:<width$} {}", super::vix_name(r.common.status));
+    }
+    format!(
+        "{:<width$} {:>11} {:>11} {:>11}  {}",
+        name,
+        HumanBytes(r.total_bytes).to_string(),
+        HumanBytes(r.alloced_bytes).to_string(),
+        HumanBytes(r.unique_bytes).to_string(),
+        alloc_name(r.alloc_type)
+    )
+}
+
+/// One file's statistics for `--json`.
+pub fn to_json(file: &str, r: &StatXResult) -> serde_json::Value {
+    json!({
+        "file": file,
+        "status": super::vix_name(r.common.status),
+        "code": r.common.status,
+        "total_bytes": r.total_bytes,
+        "alloced_bytes": r.alloced_bytes,
+        "unique_bytes": r.unique_bytes,
+        "alloc_type": alloc_name(r.alloc_type),
+    })
+}
+
 pub fn run(args: &Args) -> Result<u8> {
     let target = Target::open(&args.ds)?;
     let mut rows = Vec::new();
@@ -43,43 +79,16 @@ pub fn run(args: &Args) -> Result<u8> {
     }
     let log = plugin_log();
     if args.json {
-        let files: Vec<_> = rows
-            .iter()
-            .map(|(p, r)| {
-                json!({
-                    "file": p,
-                    "status": super::vix_name(r.common.status),
-                    "code": r.common.status,
-                    "total_bytes": r.total_bytes,
-                    "alloced_bytes": r.alloced_bytes,
-                    "unique_bytes": r.unique_bytes,
-                    "alloc_type": alloc_name(r.alloc_type),
-                })
-            })
-            .collect();
+        let files: Vec<_> = rows.iter().map(|(p, r)| to_json(p, r)).collect();
         return super::finish(true, json!({ "files": files }), "STATX", worst, &log);
     }
-    println!(
-        "{:<40} {:>11} {:>11} {:>11}  type",
-        "file", "size", "allocated", "unique"
-    );
+    println!("{}", header(40));
     for (p, r) in &rows {
         let name = p
             .strip_prefix(target.mount())
             .unwrap_or(p)
             .trim_start_matches('/');
-        if r.common.status == vix::OK {
-            println!(
-                "{:<40} {:>11} {:>11} {:>11}  {}",
-                name,
-                HumanBytes(r.total_bytes).to_string(),
-                HumanBytes(r.alloced_bytes).to_string(),
-                HumanBytes(r.unique_bytes).to_string(),
-                alloc_name(r.alloc_type)
-            );
-        } else {
-            println!("{name:<40} {}", super::vix_name(r.common.status));
-        }
+        println!("{}", row(name, r, 40));
     }
     super::finish(false, json!(null), "STATX", worst, &log)
 }
