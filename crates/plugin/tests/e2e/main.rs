@@ -7,6 +7,7 @@ mod cross;
 mod paths;
 mod primitives;
 mod progress;
+mod reconnect;
 mod sessions;
 mod util;
 
