@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 
 pub const TARGET: &str = "x86_64-unknown-linux-gnu";
 
-fn workspace_root() -> PathBuf {
+pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask lives in the workspace")
