@@ -4,12 +4,15 @@
 //!   written to `target/esxi/libopenvaai.so`.
 //! - `cargo xtask vib`: that build packaged as `target/vib/openvaai-<version>.vib` and the
 //!   offline bundle `target/vib/openvaai-<version>-offline-bundle.zip`, both checked.
+//! - `cargo xtask deb`: the daemon, the CLI and the Linux plugin as
+//!   `target/deb/openvaai_<version>_amd64.deb`, checked with the real daemon and dpkg-deb.
 //! - `cargo xtask check-glibc FILE...`: fails when a binary needs a glibc symbol newer than
 //!   2.17.
 //! - `cargo xtask check-vib FILE...`: takes VIBs and offline bundles apart and checks every
 //!   size, checksum, path and mode, and the packaged plugin's glibc versions.
 
 mod ar;
+mod deb;
 mod esxi;
 mod glibc;
 mod pkg;
@@ -18,13 +21,14 @@ mod zip;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask esxi | vib | check-glibc FILE... | check-vib FILE...";
+const USAGE: &str = "usage: cargo xtask esxi | vib | deb | check-glibc FILE... | check-vib FILE...";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("esxi") => esxi::run(),
         Some("vib") => vib::run(),
+        Some("deb") => deb::run(),
         Some("check-glibc") if args.len() > 1 => glibc::check_files(&args[1..]),
         Some("check-vib") if args.len() > 1 => vib::check_files(&args[1..]),
         _ => {
