@@ -2,8 +2,9 @@
 //!
 //! - `cargo xtask esxi`: the plugin built for ESXi (glibc 2.17 symbols at most), checked, and
 //!   written to `target/esxi/libopenvaai.so`.
-//! - `cargo xtask vib`: that build packaged as `target/vib/openvaai-<version>.vib` and the
-//!   offline bundle `target/vib/openvaai-<version>-offline-bundle.zip`, both checked.
+//! - `cargo xtask vib`: that build packaged for ESXi 7.0 and 8.0 as
+//!   `target/vib/openvaai-<version>.{700,800}.vib` and the offline bundles
+//!   `target/vib/openvaai-<version>.{700,800}-offline-bundle.zip`, all checked.
 //! - `cargo xtask deb`: the daemon, the CLI and the Linux plugin as
 //!   `target/deb/openvaai_<version>_amd64.deb`, checked with the real daemon and dpkg-deb.
 //! - `cargo xtask check-glibc FILE...`: fails when a binary needs a glibc symbol newer than

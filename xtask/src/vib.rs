@@ -5,7 +5,8 @@
 //! gzip tar named like the descriptor's `<payload name>`. The offline bundle is the zip depot
 //! `esxcli software vib install -d` and `esxcli software component apply -d` read:
 //! `index.xml` → `vendor-index.xml` → `metadata.zip` (`vmware.xml`, `bulletins/`, `vibs/`)
-//! and the VIB under `vib20/`.
+//! and the VIB under `vib20/`. There is one VIB and one bundle per ESXi major release (see
+//! [`Flavour`]).
 
 use std::path::Path;
 
@@ -20,10 +21,55 @@ pub const VENDOR: &str = "openvaai";
 pub const PAYLOAD: &str = "openvaai";
 pub const PLUGIN_PATH: &str = "usr/lib/vmware/nas_plugins/lib64/libopenvaai.so";
 pub const FIREWALL_PATH: &str = "etc/vmware/firewall/openvaai.xml";
-/// The ESXi releases the plugin is built for (glibc 2.17 userworlds, vaai-nasd).
-pub const ESX_MIN: &str = "7.0.0";
-pub const ESX_BELOW: &str = "9.0.0";
-pub const PLATFORMS: [&str; 2] = ["7.*", "8.*"];
+/// One VIB per ESXi major release: the plugin is the same (glibc 2.17 userworlds), the
+/// payload checksums are not. ESXi 8.0 refuses a payload without a `sha-256`
+/// `verify-process="gunzip"` checksum, while earlier releases fail hand-built `tgz` payloads
+/// that carry one ("Calculated digest at EOF does not match"), so the ESXi 7.0 VIB has only
+/// the `sha-256` of the gzip and the `sha-1` of the tar, like VIBs from VMware's old VIB
+/// Author. Each VIB depends on its release (`esx-version`) and has its own version, the
+/// package version plus `.700` or `.800` as VMware's partner VIBs do, so an ESXi 8.0 VIB
+/// updates an ESXi 7.0 one.
+#[derive(Debug)]
+pub struct Flavour {
+    /// `esx7`, `esx8`: for messages and docs.
+    pub tag: &'static str,
+    /// Appended to the package version: `0.1.0-1` becomes `0.1.0-1.800`.
+    pub release: &'static str,
+    /// `esx-version >= esx_min` and `esx-version << esx_below`.
+    pub esx_min: &'static str,
+    pub esx_below: &'static str,
+    /// The software platform version pattern of the bulletin and the depot index.
+    pub platform: &'static str,
+    /// Whether the payload carries the SHA-256 of the gunzipped tar.
+    pub gunzip_sha256: bool,
+}
+
+pub const ESX7: Flavour = Flavour {
+    tag: "esx7",
+    release: "700",
+    esx_min: "7.0.0",
+    esx_below: "8.0.0",
+    platform: "7.*",
+    gunzip_sha256: false,
+};
+
+pub const ESX8: Flavour = Flavour {
+    tag: "esx8",
+    release: "800",
+    esx_min: "8.0.0",
+    esx_below: "9.0.0",
+    platform: "8.*",
+    gunzip_sha256: true,
+};
+
+pub const FLAVOURS: [&Flavour; 2] = [&ESX7, &ESX8];
+
+impl Flavour {
+    /// The VIB version: the package version and the release, `0.1.0-1.800`.
+    pub fn version(&self, package_version: &str) -> String {
+        format!("{package_version}.{}", self.release)
+    }
+}
 
 const SUMMARY: &str = "openvaai: VAAI-NAS offloads to Linux NFS servers running openvaaid";
 const DESCRIPTION: &str = "The openvaai NAS plugin for disklib (libopenvaai.so): offloads \
@@ -95,7 +141,21 @@ impl PayloadSums {
     }
 }
 
-pub fn descriptor(version: &str, date: u64, files: &[&str], p: &PayloadSums) -> String {
+pub fn descriptor(
+    f: &Flavour,
+    version: &str,
+    date: u64,
+    files: &[&str],
+    p: &PayloadSums,
+) -> String {
+    let gunzip_sha256 = if f.gunzip_sha256 {
+        format!(
+            "\n      <checksum checksum-type=\"sha-256\" verify-process=\"gunzip\">{}</checksum>",
+            p.tar_sha256
+        )
+    } else {
+        String::new()
+    };
     let file_list: String = files
         .iter()
         .map(|f| format!("    <file>{}</file>\n", xml_escape(f)))
@@ -112,8 +172,8 @@ pub fn descriptor(version: &str, date: u64, files: &[&str], p: &PayloadSums) -> 
   <urls/>
   <relationships>
     <depends>
-      <constraint name="esx-version" relation="&gt;=" version="{ESX_MIN}"/>
-      <constraint name="esx-version" relation="&lt;&lt;" version="{ESX_BELOW}"/>
+      <constraint name="esx-version" relation="&gt;=" version="{esx_min}"/>
+      <constraint name="esx-version" relation="&lt;&lt;" version="{esx_below}"/>
     </depends>
     <conflicts/>
     <replaces/>
@@ -134,8 +194,7 @@ pub fn descriptor(version: &str, date: u64, files: &[&str], p: &PayloadSums) -> 
   <overlay>false</overlay>
   <payloads>
     <payload name="{PAYLOAD}" type="tgz" size="{size}">
-      <checksum checksum-type="sha-256">{sha256}</checksum>
-      <checksum checksum-type="sha-256" verify-process="gunzip">{tar_sha256}</checksum>
+      <checksum checksum-type="sha-256">{sha256}</checksum>{gunzip_sha256}
       <checksum checksum-type="sha-1" verify-process="gunzip">{tar_sha1}</checksum>
     </payload>
   </payloads>
@@ -144,30 +203,39 @@ pub fn descriptor(version: &str, date: u64, files: &[&str], p: &PayloadSums) -> 
         summary = xml_escape(SUMMARY),
         description = xml_escape(DESCRIPTION),
         date = pkg::iso8601(date),
+        esx_min = f.esx_min,
+        esx_below = f.esx_below,
         size = p.size,
         sha256 = p.sha256,
-        tar_sha256 = p.tar_sha256,
         tar_sha1 = p.tar_sha1,
     )
 }
 
 /// A VIB and the parts the bundle needs again.
 pub struct Vib {
+    pub flavour: &'static Flavour,
     pub version: String,
     pub date: u64,
     pub descriptor: String,
     pub bytes: Vec<u8>,
 }
 
-/// Packages `plugin` (the bytes of libopenvaai.so) as a VIB. Deterministic: the same inputs
-/// give the same bytes.
-pub fn build_vib(plugin: &[u8], version: &str, date: u64) -> Result<Vib> {
+/// Packages `plugin` (the bytes of libopenvaai.so) as the VIB for `flavour`, version
+/// `package_version` plus the flavour's release. Deterministic: the same inputs give the same
+/// bytes.
+pub fn build_vib(
+    plugin: &[u8],
+    flavour: &'static Flavour,
+    package_version: &str,
+    date: u64,
+) -> Result<Vib> {
+    let version = &flavour.version(package_version);
     let files = payload_files(plugin);
     let tar = pkg::tar(&pkg::with_parents(&files, ""), date)?;
     let tgz = pkg::gzip(&tar, date)?;
     let mut paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
     paths.sort_unstable();
-    let descriptor = descriptor(version, date, &paths, &PayloadSums::of(&tgz, &tar));
+    let descriptor = descriptor(flavour, version, date, &paths, &PayloadSums::of(&tgz, &tar));
     let bytes = crate::ar::write(
         &[
             crate::ar::Member {
@@ -186,6 +254,7 @@ pub fn build_vib(plugin: &[u8], version: &str, date: u64) -> Result<Vib> {
         date,
     )?;
     Ok(Vib {
+        flavour,
         version: version.to_owned(),
         date,
         descriptor,
@@ -266,16 +335,51 @@ pub fn unpack_vib(vib: &[u8]) -> Result<Unpacked> {
         ),
     ];
     for ((kind, process), value, what) in want {
-        let found = sums
+        match sums
             .iter()
             .find(|(k, p, _)| *k == kind && p.as_deref() == process)
-            .with_context(|| format!("no {what} in the descriptor"))?;
-        ensure!(
-            found.2 == value,
-            "{what}: descriptor {} actual {value}",
-            found.2
-        );
+        {
+            Some(found) => ensure!(
+                found.2 == value,
+                "{what}: descriptor {} actual {value}",
+                found.2
+            ),
+            // Only the ESXi 8.0 VIB has the SHA-256 of the tar (see Flavour).
+            None if process.is_some() && kind == "sha-256" => {}
+            None => bail!("no {what} in the descriptor"),
+        }
     }
+    let esx_min_major = xml_text(&descriptor, "depends")
+        .unwrap_or_default()
+        .split("<constraint ")
+        .filter(|c| {
+            xml_attr(&format!(" {c}"), "name") == Some("esx-version")
+                && xml_attr(&format!(" {c}"), "relation") == Some("&gt;=")
+        })
+        .filter_map(|c| {
+            xml_attr(&format!(" {c}"), "version")?
+                .split('.')
+                .next()?
+                .parse::<u32>()
+                .ok()
+        })
+        .max()
+        .context("no esx-version >= constraint")?;
+    ensure!(
+        esx_min_major < 8
+            || sums
+                .iter()
+                .any(|(k, p, _)| k == "sha-256" && p.as_deref() == Some("gunzip")),
+        "a VIB for ESXi {esx_min_major} needs the gunzipped payload's SHA-256"
+    );
+    let distinct: std::collections::BTreeSet<_> = sums.iter().map(|(k, p, _)| (k, p)).collect();
+    ensure!(
+        distinct.len() == sums.len()
+            && sums.iter().all(|(k, p, _)| {
+                (k == "sha-256" || k == "sha-1") && matches!(p.as_deref(), None | Some("gunzip"))
+            }),
+        "unexpected or repeated payload checksums: {sums:?}"
+    );
 
     let mut files = Vec::new();
     let mut paths = Vec::new();
@@ -365,15 +469,11 @@ fn vib_relative_path(version: &str) -> String {
     format!("vib20/{NAME}/{}", vib_file_name(version))
 }
 
-fn platforms(indent: &str, element: &str) -> String {
-    PLATFORMS
-        .iter()
-        .map(|v| {
-            format!(
-                "{indent}<{element} locale=\"\" productLineID=\"embeddedEsx\" version=\"{v}\"/>\n"
-            )
-        })
-        .collect()
+fn platform(f: &Flavour, indent: &str, element: &str) -> String {
+    format!(
+        "{indent}<{element} locale=\"\" productLineID=\"embeddedEsx\" version=\"{}\"/>\n",
+        f.platform
+    )
 }
 
 /// The bulletin (an ESXi 7.0+ component: name and version specs) listing the VIB.
@@ -405,7 +505,7 @@ pub fn bulletin(vib: &Vib) -> String {
         summary = xml_escape(SUMMARY),
         description = xml_escape(DESCRIPTION),
         date = pkg::iso8601(vib.date),
-        platforms = platforms("    ", "softwarePlatform"),
+        platforms = platform(vib.flavour, "    ", "softwarePlatform"),
         vib_id = vib_id(v),
     )
 }
@@ -497,10 +597,10 @@ pub fn vmware_xml(vib: &Vib) -> String {
         id = bulletin_id(v),
         summary = xml_escape(SUMMARY),
         description = xml_escape(DESCRIPTION),
-        platforms = platforms("      ", "softwarePlatform"),
+        platforms = platform(vib.flavour, "      ", "softwarePlatform"),
         vib_id = vib_id(v),
         system_requires = inner("system-requires"),
-        swplatforms = platforms("          ", "swPlatform"),
+        swplatforms = platform(vib.flavour, "          ", "swPlatform"),
         relationships = inner("relationships"),
         path = vib_relative_path(v),
         size = vib.bytes.len(),
@@ -527,30 +627,27 @@ pub fn index_xml() -> String {
     )
 }
 
-pub fn vendor_index_xml() -> String {
-    let records: String = PLATFORMS
-        .iter()
-        .map(|v| {
-            format!(
-                "  <metadata>
+pub fn vendor_index_xml(f: &Flavour) -> String {
+    format!(
+        "<metaList>
+  <metadata>
     <productId>embeddedEsx</productId>
-    <version>{v}</version>
+    <version>{}</version>
     <locale></locale>
     <patchUrl></patchUrl>
     <url>metadata.zip</url>
     <channelName>default</channelName>
   </metadata>
-"
-            )
-        })
-        .collect();
-    format!("<metaList>\n{records}</metaList>\n")
+</metaList>
+",
+        f.platform
+    )
 }
 
 /// The offline bundle (a zip depot) holding `vib`.
 pub fn build_bundle(vib: &Vib) -> Result<Vec<u8>> {
     let v = &vib.version;
-    let vendor_index = vendor_index_xml();
+    let vendor_index = vendor_index_xml(vib.flavour);
     let metadata = crate::zip::write(
         &[
             ("vmware.xml", vmware_xml(vib).as_bytes()),
@@ -657,14 +754,23 @@ pub fn run() -> Result<()> {
     let so = crate::esxi::build()?;
     let out = pkg::out_dir("vib")?;
     let plugin = pkg::strip_debug(&so, &out.join("stripped"))?;
-    let version = pkg::package_version();
-    let vib = build_vib(&plugin, &version, pkg::source_date_epoch())?;
-    let bundle = build_bundle(&vib)?;
-    let vib_path = out.join(vib_file_name(&version));
-    let bundle_path = out.join(bundle_file_name(&version));
-    std::fs::write(&vib_path, &vib.bytes)?;
-    std::fs::write(&bundle_path, &bundle)?;
-    check_files(&[vib_path, bundle_path])
+    let date = pkg::source_date_epoch();
+    let mut written = Vec::new();
+    for flavour in FLAVOURS {
+        let vib = build_vib(&plugin, flavour, &pkg::package_version(), date)?;
+        let bundle = build_bundle(&vib)?;
+        let vib_path = out.join(vib_file_name(&vib.version));
+        let bundle_path = out.join(bundle_file_name(&vib.version));
+        std::fs::write(&vib_path, &vib.bytes)?;
+        std::fs::write(&bundle_path, &bundle)?;
+        println!(
+            "{} ({}): for ESXi >= {} and < {}",
+            vib.version, flavour.tag, flavour.esx_min, flavour.esx_below
+        );
+        written.push(vib_path);
+        written.push(bundle_path);
+    }
+    check_files(&written)
 }
 
 /// `cargo xtask check-vib FILE...`: takes VIBs and bundles apart, checks every size, checksum
@@ -695,8 +801,9 @@ pub fn check_files<P: AsRef<Path>>(files: &[P]) -> Result<()> {
         let (ma, mi, p) = crate::glibc::check(&so)
             .with_context(|| format!("the plugin packaged in {}", f.display()))?;
         println!(
-            "{}: {} ({} bytes), {} payload files, packaged plugin needs at most GLIBC_{ma}.{mi}.{p}",
+            "{}: {} {} ({} bytes), {} payload files, packaged plugin needs at most GLIBC_{ma}.{mi}.{p}",
             f.display(),
+            xml_text(&unpacked.descriptor, "version").unwrap_or_default(),
             if bytes.starts_with(crate::ar::MAGIC) { "VIB" } else { "offline bundle" },
             bytes.len(),
             unpacked.files.len(),
@@ -713,7 +820,7 @@ mod tests {
     const PLUGIN: &[u8] = b"\x7fELF not really a plugin, but bytes are bytes";
 
     fn vib() -> Vib {
-        build_vib(PLUGIN, "0.1.0-1", DATE).unwrap()
+        build_vib(PLUGIN, &ESX8, "0.1.0-1", DATE).unwrap()
     }
 
     #[test]
@@ -790,7 +897,7 @@ mod tests {
         for (tag, want) in [
             ("type", "bootbank"),
             ("name", "openvaai"),
-            ("version", "0.1.0-1"),
+            ("version", "0.1.0-1.800"),
             ("vendor", "openvaai"),
             ("release-date", "2026-01-01T00:00:00+00:00"),
             ("acceptance-level", "community"),
@@ -807,7 +914,7 @@ mod tests {
         assert!(xml_text(d, "description").unwrap().contains("7443"));
         let depends = xml_text(d, "depends").unwrap();
         assert!(depends
-            .contains(r#"<constraint name="esx-version" relation="&gt;=" version="7.0.0"/>"#));
+            .contains(r#"<constraint name="esx-version" relation="&gt;=" version="8.0.0"/>"#));
         assert!(depends
             .contains(r#"<constraint name="esx-version" relation="&lt;&lt;" version="9.0.0"/>"#));
         assert_eq!(
@@ -850,12 +957,87 @@ mod tests {
         assert_eq!(tar_sha1.len(), 40);
     }
 
+    /// ESXi 7.0 gets the same payload without the gunzipped SHA-256, for its own releases,
+    /// at a lower version than the ESXi 8.0 VIB.
+    #[test]
+    fn esx7_flavour() {
+        let v7 = build_vib(PLUGIN, &ESX7, "0.1.0-1", DATE).unwrap();
+        let v8 = vib();
+        let d = &v7.descriptor;
+        assert_eq!(v7.version, "0.1.0-1.700");
+        assert!(v7.version < v8.version);
+        assert!(!d.contains(r#"checksum-type="sha-256" verify-process"#));
+        let sums = checksums(d).unwrap();
+        let kinds: Vec<_> = sums
+            .iter()
+            .map(|(k, p, _)| (k.as_str(), p.as_deref()))
+            .collect();
+        assert_eq!(kinds, [("sha-256", None), ("sha-1", Some("gunzip"))]);
+        let kinds8: Vec<_> = checksums(&v8.descriptor)
+            .unwrap()
+            .into_iter()
+            .map(|(k, p, _)| (k, p))
+            .collect();
+        assert_eq!(kinds8.len(), 3);
+        assert!(kinds8.contains(&("sha-256".to_owned(), Some("gunzip".to_owned()))));
+        let depends = xml_text(d, "depends").unwrap();
+        assert!(depends
+            .contains(r#"<constraint name="esx-version" relation="&gt;=" version="7.0.0"/>"#));
+        assert!(depends
+            .contains(r#"<constraint name="esx-version" relation="&lt;&lt;" version="8.0.0"/>"#));
+        // Same payload bytes in both.
+        let p7 = crate::ar::read(&v7.bytes).unwrap().remove(2).data;
+        let p8 = crate::ar::read(&v8.bytes).unwrap().remove(2).data;
+        assert_eq!(p7, p8);
+        let u = unpack_vib(&v7.bytes).unwrap();
+        assert_eq!(u.files[1].data, PLUGIN);
+        let z = build_bundle(&v7).unwrap();
+        check_bundle(&z).unwrap();
+        let m = crate::zip::read(&z).unwrap();
+        assert_eq!(m[3].0, "vib20/openvaai/openvaai-0.1.0-1.700.vib");
+        let vi = String::from_utf8(m[1].1.clone()).unwrap();
+        assert_eq!(xml_text(&vi, "version"), Some("7.*"));
+    }
+
+    /// An ESXi 8.0 VIB without the gunzipped SHA-256 is refused by the checks, as by ESXi.
+    #[test]
+    fn esx8_vib_needs_the_gunzip_sha256() {
+        let v7 = build_vib(PLUGIN, &ESX7, "0.1.0-1", DATE).unwrap();
+        let m = crate::ar::read(&v7.bytes).unwrap();
+        let d = v7
+            .descriptor
+            .replace("version=\"7.0.0\"", "version=\"8.0.0\"");
+        let forged = crate::ar::write(
+            &[
+                crate::ar::Member {
+                    name: "descriptor.xml",
+                    data: d.as_bytes(),
+                },
+                crate::ar::Member {
+                    name: "sig.pkcs7",
+                    data: b"",
+                },
+                crate::ar::Member {
+                    name: PAYLOAD,
+                    data: &m[2].data,
+                },
+            ],
+            DATE,
+        )
+        .unwrap();
+        let err = unpack_vib(&forged).unwrap_err().to_string();
+        assert!(
+            err.contains("needs the gunzipped payload's SHA-256"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn builds_are_reproducible() {
         assert_eq!(vib().bytes, vib().bytes);
         assert_eq!(build_bundle(&vib()).unwrap(), build_bundle(&vib()).unwrap());
         assert_ne!(
-            build_vib(b"other", "0.1.0-1", DATE).unwrap().bytes,
+            build_vib(b"other", &ESX8, "0.1.0-1", DATE).unwrap().bytes,
             vib().bytes
         );
     }
@@ -903,7 +1085,7 @@ mod tests {
                 "index.xml",
                 "vendor-index.xml",
                 "metadata.zip",
-                "vib20/openvaai/openvaai-0.1.0-1.vib"
+                "vib20/openvaai/openvaai-0.1.0-1.800.vib"
             ]
         );
         assert_eq!(members[3].1, v.bytes);
@@ -913,7 +1095,8 @@ mod tests {
         let vi = String::from_utf8(members[1].1.clone()).unwrap();
         assert_eq!(xml_text(&vi, "productId"), Some("embeddedEsx"));
         assert_eq!(xml_text(&vi, "url"), Some("metadata.zip"));
-        assert_eq!(vi.matches("<metadata>").count(), 2);
+        assert_eq!(vi.matches("<metadata>").count(), 1);
+        assert_eq!(xml_text(&vi, "version"), Some("8.*"));
 
         let meta = crate::zip::read(&members[2].1).unwrap();
         let names: Vec<_> = meta.iter().map(|(n, _)| n.as_str()).collect();
@@ -922,26 +1105,26 @@ mod tests {
             [
                 "vmware.xml",
                 "bulletins/openvaai.xml",
-                "vibs/openvaai-0.1.0-1.xml",
+                "vibs/openvaai-0.1.0-1.800.xml",
                 "vendor-index.xml"
             ]
         );
         let meta_text = |i: usize| String::from_utf8(meta[i].1.clone()).unwrap();
         let bulletin = meta_text(1);
-        assert_eq!(xml_text(&bulletin, "id"), Some("openvaai_0.1.0-1"));
+        assert_eq!(xml_text(&bulletin, "id"), Some("openvaai_0.1.0-1.800"));
         assert_eq!(
             xml_text(&bulletin, "vibID"),
-            Some("openvaai_bootbank_openvaai_0.1.0-1")
+            Some("openvaai_bootbank_openvaai_0.1.0-1.800")
         );
         assert!(bulletin.contains("<componentNameSpec name=\"openvaai\""));
-        assert!(bulletin.contains("<componentVersionSpec version=\"0.1.0-1\""));
-        assert!(bulletin.contains("version=\"7.*\"") && bulletin.contains("version=\"8.*\""));
+        assert!(bulletin.contains("<componentVersionSpec version=\"0.1.0-1.800\""));
+        assert!(bulletin.contains("version=\"8.*\"") && !bulletin.contains("version=\"7.*\""));
         let vib_xml = meta_text(2);
         let body = v.descriptor.trim_end().strip_suffix("</vib>").unwrap();
         assert!(vib_xml.starts_with(body));
         assert_eq!(
             xml_text(&vib_xml, "relative-path"),
-            Some("vib20/openvaai/openvaai-0.1.0-1.vib")
+            Some("vib20/openvaai/openvaai-0.1.0-1.800.vib")
         );
         assert_eq!(
             xml_text(&vib_xml, "packed-size"),
@@ -1005,7 +1188,7 @@ mod tests {
             );
             assert_eq!(
                 String::from_utf8_lossy(&out.stdout),
-                "['bulletins/openvaai.xml', 'vendor-index.xml', 'vibs/openvaai-0.1.0-1.xml', 'vmware.xml']\n"
+                "['bulletins/openvaai.xml', 'vendor-index.xml', 'vibs/openvaai-0.1.0-1.800.xml', 'vmware.xml']\n"
             );
         } else {
             eprintln!("skipping the zipfile half: python3 missing");
