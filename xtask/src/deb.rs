@@ -398,6 +398,7 @@ fn release_build() -> Result<PathBuf> {
 /// Builds the release binaries, checks the shipped configuration with the real daemon,
 /// packages the binaries without debug sections, writes `target/deb/openvaai_<version>_amd64.deb` and checks it with dpkg-deb.
 pub fn run() -> Result<()> {
+    let version = pkg::package_version()?;
     let release = release_build()?;
     let root = crate::esxi::workspace_root();
     let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
@@ -423,7 +424,6 @@ pub fn run() -> Result<()> {
     check_default_config(&bins[0], &out.join("config-check"))?;
     println!("shipped {CONFFILE}: refused as is (no export), accepted with an export and fully uncommented");
 
-    let version = pkg::package_version();
     let deb = build_deb(&inputs, &version, pkg::source_date_epoch())?;
     let path = out.join(file_name(&version));
     std::fs::write(&path, &deb)?;

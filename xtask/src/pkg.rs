@@ -13,9 +13,24 @@ pub const REVISION: u32 = 1;
 /// them equal). The ESXi firewall rule opens it outbound.
 pub const DAEMON_PORT: u16 = 7443;
 
-/// `0.1.0-1`: the workspace version and [`REVISION`].
-pub fn package_version() -> String {
-    format!("{}-{REVISION}", env!("CARGO_PKG_VERSION"))
+/// `0.1.0-1`: the workspace version and the package revision, [`REVISION`] unless
+/// `OPENVAAI_PKG_REVISION` (digits and dots) says otherwise: rebuilds of one version that
+/// must update an installed package need a higher revision (ESXi refuses a VIB with an
+/// installed VIB's ID but another payload).
+pub fn package_version() -> Result<String> {
+    let revision = match std::env::var("OPENVAAI_PKG_REVISION") {
+        Ok(r) => {
+            ensure!(
+                !r.is_empty()
+                    && r.split('.')
+                        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())),
+                "OPENVAAI_PKG_REVISION must be digits and dots, like 2 or 1.1, not `{r}`"
+            );
+            r
+        }
+        Err(_) => REVISION.to_string(),
+    };
+    Ok(format!("{}-{revision}", env!("CARGO_PKG_VERSION")))
 }
 
 /// The timestamp written everywhere (tar and ar mtimes, release dates): `SOURCE_DATE_EPOCH`

@@ -751,13 +751,14 @@ pub fn check_bundle(bundle: &[u8]) -> Result<Unpacked> {
 /// Builds the ESXi plugin, packages it without debug sections, writes the VIB and the bundle
 /// to `target/vib/`, and checks both (including the packaged plugin's glibc versions).
 pub fn run() -> Result<()> {
+    let package_version = pkg::package_version()?;
     let so = crate::esxi::build()?;
     let out = pkg::out_dir("vib")?;
     let plugin = pkg::strip_debug(&so, &out.join("stripped"))?;
     let date = pkg::source_date_epoch();
     let mut written = Vec::new();
     for flavour in FLAVOURS {
-        let vib = build_vib(&plugin, flavour, &pkg::package_version(), date)?;
+        let vib = build_vib(&plugin, flavour, &package_version, date)?;
         let bundle = build_bundle(&vib)?;
         let vib_path = out.join(vib_file_name(&vib.version));
         let bundle_path = out.join(bundle_file_name(&vib.version));
