@@ -1,0 +1,23 @@
+//! Faults, hostile input and load: nothing lost, nothing let in.
+//!
+//! The real `openvaaid` and the real `libopenvaai.so` (loaded by the disklib stand-in) on
+//! loop-mounted XFS images, with the daemon killed, frozen and cut off the network, the disk
+//! filled, clients that vanish, hostile bytes and connections, an attacker without the secret
+//! or from the wrong address, and a load of concurrent clients. Every test checks the
+//! filesystem afterwards: no destination, no temporary, the space back, the source intact.
+//! The findings and numbers are in `docs/reliability.md`.
+
+mod abandon;
+mod access;
+mod attack;
+mod confine;
+mod corpus;
+mod crash;
+mod diskfull;
+mod hostile;
+mod load;
+mod netcut;
+mod netns;
+mod raw;
+mod trust;
+mod util;

@@ -1,0 +1,192 @@
+//! A network namespace joined to the root namespace by a veth pair with a private /30
+//! (10.231.x.0/30: .2 on the host side, .1 inside), and an `openvaaid` run inside it. The
+//! test owns both ends; everything is deleted on drop, also when the test panics.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use openvaai_testkit::access_path;
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+fn have_ip() -> bool {
+    ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
+        .iter()
+        .any(|p| Path::new(p).exists())
+}
+
+pub struct Netns {
+    pub name: String,
+    /// The veth end in the root namespace.
+    pub host_if: String,
+    pub host_ip: Ipv4Addr,
+    pub ns_ip: Ipv4Addr,
+}
+
+impl Netns {
+    /// A namespace and its veth pair, up. `None` (reason printed) without root or `ip`;
+    /// a panic instead under `OPENVAAI_REQUIRE_FS_TESTS=1`.
+    pub fn new() -> Option<Netns> {
+        let why = if !rustix::process::geteuid().is_root() {
+            Some("not root")
+        } else if !have_ip() {
+            Some("`ip` (iproute2) not found")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            assert!(
+                !openvaai_testkit::require_fs_tests(),
+                "OPENVAAI_REQUIRE_FS_TESTS=1 but network namespaces cannot be made: {why}"
+            );
+            eprintln!("skipping network test: {why}");
+            return None;
+        }
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let pid = std::process::id();
+        let octet = ((pid + n * 7) % 250) as u8 + 1;
+        let ns = Netns {
+            name: format!("ovfaults-{pid}-{n}"),
+            host_if: format!("ovf{}h{n}", pid % 100_000),
+            host_ip: Ipv4Addr::new(10, 231, octet, 2),
+            ns_ip: Ipv4Addr::new(10, 231, octet, 1),
+        };
+        // From here on, Drop deletes whatever was made.
+        let peer = format!("ovf{}n{n}", pid % 100_000);
+        let host_cidr = format!("{}/30", ns.host_ip);
+        let ns_cidr = format!("{}/30", ns.ns_ip);
+        let steps: Vec<Vec<&str>> = vec![
+            vec!["netns", "add", &ns.name],
+            vec![
+                "link",
+                "add",
+                &ns.host_if,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &peer,
+            ],
+            vec!["link", "set", &peer, "netns", &ns.name],
+            vec!["addr", "add", &host_cidr, "dev", &ns.host_if],
+            vec!["link", "set", &ns.host_if, "up"],
+            vec!["-n", &ns.name, "addr", "add", &ns_cidr, "dev", &peer],
+            vec!["-n", &ns.name, "link", "set", &peer, "up"],
+            vec!["-n", &ns.name, "link", "set", "lo", "up"],
+        ];
+        for s in steps {
+            ip(&s).unwrap_or_else(|e| panic!("setting up the namespace: {e}"));
+        }
+        Some(ns)
+    }
+
+    /// Brings the host end of the link down (`false`) or up again.
+    pub fn link(&self, up: bool) {
+        let state = if up { "up" } else { "down" };
+        ip(&["link", "set", &self.host_if, state]).unwrap();
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = ip(&["link", "del", &self.host_if]);
+        let _ = ip(&["netns", "del", &self.name]);
+    }
+}
+
+/// `openvaaid` inside a namespace, listening on its address there; killed on drop.
+pub struct NsDaemon {
+    child: Option<Child>,
+    pub exports: Vec<PathBuf>,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl NsDaemon {
+    pub fn start(ns: &Netns, exports: &[&Path], limits: &str) -> NsDaemon {
+        let dir = tempfile::tempdir().unwrap();
+        let mut toml = format!(
+            "listen = [\"{}:0\"]\nstate_dir = \"{}\"\n[limits]\n{limits}\n",
+            ns.ns_ip,
+            dir.path().join("state").display()
+        );
+        for e in exports {
+            toml.push_str(&format!("[[export]]\npath = \"{}\"\n", e.display()));
+            let _ = std::fs::remove_file(access_path(e));
+        }
+        let config = dir.path().join("openvaaid.toml");
+        std::fs::write(&config, toml).unwrap();
+        let log = dir.path().join("openvaaid.log");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns.name])
+            .arg(openvaai_testkit::daemon_bin())
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("ip netns exec openvaaid");
+        let mut d = NsDaemon {
+            child: Some(child),
+            exports: exports.iter().map(|p| p.to_path_buf()).collect(),
+            log,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !d.exports.iter().all(|e| access_path(e).exists()) {
+            if let Some(st) = d.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("openvaaid exited at start ({st}):\n{}", d.log_text());
+            }
+            assert!(Instant::now() < deadline, "openvaaid did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        d
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits (up to `within`) for a log line containing every one of `needles`.
+    pub fn wait_for_line(&self, needles: &[&str], within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            if !crate::util::log_lines(&self.log_text(), needles).is_empty() {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for NsDaemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
