@@ -627,7 +627,7 @@ mod tests {
                 .arg(&script)
                 .args(args.iter().filter(|a| !a.is_empty()))
                 .env_clear()
-                .env("PATH", &dir) // nothing but the script's directory: no systemctl
+                .env("PATH", dir.as_os_str()) // nothing but the script's directory: no systemctl
                 .output()
                 .unwrap();
             assert!(

@@ -248,13 +248,38 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
-/// A fresh scratch directory for one test.
+/// A fresh scratch directory for one test, removed when dropped.
 #[cfg(test)]
-pub fn test_dir(name: &str) -> PathBuf {
+pub struct TestDir(PathBuf);
+
+#[cfg(test)]
+impl std::ops::Deref for TestDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+impl AsRef<Path> for TestDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+pub fn test_dir(name: &str) -> TestDir {
     let dir = std::env::temp_dir().join(format!("xtask-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TestDir(dir)
 }
 
 /// The text between `<tag ...>` and `</tag>` (first occurrence); for checks, not a parser.
