@@ -28,6 +28,7 @@ fn jobs_of_a_client_that_vanishes_end_by_lease_and_leave_nothing() {
         .unwrap()
         .set_len(1 << 30)
         .unwrap();
+    let free_before = free_bytes(root);
     let export = root.to_str().unwrap().to_owned();
     let access = fx.daemon.access(0);
     let to = raw::addr(IpAddr::from([127, 0, 0, 1]), &access);
@@ -86,6 +87,14 @@ fn jobs_of_a_client_that_vanishes_end_by_lease_and_leave_nothing() {
     assert!(took < Duration::from_secs(5), "{took:?}");
     assert_eq!(listing(root), ["big.vmdk", "small.vmdk"]);
     assert_no_temporaries(root);
+    // The unnamed files of both jobs are gone with them.
+    let free_after = wait_free_back(root, free_before, 2 * MIB);
+    assert!(
+        free_after + 2 * MIB >= free_before,
+        "{} MiB free before, {} MiB after",
+        free_before / MIB,
+        free_after / MIB
+    );
     // Nothing turns up later either (the paced clone would have run for 16 s).
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(listing(root), ["big.vmdk", "small.vmdk"]);

@@ -200,6 +200,7 @@ fn daemon_frozen_mid_clone_fails_it_in_time_and_leaves_nothing_half_there() {
     let root = fx.exports[0].clone();
     write_layout(&root.join("src.vmdk"), &[Run::Data(SIZE)], 91).unwrap();
     write_layout(&root.join("small.vmdk"), &[Run::Data(MIB)], 92).unwrap();
+    let free_before = free_bytes(&root);
     let id = fx.session(0);
     let frozen = AtomicBool::new(false);
     let frozen_at: Mutex<Option<Instant>> = Mutex::new(None);
@@ -259,6 +260,13 @@ fn daemon_frozen_mid_clone_fails_it_in_time_and_leaves_nothing_half_there() {
         assert_same_content(&root.join("src.vmdk"), &root.join("dst.vmdk"));
     } else {
         assert_eq!(names, ["small.vmdk", "src.vmdk"]);
+        let free_after = wait_free_back(&root, free_before, 8 * MIB);
+        assert!(
+            free_after + 8 * MIB >= free_before,
+            "{} MiB free before, {} MiB after",
+            free_before / MIB,
+            free_after / MIB
+        );
     }
     assert_no_temporaries(&root);
     // And the session works again.

@@ -62,12 +62,15 @@ impl Netns {
         static N: AtomicU32 = AtomicU32::new(0);
         let n = N.fetch_add(1, Ordering::SeqCst);
         let pid = std::process::id();
-        let octet = ((pid + n * 7) % 250) as u8 + 1;
+        // One of the 16384 /30s of 10.231.0.0/16, chosen by process and number, so that
+        // test runs side by side on one machine do not collide.
+        let slot = (pid.wrapping_mul(31).wrapping_add(n)) % 16384;
+        let (third, base) = ((slot / 64) as u8, ((slot % 64) * 4) as u8);
         let ns = Netns {
             name: format!("ovfaults-{pid}-{n}"),
             host_if: format!("ovf{}h{n}", pid % 100_000),
-            host_ip: Ipv4Addr::new(10, 231, octet, 2),
-            ns_ip: Ipv4Addr::new(10, 231, octet, 1),
+            host_ip: Ipv4Addr::new(10, 231, third, base + 2),
+            ns_ip: Ipv4Addr::new(10, 231, third, base + 1),
         };
         // From here on, Drop deletes whatever was made.
         let peer = format!("ovf{}n{n}", pid % 100_000);
