@@ -7,7 +7,6 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::fs::symlink;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use openvaai_abi::{clone_flag as f, vix};
 use openvaai_proto::{CloneArgs, JobState, Status};
@@ -298,6 +297,4 @@ fn a_destination_directory_swapped_for_a_symlink_mid_clone_is_never_followed() {
         assert!(!landed.exists());
     }
     assert_no_temporaries(&ds0);
-    std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(listing(&ds1), Vec::<String>::new());
 }

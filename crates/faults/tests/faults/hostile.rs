@@ -247,7 +247,12 @@ fn a_client_cannot_forge_lines_in_the_daemon_log() {
         .unwrap()
         .unwrap();
     let _ = c.wait(job, u64::MAX, 5000).unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    // The job's last line is written just after its result.
+    assert!(wait_for_line(
+        &t.fx.daemon,
+        &["job finished", "what=clone"],
+        Duration::from_secs(5)
+    ));
     let log = t.fx.daemon.log_text();
     let forged_lines: Vec<&str> = log.lines().filter(|l| l.starts_with("FORGED")).collect();
     assert!(
