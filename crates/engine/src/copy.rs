@@ -20,6 +20,9 @@ use crate::progress::{CancelToken, Reporter};
 /// idle while the page cache was being filled and ran at 60-70% of `cp`'s throughput.
 pub(crate) const CHUNK: usize = 1 << 20;
 
+/// Start writeback of the destination every this many bytes (see `Ctx::write_behind`).
+const WRITE_BEHIND: u64 = 16 << 20;
+
 /// A zero block to compare against.
 static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 
@@ -46,6 +49,11 @@ pub(crate) fn copy(
     path: &str,
 ) -> Result<u64, Error> {
     let sys = |e| Error::sys(OP, path, e);
+    // The size first, so that no write extends the file: XFS would otherwise preallocate
+    // beyond EOF as it grows, and once the file has fallocated ranges (thick copies) it keeps
+    // those blocks after close. (Never truncate it again at the end: on XFS even a same-size
+    // truncate writes the file back and waits.)
+    rustix::fs::ftruncate(dst, size).map_err(sys)?;
     let _ = rustix::fs::fadvise(src, 0, None, Advice::Sequential);
     let mut ctx = Ctx {
         src,
@@ -57,6 +65,7 @@ pub(crate) fn copy(
         buf: Vec::new(),
         written: 0,
         can_fallocate: true,
+        flushed: 0,
     };
     let mut off = 0u64;
     while off < size {
@@ -82,12 +91,6 @@ pub(crate) fn copy(
         ctx.data(data, end.max(data + 1).min(size))?;
         off = end.max(data + 1);
     }
-    // Last, so that the writes above extend the file as they go (XFS then preallocates
-    // beyond EOF in large, contiguous pieces) and a trailing hole gets its size. Only when
-    // needed: on XFS even a same-size truncate writes back and waits (seconds per GiB).
-    if rustix::fs::fstat(dst).map_err(sys)?.st_size as u64 != size {
-        rustix::fs::ftruncate(dst, size).map_err(sys)?;
-    }
     Ok(ctx.written)
 }
 
@@ -101,6 +104,8 @@ struct Ctx<'a, 'r, 'c> {
     buf: Vec<u8>,
     written: u64,
     can_fallocate: bool,
+    /// Writeback has been started for the destination below this offset.
+    flushed: u64,
 }
 
 impl Ctx<'_, '_, '_> {
@@ -172,8 +177,25 @@ impl Ctx<'_, '_, '_> {
             result?;
             off += got as u64;
             self.reporter.advance(got as u64);
+            self.write_behind(off);
         }
         Ok(())
+    }
+
+    /// `posix_fadvise(dst, from, len, POSIX_FADV_DONTNEED)` every [`WRITE_BEHIND`] bytes —
+    /// starts writeback of what was just written (without waiting for it) and drops pages
+    /// already clean, so the disk writes while the copy reads, the final `fsync` has little
+    /// left to do, and a huge copy does not evict the rest of the page cache.
+    fn write_behind(&mut self, upto: u64) {
+        if upto < self.flushed + WRITE_BEHIND {
+            if upto < self.flushed {
+                self.flushed = upto;
+            }
+            return;
+        }
+        let len = std::num::NonZeroU64::new(upto - self.flushed);
+        let _ = rustix::fs::fadvise(self.dst, self.flushed, len, Advice::DontNeed);
+        self.flushed = upto;
     }
 
     /// `copy_file_range(src, &off, dst, &off, len)` — an in-kernel copy; only used where the

@@ -2,21 +2,26 @@
 
 use std::os::fd::BorrowedFd;
 
-use rustix::fs::{fallocate, FallocateFlags};
+use rustix::fs::{fallocate, fstatvfs, seek, FallocateFlags, SeekFrom};
 use rustix::io::Errno;
 
 use crate::error::{Error, ErrorKind};
+use crate::fiemap::{self, EXTENT_UNWRITTEN};
 use crate::progress::{CancelToken, Progress, Reporter};
 
 /// Bytes per `fallocate` call, so that progress and cancellation stay responsive.
 const CHUNK: u64 = 64 << 20;
 
+const OP: &str = "reserve";
+
 /// `fallocate(fd, 0, off, len)` — allocates the blocks of `[off, off + len)` that are holes
 /// (as unwritten extents where the filesystem has them) and leaves existing data alone —
 /// over `[0, size)` in [`CHUNK`]s, then `fsync(fd)`.
 ///
-/// A cancelled reservation keeps what was already allocated: the file's contents are
-/// unchanged either way.
+/// All or nothing: when the holes clearly cannot fit the free space it fails with
+/// `DiskFull` before allocating anything, and a reservation that fails or is cancelled on
+/// the way gives back what it allocated (see [`give_back`]). The file's size and contents
+/// are unchanged either way.
 pub(crate) fn reserve(
     fd: BorrowedFd<'_>,
     size: u64,
@@ -24,25 +29,182 @@ pub(crate) fn reserve(
     progress: &mut dyn FnMut(Progress),
     cancel: &CancelToken,
 ) -> Result<(), Error> {
-    const OP: &str = "reserve";
     if size == 0 {
         return Err(Error::new(ErrorKind::InvalidArgument, OP, path.to_owned()));
     }
+    let holes = holes(fd, size);
+    let hole_bytes: u64 = holes.iter().map(|(a, b)| b - a).sum();
+    // statvfs(fd) — the free space, for a refusal that allocates nothing.
+    if let Ok(vfs) = fstatvfs(fd) {
+        let free = vfs.f_bavail.saturating_mul(vfs.f_frsize);
+        if hole_bytes > free {
+            return Err(Error::sys_kind(ErrorKind::DiskFull, OP, path, Errno::NOSPC));
+        }
+    }
     let mut reporter = Reporter::new(progress, size);
     let mut off = 0;
-    while off < size {
-        cancel.check(OP, path)?;
+    let result = loop {
+        if off >= size {
+            break rustix::fs::fsync(fd).map_err(|e| Error::sys(OP, path, e));
+        }
+        if let Err(e) = cancel.check(OP, path) {
+            break Err(e);
+        }
         let len = CHUNK.min(size - off);
-        fallocate(fd, FallocateFlags::empty(), off, len).map_err(|e| match e {
-            Errno::OPNOTSUPP | Errno::NOSYS => {
-                Error::sys_kind(ErrorKind::NotSupported, OP, path, e)
-            }
-            e => Error::sys(OP, path, e),
-        })?;
+        if let Err(e) = fallocate(fd, FallocateFlags::empty(), off, len) {
+            break Err(match e {
+                Errno::OPNOTSUPP | Errno::NOSYS => {
+                    Error::sys_kind(ErrorKind::NotSupported, OP, path, e)
+                }
+                e => Error::sys(OP, path, e),
+            });
+        }
         off += len;
         reporter.advance(len);
+    };
+    match result {
+        Ok(()) => {
+            reporter.finish();
+            Ok(())
+        }
+        Err(e) => {
+            give_back(fd, &holes, off.min(size));
+            Err(e)
+        }
     }
-    rustix::fs::fsync(fd).map_err(|e| Error::sys(OP, path, e))?;
-    reporter.finish();
-    Ok(())
+}
+
+/// The holes of `[0, size)`, by `lseek(SEEK_HOLE/SEEK_DATA)`. Where the filesystem cannot
+/// tell, an empty list: then nothing is checked against the free space or given back.
+fn holes(fd: BorrowedFd<'_>, size: u64) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off < size {
+        // lseek(fd, off, SEEK_HOLE) — the next hole at or after `off` (EOF counts as one).
+        let Ok(hole) = seek(fd, SeekFrom::Hole(off)) else {
+            return Vec::new();
+        };
+        if hole >= size {
+            break;
+        }
+        // lseek(fd, hole, SEEK_DATA) — where data starts again (ENXIO: none before EOF).
+        let data = seek(fd, SeekFrom::Data(hole)).unwrap_or(size).min(size);
+        out.push((hole, data));
+        off = data.max(hole + 1);
+    }
+    out
+}
+
+/// Punches back the blocks a failed reservation allocated below `upto`: only inside what
+/// were holes before it started, and only where the blocks are still unwritten (allocated
+/// by us and never written since), so that data a client wrote meanwhile is never lost.
+/// Best effort: a filesystem without FIEMAP or hole punching keeps the allocation.
+fn give_back(fd: BorrowedFd<'_>, holes: &[(u64, u64)], upto: u64) {
+    let mut unwritten = Vec::new();
+    if fiemap::for_each_extent(fd, upto, |e| {
+        if e.flags & EXTENT_UNWRITTEN != 0 {
+            unwritten.push((e.logical, e.logical + e.length));
+        }
+    })
+    .is_err()
+    {
+        return;
+    }
+    for &(h0, h1) in holes {
+        for &(u0, u1) in &unwritten {
+            let (a, b) = (h0.max(u0), h1.min(u1).min(upto));
+            if a < b {
+                // fallocate(fd, PUNCH_HOLE | KEEP_SIZE, a, b - a) — frees the blocks, keeps
+                // the size; the range reads as zeros, as it did before.
+                let _ = fallocate(
+                    fd,
+                    FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+                    a,
+                    b - a,
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+
+    use openvaai_testkit::{write_layout, FsKind, Run, TestFs};
+
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn a_cancelled_reservation_gives_back_what_it_allocated() {
+        for kind in [FsKind::Xfs, FsKind::Ext4] {
+            let Some(fs) = TestFs::new(kind, 1 << 30).unwrap() else {
+                return;
+            };
+            let path = fs.path().join("disk");
+            write_layout(&path, &[Run::Data(MIB), Run::Hole(511 * MIB)], 1).unwrap();
+            let before = std::fs::metadata(&path).unwrap().blocks();
+            let file = std::fs::File::options().write(true).open(&path).unwrap();
+            let cancel = CancelToken::new();
+            let mut reports = 0;
+            let mut progress = |_: Progress| {
+                reports += 1;
+                cancel.cancel();
+            };
+            let err = reserve(file.as_fd(), 512 * MIB, "disk", &mut progress, &cancel).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Cancelled, "{kind:?}");
+            assert!(
+                reports >= 1,
+                "{kind:?}: it had allocated something before the cancel"
+            );
+            let after = std::fs::metadata(&path).unwrap();
+            assert_eq!(
+                after.blocks(),
+                before,
+                "{kind:?}: the allocation was given back"
+            );
+            assert_eq!(after.len(), 512 * MIB);
+            let data = std::fs::read(&path).unwrap();
+            assert!(
+                data[MIB as usize..].iter().all(|&b| b == 0),
+                "{kind:?}: holes read as zeros"
+            );
+            assert!(
+                data[..MIB as usize].iter().any(|&b| b != 0),
+                "{kind:?}: data kept"
+            );
+        }
+    }
+
+    #[test]
+    fn written_blocks_are_never_punched_back() {
+        let Some(fs) = TestFs::new(FsKind::Xfs, 1 << 30).unwrap() else {
+            return;
+        };
+        let path = fs.path().join("disk");
+        write_layout(&path, &[Run::Hole(64 * MIB)], 2).unwrap();
+        let file = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let holes = holes(file.as_fd(), 64 * MIB);
+        assert_eq!(holes, vec![(0, 64 * MIB)]);
+        // Allocated by the reservation, then a client writes into part of it.
+        fallocate(file.as_fd(), FallocateFlags::empty(), 0, 64 * MIB).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&file, &[7u8; 4096], 8 * MIB).unwrap();
+        file.sync_all().unwrap();
+        give_back(file.as_fd(), &holes, 64 * MIB);
+        let mut buf = [0u8; 4096];
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut buf, 8 * MIB).unwrap();
+        assert_eq!(buf, [7u8; 4096], "the client's write survives");
+        let blocks = std::fs::metadata(&path).unwrap().blocks() * 512;
+        assert!(
+            blocks >= 4096 && blocks < MIB,
+            "the rest was given back: {blocks}"
+        );
+    }
 }

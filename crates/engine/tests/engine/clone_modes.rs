@@ -182,6 +182,13 @@ mod progress_is_cumulative_and_ends_at_total {
                 )
                 .unwrap();
             assert!(log.len() >= 3, "{log:?}");
+            // No blocks beyond what the file needs (regression: XFS kept its speculative
+            // preallocation past EOF on thick copies, which then ran the disk full).
+            let alloc = allocated(&env.p(&dst));
+            assert!(
+                alloc <= size + 4 * MIB,
+                "{dst}: {alloc} allocated for {size}"
+            );
             assert!(log.windows(2).all(|w| w[0].done <= w[1].done), "{log:?}");
             assert!(log.iter().all(|p| p.total == size && p.done <= size));
             assert_eq!(log.last().unwrap().done, size);
