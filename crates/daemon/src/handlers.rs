@@ -101,7 +101,7 @@ fn run<A: Xdr, R: Xdr>(args: &[u8], f: impl FnOnce(A) -> R) -> Result<Vec<u8>, A
 fn hello(shared: &Shared, s: &mut Session, a: HelloArgs) -> HelloRes {
     s.pending = None;
     let Some(i) = shared.config.export_index(&a.export) else {
-        tracing::warn!(peer = %s.peer, export = %a.export, "HELLO for an unknown export");
+        tracing::warn!(peer = %s.peer, export = ?a.export, "HELLO for an unknown export");
         return Err(Status::ObjectNotFound);
     };
     let ip = s.peer.ip();
@@ -111,7 +111,7 @@ fn hello(shared: &Shared, s: &mut Session, a: HelloArgs) -> HelloRes {
         .iter()
         .any(|n| n.contains(ip))
     {
-        tracing::warn!(peer = %s.peer, export = %a.export, "refused: address not in allowed_networks");
+        tracing::warn!(peer = %s.peer, export = ?a.export, "refused: address not in allowed_networks");
         return Err(Status::AuthenticationFail);
     }
     let challenge = auth::random_bytes();
@@ -136,18 +136,18 @@ fn auth(shared: &Shared, s: &mut Session, a: AuthArgs) -> AuthRes {
     };
     let e = &shared.exports[p.export];
     if shared.config.export_index(&a.export) != Some(p.export) {
-        tracing::warn!(peer = %s.peer, export = %a.export, "AUTH for another export than its HELLO");
+        tracing::warn!(peer = %s.peer, export = ?a.export, "AUTH for another export than its HELLO");
         return Err(Status::AuthenticationFail);
     }
     let want = auth::client_proof(&e.secret, &p.challenge, &p.nonce, &a.export);
     if !auth::proofs_equal(&want, &a.client_proof) {
-        tracing::warn!(peer = %s.peer, export = %a.export, "authentication failed: wrong proof");
+        tracing::warn!(peer = %s.peer, export = ?a.export, "authentication failed: wrong proof");
         return Err(Status::AuthenticationFail);
     }
     if !s.authenticated.contains(&p.export) {
         s.authenticated.push(p.export);
     }
-    tracing::info!(peer = %s.peer, export = %a.export, "authenticated");
+    tracing::info!(peer = %s.peer, export = ?a.export, "authenticated");
     Ok(Proof(auth::server_proof(
         &e.secret,
         &p.challenge,
@@ -197,6 +197,7 @@ fn clone_start(shared: &Shared, s: &mut Session, a: CloneArgs) -> StartRes {
         return Err(Status::InvalidArg);
     }
     if dst.cfg.read_only {
+        tracing::warn!(peer = %s.peer, export = ?dst.cfg.name, "clone refused: read-only export");
         return Err(Status::FileReadOnly);
     }
     let flags = CloneFlags {
@@ -205,8 +206,9 @@ fn clone_start(shared: &Shared, s: &mut Session, a: CloneArgs) -> StartRes {
         dry_run: a.flags & CLONE_DRY_RUN != 0,
         skip_zeroes: a.flags & CLONE_SKIP_ZEROES != 0,
     };
+    // Names from the wire are quoted and escaped: a newline in a path must not forge a line.
     let what = format!(
-        "clone {}:{} -> {}:{} flags {:#x} for {}",
+        "clone {:?}:{:?} -> {:?}:{:?} flags {:#x} for {}",
         src.cfg.name, a.src, dst.cfg.name, a.dst, a.flags, s.peer
     );
     let exports = job_exports(shared, &[&dst, &src]);
@@ -239,7 +241,7 @@ fn clone_start(shared: &Shared, s: &mut Session, a: CloneArgs) -> StartRes {
                     Status::Ok
                 }
                 Err(e) => {
-                    tracing::info!("clone failed: {e}");
+                    tracing::info!(error = %e.to_string().escape_debug(), "clone failed");
                     of_engine_error(&e)
                 }
             }
@@ -251,9 +253,11 @@ fn clone_start(shared: &Shared, s: &mut Session, a: CloneArgs) -> StartRes {
 fn reserve_start(shared: &Shared, s: &mut Session, a: PathArgs) -> StartRes {
     let e = s.export(shared, &a.export)?.clone();
     if e.cfg.read_only {
+        tracing::warn!(peer = %s.peer, export = ?e.cfg.name, "reserve refused: read-only export");
         return Err(Status::FileReadOnly);
     }
-    let what = format!("reserve {}:{} for {}", e.cfg.name, a.path, s.peer);
+    // Names from the wire are quoted and escaped: a newline in a path must not forge a line.
+    let what = format!("reserve {:?}:{:?} for {}", e.cfg.name, a.path, s.peer);
     let exports = job_exports(shared, &[&e]);
     let rate = shared.config.limits.max_job_bytes_per_second;
     shared.jobs.start(
@@ -269,7 +273,7 @@ fn reserve_start(shared: &Shared, s: &mut Session, a: PathArgs) -> StartRes {
             match e.engine.reserve(&a.path, &mut paced, cancel) {
                 Ok(()) => Status::Ok,
                 Err(err) => {
-                    tracing::info!("reserve failed: {err}");
+                    tracing::info!(error = %err.to_string().escape_debug(), "reserve failed");
                     of_engine_error(&err)
                 }
             }
@@ -312,7 +316,7 @@ fn commit(shared: &Shared, s: &mut Session, a: JobArgs) -> WaitRes {
 fn statx(shared: &Shared, s: &mut Session, a: PathArgs) -> StatxRes {
     let e = s.export(shared, &a.export)?;
     let st = e.engine.statx(&a.path).map_err(|err| {
-        tracing::debug!("statx failed: {err}");
+        tracing::debug!(error = %err.to_string().escape_debug(), "statx failed");
         of_engine_error(&err)
     })?;
     Ok(StatX {

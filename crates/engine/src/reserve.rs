@@ -203,7 +203,7 @@ mod tests {
         assert_eq!(buf, [7u8; 4096], "the client's write survives");
         let blocks = std::fs::metadata(&path).unwrap().blocks() * 512;
         assert!(
-            blocks >= 4096 && blocks < MIB,
+            (4096..MIB).contains(&blocks),
             "the rest was given back: {blocks}"
         );
     }

@@ -133,22 +133,31 @@ impl DataStore {
 
     /// Reads and parses the access file (at most [`MAX_ACCESS_FILE`] bytes are read).
     pub fn read_access(&self) -> Result<AccessFile, Failure> {
+        use std::os::unix::fs::OpenOptionsExt;
         let path = self.access_file();
-        let file = std::fs::File::open(&path).map_err(|e| {
+        let unreadable = |e: std::io::Error| {
             Failure::new(
                 vix::E_FILE_ACCESS_ERROR,
                 format!("reading {}: {e}", path.display()),
             )
-        })?;
+        };
+        // Non-blocking and not through a symlink: whoever can write to the export could put
+        // a FIFO or a link there, and opening a FIFO would block this call for good.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+            .open(&path)
+            .map_err(unreadable)?;
+        if !file.metadata().map_err(unreadable)?.is_file() {
+            return Err(Failure::new(
+                vix::E_NOT_SUPPORTED,
+                format!("{} is not a regular file", path.display()),
+            ));
+        }
         let mut bytes = Vec::new();
         file.take(MAX_ACCESS_FILE as u64 + 1)
             .read_to_end(&mut bytes)
-            .map_err(|e| {
-                Failure::new(
-                    vix::E_FILE_ACCESS_ERROR,
-                    format!("reading {}: {e}", path.display()),
-                )
-            })?;
+            .map_err(unreadable)?;
         AccessFile::parse(&bytes).map_err(|e| {
             Failure::new(
                 vix::E_NOT_SUPPORTED,

@@ -11,7 +11,7 @@ use openvaai_testkit::{access_path, write_layout, Run};
 use crate::util::*;
 
 #[test]
-#[ignore = "BUG: the plugin opens .openvaai/access with a blocking open(2): a FIFO there hangs every call (plugin datastore.rs read_access)"]
+
 fn a_fifo_in_place_of_the_access_file_does_not_hang_the_plugin() {
     let _machine = shared();
     let Some(mut fx) = Fixture::xfs(1 << 30, 1, "") else {

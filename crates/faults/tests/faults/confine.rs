@@ -98,7 +98,7 @@ fn a_read_only_export_refuses_clone_and_reserve_and_creates_nothing() {
 }
 
 #[test]
-#[ignore = "BUG: CLONE_START/RESERVE_START refused on a read_only export leave no line in the daemon log"]
+
 fn read_only_refusals_are_logged() {
     let _machine = shared();
     let Some(fx) = with_read_only() else {

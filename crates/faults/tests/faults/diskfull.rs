@@ -139,7 +139,7 @@ fn a_reserve_larger_than_the_free_space_is_disk_full_and_keeps_the_data() {
 }
 
 #[test]
-#[ignore = "BUG: a RESVSPACE that fails with DISK_FULL keeps the blocks it allocated (engine reserve.rs)"]
+
 fn a_reserve_that_fails_gives_its_space_back() {
     let _machine = shared();
     let Some(fx) = small_and_big() else {
