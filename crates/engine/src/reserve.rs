@@ -74,10 +74,29 @@ pub(crate) fn reserve(
     }
 }
 
-/// The holes of `[0, size)`, by `lseek(SEEK_HOLE/SEEK_DATA)`. Where the filesystem cannot
-/// tell, an empty list: then nothing is checked against the free space or given back.
+/// The holes of `[0, size)`: gaps in the extent map (FIEMAP), so that unwritten extents — a
+/// reservation made earlier — count as allocated. `lseek(SEEK_HOLE)` cannot tell: XFS, ext4
+/// and Btrfs report unwritten extents as holes to it, which made re-reserving a reserved file
+/// on a nearly full filesystem fail with `DiskFull`, and a failed one punch out the earlier
+/// reservation. Without FIEMAP, SEEK_HOLE/SEEK_DATA; where neither can tell, an empty list:
+/// then nothing is checked against the free space or given back.
 fn holes(fd: BorrowedFd<'_>, size: u64) -> Vec<(u64, u64)> {
     let mut out = Vec::new();
+    let mut covered_to = 0u64;
+    let mapped = fiemap::for_each_extent(fd, size, |e| {
+        let start = e.logical.min(size);
+        if start > covered_to {
+            out.push((covered_to, start));
+        }
+        covered_to = covered_to.max(e.logical.saturating_add(e.length).min(size));
+    });
+    if mapped.is_ok() {
+        if covered_to < size {
+            out.push((covered_to, size));
+        }
+        return out;
+    }
+    out.clear();
     let mut off = 0;
     while off < size {
         // lseek(fd, off, SEEK_HOLE) — the next hole at or after `off` (EOF counts as one).

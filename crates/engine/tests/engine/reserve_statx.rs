@@ -155,3 +155,29 @@ fn statx_is_unknown_without_fiemap() {
         .unwrap();
     assert_same_content(&dir.path().join("f"), &dir.path().join("g"));
 }
+
+mod reserving_an_already_reserved_file_on_a_nearly_full_filesystem_succeeds {
+    use super::*;
+    per_fs!(SMALL, |env: &Env| {
+        write_layout(&env.p("f"), &[Run::Data(MIB), Run::Hole(159 * MIB)], 5).unwrap();
+        let c = CancelToken::new();
+        env.export.reserve("f", &mut |_| {}, &c).unwrap();
+        let st = env.export.statx("f").unwrap();
+        assert_eq!(st.alloc_type, AllocType::Lzt);
+        // Leave less free space than the file's size: its blocks are already allocated, so
+        // reserving it again needs nothing and must not fail.
+        let v = rustix::fs::statvfs(env.export.root()).unwrap();
+        let free = v.f_bavail * v.f_frsize;
+        let filler = fs::File::create(env.p("filler")).unwrap();
+        rustix::fs::fallocate(
+            &filler,
+            rustix::fs::FallocateFlags::empty(),
+            0,
+            free - 100 * MIB,
+        )
+        .unwrap();
+        filler.sync_all().unwrap();
+        env.export.reserve("f", &mut |_| {}, &c).unwrap();
+        assert_eq!(env.export.statx("f").unwrap(), st);
+    });
+}
