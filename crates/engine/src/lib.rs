@@ -28,3 +28,16 @@ pub use export::Export;
 pub use path::{PRIVATE_DIR, TEMP_PREFIX};
 pub use progress::{CancelToken, Progress};
 pub use statx::{AllocType, StatX};
+
+#[cfg(test)]
+mod tests {
+    /// The daemon shares exports and tokens across worker threads.
+    #[test]
+    fn public_types_are_send_and_sync() {
+        fn assert<T: Send + Sync>() {}
+        assert::<crate::Export>();
+        assert::<crate::CancelToken>();
+        assert::<crate::Error>();
+        assert::<crate::Capabilities>();
+    }
+}
