@@ -72,10 +72,17 @@ pub fn cli_bin() -> PathBuf {
 }
 
 /// `libopenvaai.so`, built if missing.
+///
+/// `cargo test` builds the plugin's cdylib into `deps/` without copying it up to the profile
+/// directory (only `cargo build` does), so the copy up there may be stale: the newer of the
+/// two is the one this test run built.
 pub fn plugin_so() -> PathBuf {
-    built(
-        &profile_dir().join("libopenvaai.so"),
-        "openvaai-plugin",
-        &["--lib"],
-    )
+    let up = profile_dir().join("libopenvaai.so");
+    let candidates = [profile_dir().join("deps/libopenvaai.so"), up.clone()];
+    let newest = candidates
+        .iter()
+        .filter_map(|p| Some((std::fs::metadata(p).ok()?.modified().ok()?, p)))
+        .max_by_key(|(t, _)| *t)
+        .map(|(_, p)| p.clone());
+    newest.unwrap_or_else(|| built(&up, "openvaai-plugin", &["--lib"]))
 }
