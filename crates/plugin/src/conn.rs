@@ -12,10 +12,8 @@ use std::time::{Duration, Instant};
 use openvaai_abi::{vix, VixError};
 use openvaai_proto::access::AccessFile;
 use openvaai_proto::{Client, ErrorKind as ProtoKind, Status};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 pub type Stream = StreamOwned<ClientConnection, TcpStream>;
 
@@ -63,87 +61,10 @@ pub fn lost(err: &openvaai_proto::Error) -> Failure {
     Failure::broken(vix, err.to_string())
 }
 
-/// Accepts exactly the certificate whose SHA-256 the access file names. The handshake's
-/// signatures are still verified with that certificate's key.
-#[derive(Debug)]
-struct Pinned {
-    sha256: [u8; 32],
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let digest = ring::digest::digest(&ring::digest::SHA256, end_entity.as_ref());
-        let same = digest
-            .as_ref()
-            .iter()
-            .zip(self.sha256.iter())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-        if same {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::ApplicationVerificationFailure,
-            ))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
-
 /// The TLS client configuration that pins `cert_sha256`.
 pub fn tls_config(cert_sha256: [u8; 32]) -> Result<Arc<ClientConfig>, Failure> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Failure::new(vix::E_FAIL, format!("TLS configuration: {e}")))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(Pinned {
-            sha256: cert_sha256,
-            provider,
-        }))
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    crate::tls::pinned_config(cert_sha256)
+        .map_err(|e| Failure::new(vix::E_FAIL, format!("TLS configuration: {e}")))
 }
 
 /// Where a daemon listens, from the access file and the datastore's NAS address.

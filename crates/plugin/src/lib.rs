@@ -20,5 +20,6 @@ mod exec;
 mod ffi;
 pub mod log;
 pub mod session;
+pub mod tls;
 
 pub use openvaai_abi as abi;
