@@ -1,0 +1,165 @@
+//! Timing: cold caches before each run, medians, percentiles, the peers' commands, and the
+//! figures as text.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::plan::{GIB, KIB, MIB};
+
+/// Makes the next timed run start cold, as every other: `sync`, `fstrim` of the image (so
+/// that removed files give their space back to the host's disk), `echo 3 >
+/// /proc/sys/vm/drop_caches`, a pause for XFS's background work, `sync`.
+pub fn cold(mount: &Path, drop_caches: bool, settle: Duration) -> Result<()> {
+    rustix::fs::sync();
+    if !drop_caches {
+        return Ok(());
+    }
+    let _ = Command::new("fstrim")
+        .arg(mount)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    rustix::fs::sync();
+    std::fs::write("/proc/sys/vm/drop_caches", "3").context("dropping caches (needs root)")?;
+    std::thread::sleep(settle);
+    rustix::fs::sync();
+    Ok(())
+}
+
+/// The median (the upper one of an even count).
+pub fn median(v: &[Duration]) -> Duration {
+    let mut v = v.to_vec();
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// The `p`-th percentile (0..=100) by the nearest-rank method.
+pub fn percentile(v: &[Duration], p: f64) -> Duration {
+    let mut v = v.to_vec();
+    v.sort();
+    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
+/// Runs `program args`, failing with its stderr unless it succeeds; returns its stdout.
+pub fn cmd(program: &str, args: &[&str]) -> Result<String> {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running {program}"))?;
+    if !out.status.success() {
+        bail!(
+            "{program} {} failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `path` as `&str` (the image's paths are ours and ASCII).
+pub fn s(path: &Path) -> &str {
+    path.to_str().expect("bench paths are UTF-8")
+}
+
+/// Times `f`.
+pub fn time<T>(f: impl FnOnce() -> Result<T>) -> Result<(Duration, T)> {
+    let t = Instant::now();
+    let v = f()?;
+    Ok((t.elapsed(), v))
+}
+
+/// One field of `/proc/PID/status` (`VmRSS`, `VmHWM`) in KiB.
+pub fn proc_status_kib(pid: Option<i32>, field: &str) -> Option<u64> {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/status"),
+        None => "/proc/self/status".to_owned(),
+    };
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// A duration as the table shows it.
+pub fn dur(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s >= 10.0 {
+        format!("{s:.1} s")
+    } else if s >= 1.0 {
+        format!("{s:.2} s")
+    } else if s >= 0.01 {
+        format!("{:.1} ms", s * 1e3)
+    } else if s >= 0.001 {
+        format!("{:.2} ms", s * 1e3)
+    } else {
+        format!("{:.0} µs", s * 1e6)
+    }
+}
+
+/// Bytes as the table shows them (binary units).
+pub fn size(b: u64) -> String {
+    if b >= GIB && b.is_multiple_of(GIB) {
+        format!("{} GiB", b / GIB)
+    } else if b >= GIB {
+        format!("{:.2} GiB", b as f64 / GIB as f64)
+    } else if b >= MIB {
+        format!("{:.1} MiB", b as f64 / MIB as f64)
+    } else {
+        format!("{:.0} KiB", b as f64 / KIB as f64)
+    }
+}
+
+/// Logical bytes per second.
+pub fn rate(b: u64, d: Duration) -> String {
+    let per_s = b as f64 / d.as_secs_f64().max(1e-9);
+    if per_s >= GIB as f64 {
+        format!("{:.2} GiB/s", per_s / GIB as f64)
+    } else {
+        format!("{:.0} MiB/s", per_s / MIB as f64)
+    }
+}
+
+/// A time with the rate of its bytes.
+pub fn dur_rate(d: Duration, b: u64) -> String {
+    format!("{} ({})", dur(d), rate(b, d))
+}
+
+/// A ratio as `1.23×`.
+pub fn times(x: f64) -> String {
+    if x >= 100.0 {
+        format!("{x:.0}×")
+    } else if x >= 10.0 {
+        format!("{x:.1}×")
+    } else {
+        format!("{x:.2}×")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let v: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(percentile(&v, 50.0), Duration::from_millis(50));
+        assert_eq!(percentile(&v, 99.0), Duration::from_millis(99));
+        assert_eq!(percentile(&v[..1], 99.0), Duration::from_millis(1));
+        assert_eq!(median(&v[..3]), Duration::from_millis(2));
+    }
+
+    #[test]
+    fn figures_read_well() {
+        assert_eq!(size(4 * GIB), "4 GiB");
+        assert_eq!(dur(Duration::from_micros(250)), "250 µs");
+        assert_eq!(dur(Duration::from_millis(1500)), "1.50 s");
+        assert_eq!(rate(GIB, Duration::from_secs(2)), "512 MiB/s");
+        assert_eq!(times(0.5), "0.50×");
+    }
+}
