@@ -11,8 +11,11 @@
 //!   2.17.
 //! - `cargo xtask check-vib FILE...`: takes VIBs and offline bundles apart and checks every
 //!   size, checksum, path and mode, and the packaged plugin's glibc versions.
+//! - `cargo xtask bench [--quick] [ARGS...]`: the benchmarks of docs/benchmarks.md, in
+//!   release, through the real plugin and daemon (`openvaai-bench`).
 
 mod ar;
+mod bench;
 mod deb;
 mod esxi;
 mod glibc;
@@ -22,7 +25,8 @@ mod zip;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask esxi | vib | deb | check-glibc FILE... | check-vib FILE...";
+const USAGE: &str =
+    "usage: cargo xtask esxi | vib | deb | bench [--quick] | check-glibc FILE... | check-vib FILE...";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -30,6 +34,7 @@ fn main() -> ExitCode {
         Some("esxi") => esxi::run(),
         Some("vib") => vib::run(),
         Some("deb") => deb::run(),
+        Some("bench") => bench::run(&args[1..]),
         Some("check-glibc") if args.len() > 1 => glibc::check_files(&args[1..]),
         Some("check-vib") if args.len() > 1 => vib::check_files(&args[1..]),
         _ => {
