@@ -172,3 +172,42 @@ fn a_datastore_can_be_named_in_a_config_file() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("a.vmdk"));
 }
+
+#[test]
+fn ctrl_c_cancels_a_clone_through_the_progress_callback_and_leaves_nothing() {
+    // Paced at 64 MiB/s, a 256 MiB clone runs for about 4 s.
+    let Some(srv) = Served::with_limits(FsKind::Xfs, "max_job_bytes_per_second = 67108864") else {
+        return;
+    };
+    write_layout(&srv.path("big.vmdk"), &[Run::Data(256 * MIB)], 5).unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_openvaai"))
+        .args(["clone", "-d", srv.ds(), "big.vmdk", "copy.vmdk", "--json"])
+        .env("OPENVAAI_PLUGIN", plugin_so())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        srv.daemon
+            .wait_for_log("job started", std::time::Duration::from_secs(10)),
+        "the clone did not start"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "exit 3 for a cancel: {}",
+        stderr(&out)
+    );
+    let v = json(&out);
+    assert_eq!(v["status"], "VIX_E_CANCELLED", "{v}");
+    let listing: Vec<String> = std::fs::read_dir(&srv.export)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != ".openvaai")
+        .collect();
+    assert_eq!(listing, ["big.vmdk"], "no destination, no temporary");
+}

@@ -35,19 +35,24 @@ pub fn json(o: &Output) -> serde_json::Value {
 
 /// An export on a fresh filesystem, served by openvaaid.
 pub struct Served {
-    _daemon: Daemon,
+    pub daemon: Daemon,
     pub export: PathBuf,
     _fs: TestFs,
 }
 
 impl Served {
     pub fn new(kind: FsKind) -> Option<Served> {
+        Served::with_limits(kind, "")
+    }
+
+    /// With the body of the daemon's `[limits]` table.
+    pub fn with_limits(kind: FsKind, limits: &str) -> Option<Served> {
         let fs = TestFs::new(kind, 1 << 30).unwrap()?;
         let export = fs.path().join("ds");
         std::fs::create_dir(&export).unwrap();
-        let daemon = Daemon::serve(&export);
+        let daemon = Daemon::builder().export(&export).limits(limits).start();
         Some(Served {
-            _daemon: daemon,
+            daemon,
             export,
             _fs: fs,
         })
