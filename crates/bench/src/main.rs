@@ -54,6 +54,10 @@ struct Args {
     /// plugin-rss. The report then lacks the other rows and the run exits 1.
     #[arg(long, value_name = "CASE")]
     only: Vec<String>,
+    /// Put the loop device in direct-I/O mode, so that the image file is not cached a second
+    /// time by the host's filesystem (closer to XFS on a disk of its own).
+    #[arg(long)]
+    loop_dio: bool,
     /// Also write the report (markdown) to FILE.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
@@ -133,6 +137,10 @@ fn run(args: &Args) -> Result<ExitCode> {
         plan.runs
     );
     let fs = TestFs::mount_new(FsKind::Xfs, image).context("making the XFS image")?;
+    if args.loop_dio {
+        // LOOP_SET_DIRECT_IO on the bound device: no second page cache for the image file.
+        measure::cmd("losetup", &["--direct-io=on", fs.loop_device()])?;
+    }
     let facts = machine::describe(&std::env::temp_dir(), image, fs.loop_device());
     let export = fs.path().join("datastore1");
     std::fs::create_dir(&export)?;
@@ -167,7 +175,7 @@ fn run(args: &Args) -> Result<ExitCode> {
         report.push_str(&format!("- {k}: {v}\n"));
     }
     report.push_str(&format!(
-        "- method: {}; contenders interleaved; median of {} run(s)\n\
+        "- method: {}; contenders interleaved, each round starting with the next; median of {} run(s)\n\
          - load average (1, 5, 15 min) at start: {load_start}; at end: {}\n\
          - ratio: the peer's time ÷ openvaai's (above 1: openvaai is faster); for clones/s, \
          openvaai's rate ÷ the peer's. Rates are of logical bytes (of data bytes for the thin disk).\n\n",

@@ -52,9 +52,9 @@ impl Bench<'_> {
         measure::cold(&self.mount, self.plan.drop_caches, self.plan.settle)
     }
 
-    /// Runs the contenders in turn, `plan.runs` rounds (interleaved, so that drift in the
-    /// host's disk hits all alike), each from cold caches after `reset`. Returns each one's
-    /// median time, or its first failure.
+    /// Runs the contenders in turn, `plan.runs` rounds (interleaved and rotated, so that
+    /// drift in the host's disk hits all alike), each from cold caches after `reset`.
+    /// Returns each one's median time, or its first failure.
     pub fn race(
         &self,
         contenders: &mut [Contender<'_>],
@@ -62,8 +62,13 @@ impl Bench<'_> {
     ) -> Result<Vec<Result<Duration, String>>> {
         let mut times: Vec<Vec<Duration>> = vec![Vec::new(); contenders.len()];
         let mut errors: Vec<Option<String>> = vec![None; contenders.len()];
-        for _ in 0..self.plan.runs {
-            for (i, run) in contenders.iter_mut().enumerate() {
+        let n = contenders.len();
+        for round in 0..self.plan.runs {
+            // Each round starts with the next contender, so that none is always the first
+            // run after the sources were written (the slowest slot on a shared disk).
+            for j in 0..n {
+                let i = (j + round) % n;
+                let run = &mut contenders[i];
                 if errors[i].is_some() {
                     continue;
                 }
