@@ -81,6 +81,7 @@ pub const ROW_IDS: &[&str] = &[
     "rtt",
     "full-cp",
     "full-host",
+    "full-nfs",
     "thin-cp",
     "thin-data",
     "lazy",

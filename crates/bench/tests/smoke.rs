@@ -11,6 +11,7 @@ const ROWS: &[&str] = &[
     "rtt",
     "full-cp",
     "full-host",
+    "full-nfs",
     "thin-cp",
     "thin-data",
     "lazy",

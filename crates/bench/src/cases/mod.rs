@@ -3,6 +3,7 @@
 pub mod clone;
 pub mod load;
 pub mod memory;
+pub mod nfs;
 pub mod reserve;
 pub mod statx;
 
