@@ -1,7 +1,7 @@
 //! Files with a chosen layout of data, zero and hole runs.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -143,6 +143,23 @@ fn read_full(f: &mut File, buf: &mut [u8]) -> usize {
         }
     }
     got
+}
+
+/// What ESXi does to copy a file without offload: the host reads the source through the
+/// datastore and writes the destination, 1 MiB at a time, and syncs it at the end. The
+/// demo and the benchmarks compare the offloads with it.
+pub fn host_copy(src: &Path, dst: &Path) -> io::Result<()> {
+    let mut from = File::open(src)?;
+    let mut to = File::create(dst)?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = from.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        to.write_all(&buf[..n])?;
+    }
+    to.sync_all()
 }
 
 #[cfg(test)]

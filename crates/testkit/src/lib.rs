@@ -19,5 +19,5 @@ mod testfs;
 
 pub use artifacts::{cli_bin, daemon_bin, plugin_so, profile_dir};
 pub use daemon::{access_path, Daemon, DaemonBuilder};
-pub use layout::{assert_same_content, data_byte, write_layout, Run};
+pub use layout::{assert_same_content, data_byte, host_copy, write_layout, Run};
 pub use testfs::{require_fs_tests, FsKind, TestFs};

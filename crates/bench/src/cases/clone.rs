@@ -1,8 +1,6 @@
 //! CLONEFILE: full, thin (SKIPZEROES) and lazy clones through the plugin, against `cp` and
 //! against the host copying every byte itself.
 
-use std::fs::File;
-use std::io::{Read, Write};
 use std::path::Path;
 
 use anyhow::Result;
@@ -24,21 +22,9 @@ pub fn make_dense(b: &Bench<'_>) -> Result<()> {
     Ok(())
 }
 
-/// What ESXi does without offload: the host reads the source through the datastore and
-/// writes the destination, 1 MiB at a time, and syncs it at the end.
+/// What ESXi does without offload (see [`openvaai_testkit::host_copy`]).
 pub fn host_copy(src: &Path, dst: &Path) -> Result<()> {
-    let mut from = File::open(src)?;
-    let mut to = File::create(dst)?;
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = from.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        to.write_all(&buf[..n])?;
-    }
-    to.sync_all()?;
-    Ok(())
+    Ok(openvaai_testkit::host_copy(src, dst)?)
 }
 
 /// `cp ARGS src dst && sync dst`: every openvaai clone is durable when it returns, so each

@@ -3,7 +3,6 @@
 //! disklib loads it) a support check, a lazy clone, a full clone with progress, a thin clone,
 //! a reserved thick disk, and statx of each, beside a plain host-side copy for comparison.
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -83,17 +82,7 @@ impl Workspace {
 /// ESXi does when nothing is offloaded.
 fn host_copy(src: &Path, dst: &Path) -> Result<Duration> {
     let t = Instant::now();
-    let mut from = std::fs::File::open(src)?;
-    let mut to = std::fs::File::create(dst)?;
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = from.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        to.write_all(&buf[..n])?;
-    }
-    to.sync_all()?;
+    openvaai_testkit::host_copy(src, dst)?;
     Ok(t.elapsed())
 }
 
