@@ -520,7 +520,7 @@ fn sigterm_cancels_jobs_and_exits_zero_promptly() {
 fn restart_keeps_the_certificate_and_rotates_the_secret() {
     let mut d = Daemon::start();
     let before = d.access(0);
-    let key = d.dir.path().join("state/key.pem");
+    let key = d.state_dir().join("key.pem");
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);

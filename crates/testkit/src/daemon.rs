@@ -213,6 +213,11 @@ impl Daemon {
         self.spawn();
     }
 
+    /// The daemon's state directory (certificate and key).
+    pub fn state_dir(&self) -> PathBuf {
+        self._dir.path().join("state")
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

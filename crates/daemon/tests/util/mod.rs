@@ -2,13 +2,11 @@
 //! that pins the certificate from the access file, as the plugin does.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openvaai_proto::access::AccessFile;
 use openvaai_proto::{Client, JobInfo, JobState, Status};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, StreamOwned};
@@ -36,12 +34,24 @@ impl ExportSpec {
     }
 }
 
-/// A running `openvaaid`, killed on drop.
+/// A running `openvaaid` (testkit's runner) on temp-dir exports, killed on drop.
 pub struct Daemon {
-    child: Option<Child>,
-    pub dir: tempfile::TempDir,
+    inner: openvaai_testkit::Daemon,
     pub exports: Vec<PathBuf>,
-    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Daemon {
+    type Target = openvaai_testkit::Daemon;
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Daemon {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.inner
+    }
 }
 
 impl Daemon {
@@ -53,94 +63,24 @@ impl Daemon {
     /// `limits` is the body of the `[limits]` table.
     pub fn start_with(limits: &str, exports: &[ExportSpec]) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
+        let mut b = openvaai_testkit::Daemon::builder().limits(limits);
         let mut paths = Vec::new();
-        let mut toml = format!(
-            "listen = [\"127.0.0.1:0\"]\nstate_dir = \"{}\"\n[limits]\n{limits}\n",
-            dir.path().join("state").display()
-        );
         for (i, e) in exports.iter().enumerate() {
             let p = dir.path().join(format!("export{i}"));
             std::fs::create_dir(&p).unwrap();
-            toml.push_str(&format!(
-                "[[export]]\npath = \"{}\"\n{}\n",
-                p.display(),
-                e.extra
-            ));
+            b = b.export_with(&p, &e.extra);
             paths.push(p);
         }
-        let config = dir.path().join("openvaaid.toml");
-        std::fs::write(&config, toml).unwrap();
-        let mut d = Daemon {
-            child: None,
+        Daemon {
+            inner: b.start(),
             exports: paths,
-            log: dir.path().join("openvaaid.log"),
-            dir,
-        };
-        d.spawn(&config);
-        d
-    }
-
-    /// Starts the daemon again on the same state dir and exports (after [`Daemon::stop`]).
-    pub fn restart(&mut self) {
-        for e in &self.exports {
-            let _ = std::fs::remove_file(access_path(e));
+            _dir: dir,
         }
-        let config = self.dir.path().join("openvaaid.toml");
-        self.spawn(&config);
-    }
-
-    fn spawn(&mut self, config: &Path) {
-        let log = std::fs::File::create(&self.log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_openvaaid"))
-            .arg("--config")
-            .arg(config)
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        // Ready once every access file is there: they are written after the listener binds.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !self.exports.iter().all(|e| access_path(e).exists()) {
-            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("openvaaid exited at start ({st}):\n{}", self.log_text());
-            }
-            assert!(Instant::now() < deadline, "openvaaid did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    pub fn access(&self, export: usize) -> AccessFile {
-        AccessFile::parse(&std::fs::read(access_path(&self.exports[export])).unwrap()).unwrap()
     }
 
     /// The name clients use for export `i` (its path, unless configured otherwise).
     pub fn name(&self, i: usize) -> String {
         self.exports[i].to_str().unwrap().to_owned()
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.access(0).port))
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits (up to `within`) for a log line containing `needle`.
-    pub fn wait_for_log(&self, needle: &str, within: Duration) -> bool {
-        let deadline = Instant::now() + within;
-        loop {
-            if self.log_text().contains(needle) {
-                return true;
-            }
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 
     /// A TLS connection that pins the certificate of the access file.
@@ -171,27 +111,6 @@ impl Daemon {
         c
     }
 
-    pub fn pid(&self) -> i32 {
-        self.child.as_ref().unwrap().id() as i32
-    }
-
-    /// Sends SIGTERM and waits (up to `within`) for the exit status.
-    pub fn terminate(&mut self, within: Duration) -> Option<ExitStatus> {
-        let pid = rustix::process::Pid::from_raw(self.pid()).unwrap();
-        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                self.child = None;
-                return Some(st);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
     /// Stops the daemon cleanly (asserting exit 0).
     pub fn stop(&mut self) {
         let st = self.terminate(Duration::from_secs(10)).expect("no exit");
@@ -199,18 +118,7 @@ impl Daemon {
     }
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-pub fn access_path(export: &Path) -> PathBuf {
-    export.join(".openvaai").join("access")
-}
+pub use openvaai_testkit::access_path;
 
 /// The pinned client configuration the plugin uses.
 pub fn client_config(pin: [u8; 32]) -> Arc<rustls::ClientConfig> {
