@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use super::clone::clone_with_meter;
 use super::reserve::parse_size;
 use super::statx;
-use crate::target::{load_plugin, plugin_log, PluginArgs, Target};
+use crate::target::{plugin_log, DatastoreArgs, PluginArgs, Target};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -179,26 +179,19 @@ fn story(args: &Args, export: &Path, say: &dyn Fn(String)) -> Result<Value> {
         HumanBytes(args.data)
     ));
 
-    let plugin = load_plugin(&args.plugin)?;
+    // The export as a datastore seen from a shell on the NAS: the target's defaults.
+    let target = Target::open(&DatastoreArgs {
+        datastore: export.to_str().context("path not UTF-8")?.to_owned(),
+        nas_ip: None,
+        nas_path: None,
+        timeout_ms: 0,
+        plugin: args.plugin.clone(),
+    })?;
+    let id = target.id;
     say(format!(
         "plugin     {} (loaded as disklib loads it)",
-        plugin.path().display()
+        target.plugin.path().display()
     ));
-    let ds = openvaai_host::Datastore {
-        fs_type: "NFS".into(),
-        fs_version: 3,
-        remote_ip: Some("127.0.0.1".into()),
-        remote_mount_point: Some(export.to_str().context("path not UTF-8")?.to_owned()),
-        local_mount_point: Some(export.to_str().context("path not UTF-8")?.to_owned()),
-    };
-    let id = plugin
-        .start_session(&ds, None)
-        .map_err(|e| crate::fail::Failed::vix("StartSession", e, &plugin_log()))?;
-    let target = Target {
-        plugin,
-        datastore: ds,
-        id,
-    };
     let support: Vec<(&str, bool)> = [
         ("CLONEFILE", prim::CLONEFILE),
         ("RESVSPACE", prim::RESVSPACE),
