@@ -60,7 +60,7 @@ fn symlinks_that_leave_the_export_are_refused_by_the_daemon() {
     );
     assert_vix(st("passwd.vmdk", "stolen.vmdk"), vix::E_FILE_ACCESS_ERROR);
     assert_vix(st("a.vmdk", "out/planted.vmdk"), vix::E_FILE_ACCESS_ERROR);
-    let sx = env.plugin.statx(env.id, &env.s(0, "passwd.vmdk")).unwrap();
+    let sx = env.statx("passwd.vmdk");
     assert_vix(sx.common.status, vix::E_FILE_ACCESS_ERROR);
     assert!(!env.path(1, "planted.vmdk").exists());
     assert!(!env.path(0, "stolen.vmdk").exists());

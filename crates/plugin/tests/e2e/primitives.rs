@@ -15,7 +15,7 @@ fn statx_reports_a_thin_file_and_a_lazy_clone_shares_its_blocks() {
     let runs = [Run::Data(4 * MIB), Run::Hole(8 * MIB), Run::Data(4 * MIB)];
     write_layout(&env.path(0, "thin.vmdk"), &runs, 1).unwrap();
 
-    let sx = env.plugin.statx(env.id, &env.s(0, "thin.vmdk")).unwrap();
+    let sx = env.statx("thin.vmdk");
     assert_vix(sx.common.status, vix::OK);
     assert_eq!(sx.total_bytes, 16 * MIB);
     assert_eq!(sx.alloced_bytes, 8 * MIB);
@@ -25,7 +25,7 @@ fn statx_reports_a_thin_file_and_a_lazy_clone_shares_its_blocks() {
     assert_vix(env.clone_file("thin.vmdk", "lazy.vmdk", f::LAZY), vix::OK);
     assert_same_content(&env.path(0, "thin.vmdk"), &env.path(0, "lazy.vmdk"));
     for name in ["thin.vmdk", "lazy.vmdk"] {
-        let sx = env.plugin.statx(env.id, &env.s(0, name)).unwrap();
+        let sx = env.statx(name);
         assert_vix(sx.common.status, vix::OK);
         assert_eq!(sx.alloced_bytes, 8 * MIB, "{name}");
         assert_eq!(
@@ -51,7 +51,7 @@ fn a_full_clone_is_an_independent_thick_copy() {
 
     assert_vix(env.clone_file("src.vmdk", "thick.vmdk", 0), vix::OK);
     assert_same_content(&env.path(0, "src.vmdk"), &env.path(0, "thick.vmdk"));
-    let sx = env.plugin.statx(env.id, &env.s(0, "thick.vmdk")).unwrap();
+    let sx = env.statx("thick.vmdk");
     assert_eq!(sx.total_bytes, 11 * MIB);
     assert!(
         sx.alloced_bytes >= 11 * MIB,
@@ -63,7 +63,7 @@ fn a_full_clone_is_an_independent_thick_copy() {
         "no block shared with the source"
     );
     assert_ne!(sx.alloc_type, alloc::THIN);
-    let src = env.plugin.statx(env.id, &env.s(0, "src.vmdk")).unwrap();
+    let src = env.statx("src.vmdk");
     assert_eq!(
         src.unique_bytes, src.alloced_bytes,
         "the source shares nothing either"
@@ -88,7 +88,7 @@ fn skipzeroes_keeps_holes_and_zero_blocks_out_of_the_clone() {
         vix::OK,
     );
     assert_same_content(&env.path(0, "src.vmdk"), &env.path(0, "thin.vmdk"));
-    let sx = env.plugin.statx(env.id, &env.s(0, "thin.vmdk")).unwrap();
+    let sx = env.statx("thin.vmdk");
     assert_eq!(sx.total_bytes, 14 * MIB);
     assert_eq!(
         sx.alloced_bytes,
@@ -191,8 +191,8 @@ fn clones_on_btrfs_share_or_copy_as_asked() {
     for name in ["lazy.vmdk", "full.vmdk"] {
         assert_same_content(&env.path(0, "a.vmdk"), &env.path(0, name));
     }
-    let lazy = env.plugin.statx(env.id, &env.s(0, "lazy.vmdk")).unwrap();
-    let full = env.plugin.statx(env.id, &env.s(0, "full.vmdk")).unwrap();
+    let lazy = env.statx("lazy.vmdk");
+    let full = env.statx("full.vmdk");
     assert_eq!(lazy.unique_bytes, 0);
     assert_eq!(full.unique_bytes, full.alloced_bytes);
 }
@@ -224,10 +224,7 @@ fn reserve_makes_a_thin_file_thick_and_keeps_its_data() {
         let file = env.path(0, "thick-flat.vmdk");
         write_layout(&file, &[Run::Data(MIB), Run::Hole(63 * MIB)], 10).unwrap();
         let before = std::fs::read(&file).unwrap();
-        let sx = env
-            .plugin
-            .statx(env.id, &env.s(0, "thick-flat.vmdk"))
-            .unwrap();
+        let sx = env.statx("thick-flat.vmdk");
         assert_eq!(sx.alloc_type, alloc::THIN, "{kind:?}");
 
         let status = env
@@ -236,10 +233,7 @@ fn reserve_makes_a_thin_file_thick_and_keeps_its_data() {
             .unwrap();
         assert_vix(status, vix::OK);
         assert_eq!(std::fs::read(&file).unwrap(), before, "{kind:?}: data kept");
-        let sx = env
-            .plugin
-            .statx(env.id, &env.s(0, "thick-flat.vmdk"))
-            .unwrap();
+        let sx = env.statx("thick-flat.vmdk");
         assert_eq!(sx.total_bytes, 64 * MIB);
         assert!(
             sx.alloced_bytes >= 64 * MIB,

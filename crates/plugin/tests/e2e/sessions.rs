@@ -16,19 +16,12 @@ fn every_call_returns_within_the_timeout_when_the_daemon_is_frozen() {
     write_layout(&env.path(0, "big.vmdk"), &[Run::Data(256 * MIB)], 20).unwrap();
     write_layout(&env.path(0, "small.vmdk"), &[Run::Data(MIB)], 21).unwrap();
     // Warm: a connection sits in the pool.
-    assert_vix(
-        env.plugin
-            .statx(env.id, &env.s(0, "small.vmdk"))
-            .unwrap()
-            .common
-            .status,
-        vix::OK,
-    );
+    assert_vix(env.statx("small.vmdk").common.status, vix::OK);
 
     env.daemon.freeze();
     let margin = Duration::from_millis(1500 + 1000);
     let t = Instant::now();
-    let sx = env.plugin.statx(env.id, &env.s(0, "small.vmdk")).unwrap();
+    let sx = env.statx("small.vmdk");
     assert_vix(sx.common.status, vix::E_HOST_CONNECTION_LOST);
     assert!(t.elapsed() < margin, "statx took {:?}", t.elapsed());
 
@@ -48,7 +41,7 @@ fn every_call_returns_within_the_timeout_when_the_daemon_is_frozen() {
     assert!(t.elapsed() < margin, "StartSession took {:?}", t.elapsed());
     env.daemon.thaw();
     // Nothing half there once the daemon runs again; the session works again.
-    let sx = env.plugin.statx(env.id, &env.s(0, "small.vmdk")).unwrap();
+    let sx = env.statx("small.vmdk");
     assert_vix(sx.common.status, vix::OK);
     let names = env.listing(0);
     assert!(names == ["big.vmdk", "small.vmdk"] || names.contains(&"copy.vmdk".to_owned()));
@@ -92,25 +85,11 @@ fn a_session_outlives_a_daemon_restart() {
         return;
     };
     write_layout(&env.path(0, "a.vmdk"), &[Run::Data(MIB)], 23).unwrap();
-    assert_vix(
-        env.plugin
-            .statx(env.id, &env.s(0, "a.vmdk"))
-            .unwrap()
-            .common
-            .status,
-        vix::OK,
-    );
+    assert_vix(env.statx("a.vmdk").common.status, vix::OK);
     env.daemon.restart();
     // The pooled connection is dead and the secret is new: the plugin reconnects with the
     // rewritten access file.
-    assert_vix(
-        env.plugin
-            .statx(env.id, &env.s(0, "a.vmdk"))
-            .unwrap()
-            .common
-            .status,
-        vix::OK,
-    );
+    assert_vix(env.statx("a.vmdk").common.status, vix::OK);
     assert_vix(env.clone_file("a.vmdk", "b.vmdk", f::LAZY), vix::OK);
     assert_same_content(&env.path(0, "a.vmdk"), &env.path(0, "b.vmdk"));
 }
@@ -135,7 +114,7 @@ fn many_threads_share_one_session() {
                     let dst = format!("t{t}-{i}.vmdk");
                     let flags = if i % 2 == 0 { f::LAZY } else { f::SKIPZEROES };
                     assert_vix(env.clone_file("a.vmdk", &dst, flags | f::GUARDED), vix::OK);
-                    let sx = env.plugin.statx(env.id, &env.s(0, &dst)).unwrap();
+                    let sx = env.statx(&dst);
                     assert_vix(sx.common.status, vix::OK);
                     assert_eq!(sx.total_bytes, 4 * MIB);
                 }
@@ -270,14 +249,7 @@ fn a_pooled_connection_the_daemon_closed_is_replaced_before_a_job_starts() {
         return;
     };
     write_layout(&env.path(0, "a.vmdk"), &[Run::Data(MIB)], 25).unwrap();
-    assert_vix(
-        env.plugin
-            .statx(env.id, &env.s(0, "a.vmdk"))
-            .unwrap()
-            .common
-            .status,
-        vix::OK,
-    );
+    assert_vix(env.statx("a.vmdk").common.status, vix::OK);
     // The daemon closes the idle pooled connection; a clone (whose start cannot be retried
     // blindly) must not fail because of it.
     std::thread::sleep(Duration::from_millis(2500));

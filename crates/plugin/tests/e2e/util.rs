@@ -86,6 +86,11 @@ impl Env {
             .unwrap_or_else(|e| panic!("StartSession on export {i}: {}", name(e)))
     }
 
+    /// STATX of `name` in export 0 on the session of export 0.
+    pub fn statx(&self, name: &str) -> openvaai_abi::StatXResult {
+        self.plugin.statx(self.id, &self.s(0, name)).unwrap()
+    }
+
     pub fn clone_file(&self, src: &str, dst: &str, flags: i32) -> VixError {
         self.plugin
             .clone_file(self.id, &self.s(0, src), &self.s(0, dst), flags, None, None)
