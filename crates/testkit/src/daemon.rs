@@ -1,8 +1,11 @@
 //! A real `openvaaid` on loopback for tests: started on the exports a test gives (a
 //! loop-mounted filesystem, a temp directory), ready once it has written every access file,
-//! stopped, frozen, killed and restarted on demand, and killed on drop.
+//! stopped, frozen, killed and restarted on demand, and killed on drop. It can also listen
+//! elsewhere and run under a wrapper that execs it (`nsenter --net=...`: in another network
+//! namespace).
 
-use std::net::SocketAddr;
+use std::ffi::{OsStr, OsString};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -16,11 +19,17 @@ pub fn access_path(export: &Path) -> PathBuf {
         .join(openvaai_proto::access::ACCESS_FILE)
 }
 
-/// What to start: exports (with extra TOML lines for their `[[export]]` tables) and limits.
+/// The address a daemon listens on unless told otherwise.
+const LOOPBACK: &str = "127.0.0.1:0";
+
+/// What to start: exports (with extra TOML lines for their `[[export]]` tables), limits, the
+/// listening address and a wrapper.
 #[derive(Default)]
 pub struct DaemonBuilder {
     exports: Vec<(PathBuf, String)>,
     limits: String,
+    listen: Option<SocketAddr>,
+    wrap: Vec<OsString>,
 }
 
 impl DaemonBuilder {
@@ -42,10 +51,36 @@ impl DaemonBuilder {
         self
     }
 
+    /// Listens on `addr` (port 0: one the kernel picks) instead of 127.0.0.1:0.
+    pub fn listen(mut self, addr: SocketAddr) -> DaemonBuilder {
+        self.listen = Some(addr);
+        self
+    }
+
+    /// Runs `prefix... openvaaid --config FILE` instead of `openvaaid --config FILE`. The
+    /// wrapper must exec the daemon in its own process (as `nsenter --net=FILE` does), so
+    /// that the signals and the kill on drop reach the daemon.
+    pub fn wrap<S: AsRef<OsStr>>(mut self, prefix: &[S]) -> DaemonBuilder {
+        self.wrap = prefix.iter().map(|s| s.as_ref().to_owned()).collect();
+        self
+    }
+
+    /// Starts it; panics if it does not start (with its log).
     pub fn start(self) -> Daemon {
-        let dir = tempfile::tempdir().expect("daemon temp dir");
+        match self.try_start() {
+            Ok(d) => d,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Starts it; an error (with its log) if it exits or is not ready within 20 s.
+    pub fn try_start(self) -> Result<Daemon, String> {
+        let dir = tempfile::tempdir().map_err(|e| format!("daemon temp dir: {e}"))?;
+        let listen = self
+            .listen
+            .map_or_else(|| LOOPBACK.to_owned(), |a| a.to_string());
         let mut toml = format!(
-            "listen = [\"127.0.0.1:0\"]\nstate_dir = \"{}\"\n[limits]\n{}\n",
+            "listen = [\"{listen}\"]\nstate_dir = \"{}\"\n[limits]\n{}\n",
             dir.path().join("state").display(),
             self.limits
         );
@@ -56,16 +91,19 @@ impl DaemonBuilder {
             ));
         }
         let config = dir.path().join("openvaaid.toml");
-        std::fs::write(&config, toml).expect("writing the daemon config");
+        std::fs::write(&config, toml).map_err(|e| format!("writing the daemon config: {e}"))?;
         let mut d = Daemon {
             child: None,
             exports: self.exports.into_iter().map(|(p, _)| p).collect(),
             log: dir.path().join("openvaaid.log"),
             config,
+            listen,
+            ip: self.listen.map_or([127, 0, 0, 1].into(), |a| a.ip()),
+            wrap: self.wrap,
             _dir: dir,
         };
-        d.spawn();
-        d
+        d.try_spawn()?;
+        Ok(d)
     }
 }
 
@@ -75,6 +113,12 @@ pub struct Daemon {
     pub exports: Vec<PathBuf>,
     pub log: PathBuf,
     config: PathBuf,
+    /// The `listen` entry of the config, as first written (port 0 by default).
+    listen: String,
+    /// The address clients connect to.
+    ip: IpAddr,
+    /// The wrapper's argv before the daemon's (empty: none).
+    wrap: Vec<OsString>,
     _dir: tempfile::TempDir,
 }
 
@@ -89,6 +133,12 @@ impl Daemon {
     }
 
     fn spawn(&mut self) {
+        if let Err(e) = self.try_spawn() {
+            panic!("{e}");
+        }
+    }
+
+    fn try_spawn(&mut self) -> Result<(), String> {
         for e in &self.exports {
             let _ = std::fs::remove_file(access_path(e));
         }
@@ -96,8 +146,16 @@ impl Daemon {
             .create(true)
             .append(true)
             .open(&self.log)
-            .expect("daemon log");
-        let child = Command::new(crate::daemon_bin())
+            .map_err(|e| format!("daemon log: {e}"))?;
+        let mut cmd = match self.wrap.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(crate::daemon_bin());
+                c
+            }
+            None => Command::new(crate::daemon_bin()),
+        };
+        let child = cmd
             .arg("--config")
             .arg(&self.config)
             .env("RUST_LOG", "debug")
@@ -105,7 +163,7 @@ impl Daemon {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("spawning openvaaid");
+            .map_err(|e| format!("spawning openvaaid: {e}"))?;
         self.child = Some(child);
         // Ready once every access file is there: they are written after the listener binds.
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -115,15 +173,18 @@ impl Daemon {
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
-                panic!("openvaaid exited at start ({st}):\n{}", self.log_text());
+                self.child = None;
+                return Err(format!(
+                    "openvaaid exited at start ({st}):\n{}",
+                    self.log_text()
+                ));
             }
-            assert!(
-                Instant::now() < deadline,
-                "openvaaid did not start:\n{}",
-                self.log_text()
-            );
+            if Instant::now() >= deadline {
+                return Err(format!("openvaaid did not start:\n{}", self.log_text()));
+            }
             std::thread::sleep(Duration::from_millis(10));
         }
+        Ok(())
     }
 
     /// The access file of export `i`.
@@ -137,7 +198,7 @@ impl Daemon {
     }
 
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port()))
+        SocketAddr::new(self.ip, self.port())
     }
 
     pub fn pid(&self) -> i32 {
@@ -208,7 +269,8 @@ impl Daemon {
         let port = self.port();
         self.kill();
         let config = std::fs::read_to_string(&self.config).expect("daemon config");
-        let config = config.replace("\"127.0.0.1:0\"", &format!("\"127.0.0.1:{port}\""));
+        let fixed = SocketAddr::new(self.ip, port);
+        let config = config.replace(&format!("\"{}\"", self.listen), &format!("\"{fixed}\""));
         std::fs::write(&self.config, config).expect("daemon config");
         self.spawn();
     }
