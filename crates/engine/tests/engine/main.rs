@@ -8,6 +8,7 @@ mod caps;
 mod cleanup;
 mod clone_modes;
 mod cross_export;
+mod direct;
 mod failures;
 mod layouts;
 mod paths;

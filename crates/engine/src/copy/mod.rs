@@ -4,16 +4,21 @@
 //! Data regions are read with `pread` into a large buffer and written with `pwrite` (never
 //! `copy_file_range` on a filesystem that can reflink, since it may share extents there).
 //! Holes are skipped (thin, SKIPZEROES) or provisioned with `fallocate` (thick).
+//!
+//! Data goes direct (`O_DIRECT`, a reader thread beside the writer: [`direct`]) where both
+//! filesystems take it, else through the page cache with readahead and write-behind hints.
+
+mod direct;
 
 use std::os::fd::BorrowedFd;
 
 use rustix::fs::{fallocate, seek, Advice, FallocateFlags, SeekFrom};
-use rustix::io::{pread, pwrite, Errno};
+use rustix::io::{pread, Errno};
 
 use crate::error::{Error, ErrorKind};
 use crate::progress::{CancelToken, Reporter};
 
-/// Bytes per read/write and per cancellation check.
+/// Bytes per buffered read/write and per cancellation check.
 ///
 /// 1 MiB, with the next chunk's readahead requested before this one is written: measured
 /// against `cp` on XFS (docs/benchmarks.md), 8 MiB reads without that overlap left the disk
@@ -54,10 +59,13 @@ pub(crate) fn copy(
     // those blocks after close. (Never truncate it again at the end: on XFS even a same-size
     // truncate writes the file back and waits.)
     rustix::fs::ftruncate(dst, size).map_err(sys)?;
-    let _ = rustix::fs::fadvise(src, 0, None, Advice::Sequential);
+    let direct = !plan.copy_file_range && size >= direct::MIN_SIZE && direct::enable(src, dst);
+    if !direct {
+        let _ = rustix::fs::fadvise(src, 0, None, Advice::Sequential);
+    }
     let mut ctx = Ctx {
         src,
-        dst,
+        dst: direct::Dio::new(dst, direct),
         plan,
         reporter,
         cancel,
@@ -67,36 +75,75 @@ pub(crate) fn copy(
         can_fallocate: true,
         flushed: 0,
     };
-    let mut off = 0u64;
-    while off < size {
-        cancel.check(OP, path)?;
-        let data = match seek(src, SeekFrom::Data(off)) {
-            Ok(d) => d.min(size),
-            Err(Errno::NXIO) => size,
-            // No SEEK_DATA support: everything is data.
-            Err(Errno::INVAL) => off,
-            Err(e) => return Err(sys(e)),
-        };
-        if data > off {
-            ctx.hole(off, data)?;
+    let regions = Regions { src, off: 0, size };
+    if direct {
+        direct::copy(&mut ctx, regions)?;
+    } else {
+        for region in regions {
+            cancel.check(OP, path)?;
+            match region.map_err(sys)? {
+                Region::Hole(a, b) => ctx.hole(a, b)?,
+                Region::Data(a, b) => ctx.data(a, b)?,
+            }
         }
-        if data >= size {
-            break;
-        }
-        let end = match seek(src, SeekFrom::Hole(data)) {
-            Ok(h) => h.min(size),
-            Err(Errno::NXIO | Errno::INVAL) => size,
-            Err(e) => return Err(sys(e)),
-        };
-        ctx.data(data, end.max(data + 1).min(size))?;
-        off = end.max(data + 1);
     }
     Ok(ctx.written)
 }
 
+/// A stretch of the source: a hole, or data.
+enum Region {
+    Hole(u64, u64),
+    Data(u64, u64),
+}
+
+/// The regions of `[off, size)` of the source, in order, by `lseek(SEEK_DATA)` and
+/// `lseek(SEEK_HOLE)`; all data where the filesystem cannot tell.
+struct Regions<'a> {
+    src: BorrowedFd<'a>,
+    off: u64,
+    size: u64,
+}
+
+impl Iterator for Regions<'_> {
+    type Item = Result<Region, Errno>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let off = self.off;
+        if off >= self.size {
+            return None;
+        }
+        let data = match seek(self.src, SeekFrom::Data(off)) {
+            Ok(d) => d.min(self.size),
+            Err(Errno::NXIO) => self.size,
+            // No SEEK_DATA support: everything is data.
+            Err(Errno::INVAL) => off,
+            Err(e) => {
+                self.off = self.size;
+                return Some(Err(e));
+            }
+        };
+        if data > off {
+            self.off = data;
+            return Some(Ok(Region::Hole(off, data)));
+        }
+        let end = match seek(self.src, SeekFrom::Hole(data)) {
+            Ok(h) => h.min(self.size),
+            Err(Errno::NXIO | Errno::INVAL) => self.size,
+            Err(e) => {
+                self.off = self.size;
+                return Some(Err(e));
+            }
+        };
+        let end = end.max(data + 1).min(self.size);
+        self.off = end;
+        Some(Ok(Region::Data(data, end)))
+    }
+}
+
 struct Ctx<'a, 'r, 'c> {
     src: BorrowedFd<'a>,
-    dst: BorrowedFd<'a>,
+    /// The destination, direct or buffered.
+    dst: direct::Dio<'a>,
     plan: &'a CopyPlan,
     reporter: &'r mut Reporter<'c>,
     cancel: &'a CancelToken,
@@ -125,7 +172,7 @@ impl Ctx<'_, '_, '_> {
             let len = (64 << 20u64).min(end - off);
             if self.can_fallocate {
                 // fallocate(dst, 0, off, len) — provisions the blocks without writing them.
-                match fallocate(self.dst, FallocateFlags::empty(), off, len) {
+                match fallocate(self.dst.fd(), FallocateFlags::empty(), off, len) {
                     Ok(()) => {
                         off += len;
                         self.reporter.advance(len);
@@ -168,11 +215,7 @@ impl Ctx<'_, '_, '_> {
                 return Ok(());
             }
             let buf = std::mem::take(&mut self.buf);
-            let result = if self.plan.skip_zeroes {
-                self.write_nonzero(&buf[..got], off)
-            } else {
-                self.write_all(&buf[..got], off)
-            };
+            let result = self.write_data(&buf[..got], off);
             self.buf = buf;
             result?;
             off += got as u64;
@@ -194,7 +237,7 @@ impl Ctx<'_, '_, '_> {
             return;
         }
         let len = std::num::NonZeroU64::new(upto - self.flushed);
-        let _ = rustix::fs::fadvise(self.dst, self.flushed, len, Advice::DontNeed);
+        let _ = rustix::fs::fadvise(self.dst.fd(), self.flushed, len, Advice::DontNeed);
         self.flushed = upto;
     }
 
@@ -209,7 +252,7 @@ impl Ctx<'_, '_, '_> {
             let n = rustix::fs::copy_file_range(
                 self.src,
                 Some(&mut off_in),
-                self.dst,
+                self.dst.fd(),
                 Some(&mut off_out),
                 want,
             )
@@ -239,6 +282,15 @@ impl Ctx<'_, '_, '_> {
         Ok(got)
     }
 
+    /// Writes the data `buf` read at `off`: all of it, or (SKIPZEROES) its non-zero blocks.
+    fn write_data(&mut self, buf: &[u8], off: u64) -> Result<(), Error> {
+        if self.plan.skip_zeroes {
+            self.write_nonzero(buf, off)
+        } else {
+            self.write_all(buf, off)
+        }
+    }
+
     /// Writes `buf` at `off`, skipping every all-zero block (coalescing non-zero runs).
     fn write_nonzero(&mut self, buf: &[u8], off: u64) -> Result<(), Error> {
         let block = self.plan.zero_block;
@@ -265,14 +317,13 @@ impl Ctx<'_, '_, '_> {
 
     fn write_all(&mut self, mut buf: &[u8], mut off: u64) -> Result<(), Error> {
         while !buf.is_empty() {
-            match pwrite(self.dst, buf, off) {
+            match self.dst.pwrite(buf, off) {
                 Ok(0) => return Err(Error::new(ErrorKind::Io, OP, self.path.to_owned())),
                 Ok(n) => {
                     buf = &buf[n..];
                     off += n as u64;
                     self.written += n as u64;
                 }
-                Err(Errno::INTR) => continue,
                 Err(e) => return Err(self.sys(e)),
             }
         }
