@@ -14,7 +14,7 @@
 //! buffered from then on.
 
 use std::os::fd::BorrowedFd;
-use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender, TryRecvError};
 
 use rustix::fs::OFlags;
 use rustix::io::{pread, pwrite, Errno};
@@ -26,7 +26,8 @@ use crate::error::{Error, ErrorKind};
 const CHUNK: usize = 4 << 20;
 
 /// Buffers in flight: one being read, one being written, one queued between them. The
-/// memory of a copy is `DEPTH * CHUNK`.
+/// memory of a copy is at most `DEPTH * CHUNK`; buffers are made as the reader needs them,
+/// no larger than the file, so a small copy takes one small buffer.
 const DEPTH: usize = 3;
 
 /// Alignment of a direct transfer's offset, length and memory: the page size, a multiple of
@@ -157,18 +158,43 @@ struct Buf {
 }
 
 impl Buf {
-    fn new() -> Buf {
-        let mem = vec![0u8; CHUNK + ALIGN];
+    fn new(cap: usize) -> Buf {
+        let mem = vec![0u8; cap + ALIGN];
         let at = mem.as_ptr().align_offset(ALIGN);
         Buf { mem, at, len: 0 }
     }
 
+    /// The first `len` bytes of the buffer (`len` at most its size).
     fn space(&mut self, len: usize) -> &mut [u8] {
         &mut self.mem[self.at..self.at + len]
     }
 
     fn data(&self) -> &[u8] {
         &self.mem[self.at..self.at + self.len]
+    }
+}
+
+/// The reader's supply of buffers: those the writer handed back, or a new one while fewer
+/// than [`DEPTH`] exist.
+struct Free {
+    rx: Receiver<Buf>,
+    made: usize,
+    /// The size of a buffer.
+    cap: usize,
+}
+
+impl Free {
+    /// A buffer to read into; `None` once the writer has gone.
+    fn take(&mut self) -> Option<Buf> {
+        match self.rx.try_recv() {
+            Ok(buf) => Some(buf),
+            Err(TryRecvError::Empty) if self.made < DEPTH => {
+                self.made += 1;
+                Some(Buf::new(self.cap))
+            }
+            Err(TryRecvError::Empty) => self.rx.recv().ok(),
+            Err(TryRecvError::Disconnected) => None,
+        }
     }
 }
 
@@ -189,13 +215,16 @@ enum Piece {
 pub(super) fn copy(ctx: &mut Ctx<'_, '_, '_>, regions: Regions<'_>) -> Result<(), Error> {
     let (full_tx, full_rx) = sync_channel::<Piece>(DEPTH);
     let (free_tx, free_rx) = channel::<Buf>();
-    for _ in 0..DEPTH {
-        let _ = free_tx.send(Buf::new());
-    }
+    let cap = (CHUNK as u64).min(regions.size.next_multiple_of(ALIGN as u64)) as usize;
+    let free = Free {
+        rx: free_rx,
+        made: 0,
+        cap,
+    };
     let src = Dio::new(ctx.src, true);
     let (cancel, path) = (ctx.cancel, ctx.path);
     std::thread::scope(|s| {
-        let reader = s.spawn(move || read(src, regions, full_tx, free_rx, cancel, path));
+        let reader = s.spawn(move || read(src, regions, full_tx, free, cancel, path));
         let result = write(ctx, full_rx, free_tx);
         // `write` dropped its ends of both channels: a reader waiting on either returns.
         match reader.join() {
@@ -212,7 +241,7 @@ fn read(
     mut src: Dio<'_>,
     regions: Regions<'_>,
     full: SyncSender<Piece>,
-    free: Receiver<Buf>,
+    mut free: Free,
     cancel: &crate::progress::CancelToken,
     path: &str,
 ) {
@@ -226,7 +255,7 @@ fn read(
                     if cancel.is_cancelled() {
                         return;
                     }
-                    let Ok(mut buf) = free.recv() else { return };
+                    let Some(mut buf) = free.take() else { return };
                     let want = (CHUNK as u64).min(end - off) as usize;
                     let piece = match src.read_full(buf.space(want), off) {
                         Ok(n) => {
