@@ -6,7 +6,8 @@
 //! Holes are skipped (thin, SKIPZEROES) or provisioned with `fallocate` (thick).
 //!
 //! Data goes direct (`O_DIRECT`, a reader thread beside the writer: [`direct`]) where both
-//! filesystems take it, else through the page cache with readahead and write-behind hints.
+//! filesystems take it, else through the page cache: by `copy_file_range` where that is a
+//! real copy (ext4), or with readahead and write-behind hints.
 
 mod direct;
 
@@ -59,7 +60,7 @@ pub(crate) fn copy(
     // those blocks after close. (Never truncate it again at the end: on XFS even a same-size
     // truncate writes the file back and waits.)
     rustix::fs::ftruncate(dst, size).map_err(sys)?;
-    let direct = !plan.copy_file_range && size >= direct::MIN_SIZE && direct::enable(src, dst);
+    let direct = size >= direct::MIN_SIZE && direct::enable(src, dst);
     if !direct {
         let _ = rustix::fs::fadvise(src, 0, None, Advice::Sequential);
     }

@@ -45,15 +45,7 @@ mod full_clone_leaves_the_page_cache_alone {
         assert_same_content(&env.p("src"), &env.p("dst"));
     }
 
-    // ext4 copies with copy_file_range (it cannot share extents), through the page cache.
-    #[test]
-    fn xfs() {
-        on(FsKind::Xfs, SMALL, body);
-    }
-    #[test]
-    fn btrfs() {
-        on(FsKind::Btrfs, SMALL, body);
-    }
+    per_fs!(SMALL, body);
 }
 
 mod every_alignment_copies_exactly {
