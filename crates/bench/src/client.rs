@@ -1,6 +1,7 @@
 //! The real `libopenvaai.so`, loaded as disklib loads it, with sessions on the bench's
-//! datastore: the export directory is the datastore's local mount point, 127.0.0.1 the NAS,
-//! and the export's path its remote mount point (a shell on the NAS itself).
+//! datastore: the export directory is the datastore's local mount point, 127.0.0.1 the NAS
+//! (or the NAS's address across an emulated link), and the export's path its remote mount
+//! point (a shell on the NAS itself, or a host that mounts it at the same path).
 
 use std::path::{Path, PathBuf};
 
@@ -10,13 +11,13 @@ use openvaai_host::{Datastore, Plugin, Progress};
 
 use crate::plan::MIB;
 
-/// The datastore ESXi would describe for `export`.
-pub fn datastore(export: &Path) -> Datastore {
+/// The datastore ESXi would describe for `export` on the NAS at `nas_ip`.
+pub fn datastore_at(export: &Path, nas_ip: &str) -> Datastore {
     let p = export.to_str().expect("export path is UTF-8").to_owned();
     Datastore {
         fs_type: "NFS".into(),
         fs_version: 3,
-        remote_ip: Some("127.0.0.1".into()),
+        remote_ip: Some(nas_ip.into()),
         remote_mount_point: Some(p.clone()),
         local_mount_point: Some(p),
     }
@@ -69,8 +70,13 @@ pub struct Session<'p> {
 
 impl<'p> Session<'p> {
     pub fn start(plugin: &'p Plugin, export: &Path) -> Result<Session<'p>> {
+        Session::start_at(plugin, export, "127.0.0.1")
+    }
+
+    /// A session on `export` served by the daemon at `nas_ip`.
+    pub fn start_at(plugin: &'p Plugin, export: &Path, nas_ip: &str) -> Result<Session<'p>> {
         let id = plugin
-            .start_session(&datastore(export), None)
+            .start_session(&datastore_at(export, nas_ip), None)
             .map_err(|e| anyhow!("StartSession: {} {}", vix_name(e), plugin_log()))?;
         Ok(Session {
             plugin,
