@@ -50,8 +50,9 @@ struct Args {
     /// bring them up to date first.
     #[arg(long)]
     no_build: bool,
-    /// Run only these cases (repeatable): full, full-nfs, lazy, thin, statx, lazy-frag,
-    /// reserve, load, plugin-rss. The report then lacks the other rows and the run exits 1.
+    /// Run only these cases (repeatable): full, full-nfs (both links; or full-nfs-10g,
+    /// full-nfs-1g), lazy, thin, statx, lazy-frag, reserve, load, plugin-rss. The report then
+    /// lacks the other rows and the run exits 1.
     #[arg(long, value_name = "CASE")]
     only: Vec<String>,
     /// Put the loop device in direct-I/O mode, so that the image file is not cached a second
@@ -221,8 +222,13 @@ fn run(args: &Args) -> Result<ExitCode> {
 /// Every case in order (those in `only`, if any); a case that fails is reported and the
 /// others still run.
 fn cases(b: &mut Bench<'_>, only: &[String]) -> Vec<String> {
-    use cases::{clone, load, memory, nfs, reserve, statx};
+    use cases::{clone, link, load, memory, nfs, reserve, statx};
     let want = |case: &str| only.is_empty() || only.iter().any(|o| o == case);
+    // `full-nfs` runs every link; `full-nfs-10g` one.
+    let links: Vec<&link::LinkSpec> = link::LINKS
+        .iter()
+        .filter(|l| want("full-nfs") || want(l.row))
+        .collect();
     let mut errors = Vec::new();
     let mut step = |name: &str, r: Result<()>| {
         if let Err(e) = r {
@@ -231,9 +237,10 @@ fn cases(b: &mut Bench<'_>, only: &[String]) -> Vec<String> {
     };
     println!("measuring (id, openvaai | peer | result):");
     step("round trip", clone::round_trip(b));
-    let need_dense = ["full", "full-nfs", "lazy", "load", "plugin-rss"]
-        .iter()
-        .any(|c| want(c));
+    let need_dense = !links.is_empty()
+        || ["full", "lazy", "load", "plugin-rss"]
+            .iter()
+            .any(|c| want(c));
     let dense = if need_dense {
         clone::make_dense(b)
     } else {
@@ -244,8 +251,8 @@ fn cases(b: &mut Bench<'_>, only: &[String]) -> Vec<String> {
     if have_dense && want("full") {
         step("full clone", clone::full(b));
     }
-    if have_dense && want("full-nfs") {
-        step("full clone vs NFS", nfs::full_nfs(b));
+    if have_dense && !links.is_empty() {
+        step("full clone vs NFS", nfs::full_nfs(b, &links));
     }
     if have_dense && want("lazy") {
         let what = format!("lazy clone of the {} file", measure::size(b.plan.full));

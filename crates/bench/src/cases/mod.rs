@@ -1,6 +1,7 @@
 //! The cases, each beside its peer: one module per primitive, plus the load and memory.
 
 pub mod clone;
+pub mod link;
 pub mod load;
 pub mod memory;
 pub mod nfs;
