@@ -37,7 +37,8 @@ fn cp(args: &[&str], src: &Path, dst: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Full clone of the dense file vs `cp --reflink=never` and vs the host copy.
+/// Full clone of the dense file vs `cp --reflink=never` and vs the host copy on the NAS
+/// itself (a local loop: what any host copy costs before the network).
 pub fn full(b: &mut Bench<'_>) -> Result<()> {
     let bytes = b.plan.full;
     let (src, d_cp, d_host) = (b.p(DENSE), b.p("full-cp.vmdk"), b.p("full-host.vmdk"));
@@ -70,11 +71,12 @@ pub fn full(b: &mut Bench<'_>) -> Result<()> {
         "full-host",
         what,
         &times[0],
-        "host-side copy through the datastore path (1 MiB read/write, fsync)",
+        "host-side copy through the datastore path on the NAS itself, no network (1 MiB \
+         read/write, fsync): the ≥ 2× target is judged across a link, `full-nfs-*`",
         &times[2],
         Some(bytes),
-        "≥ 2× the throughput",
-        |o, t| t.as_secs_f64() / o.as_secs_f64() >= 2.0,
+        "",
+        |_, _| true,
     ));
     Ok(())
 }

@@ -4,8 +4,8 @@
 //! The NAS is a network namespace of its own (`unshare --net --mount`, `/run` a private
 //! tmpfs so that its rpcbind leaves the host's alone) holding nfs-ganesha (userspace, FSAL
 //! VFS) with its rpcbind, and a second `openvaaid`; the bench in the root namespace is the
-//! ESXi host. A veth pair joins the two (see [`super::link`]), shaped by netem on both ends
-//! for each link in turn. Both serve a subdirectory of the bench's export into which the
+//! ESXi host. A veth pair joins the two (see [`super::link`]), shaped on both ends for each
+//! link in turn (netem, or tbf's rate alone on a kernel without netem). Both serve a subdirectory of the bench's export into which the
 //! dense source is hard-linked (two daemons cannot serve one export: each writes an access
 //! file at its root). The host-side copy is libnfs's `nfs-cp` (userspace) over NFSv3, as
 //! ESXi's VAAI-NAS datastores; the offload is a plugin session whose NAS address is the
@@ -346,10 +346,13 @@ fn across(
     verified: &mut Vec<&'static str>,
 ) -> Row {
     let bytes = b.plan.full;
-    if let Err(e) = veth.shape(link) {
-        let why = format!("skipped: the link cannot be emulated here: {e:#}");
-        return Row::new(link.row, what(bytes, link)).peer(PEER, why);
-    }
+    let shaper = match veth.shape(link) {
+        Ok(shaper) => shaper,
+        Err(e) => {
+            let why = format!("skipped: the link cannot be emulated here: {e:#}");
+            return Row::new(link.row, what(bytes, link)).peer(PEER, why);
+        }
+    };
     let tcp = match veth.tcp_throughput() {
         Ok(r) => r,
         Err(e) => {
@@ -364,7 +367,7 @@ fn across(
         "full clone, {} file, across the link ({}); a host copy over it needs ≥ {} \
          (computed, not measured: size ÷ the measured TCP rate, reads and writes overlapping)",
         size(bytes),
-        link.describe(tcp),
+        link.describe(shaper, tcp),
         measure::dur_rate(floor, bytes)
     );
     let (src, dst) = (server.url(DENSE), server.url(COPY));
