@@ -307,5 +307,6 @@ fn write(ctx: &mut Ctx<'_, '_, '_>, full: Receiver<Piece>, free: Sender<Buf>) ->
             Piece::Failed(e) => return Err(e),
         }
     }
-    Ok(())
+    // The reader also stops, without a word, when the token fires.
+    ctx.cancel.check(super::OP, ctx.path)
 }
