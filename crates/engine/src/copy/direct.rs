@@ -113,7 +113,7 @@ impl<'a> Dio<'a> {
     }
 
     /// `pread`, direct when it can be.
-    pub(super) fn pread(&mut self, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
+    fn pread(&mut self, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
         loop {
             let n = self.prepare(off, buf.len(), buf.as_ptr())?;
             match pread(self.fd, &mut buf[..n], off) {
@@ -246,43 +246,41 @@ fn read(
     path: &str,
 ) {
     for region in regions {
-        let piece = match region {
-            Err(e) => Piece::Failed(Error::sys(super::OP, path, e)),
-            Ok(Region::Hole(a, b)) => Piece::Hole(a, b),
-            Ok(Region::Data(a, end)) => {
-                let mut off = a;
-                while off < end {
-                    if cancel.is_cancelled() {
-                        return;
-                    }
-                    let Some(mut buf) = free.take() else { return };
-                    let want = (CHUNK as u64).min(end - off) as usize;
-                    let piece = match src.read_full(buf.space(want), off) {
-                        Ok(n) => {
-                            buf.len = n;
-                            Piece::Data { buf, off, end }
-                        }
-                        Err(e) => Piece::Failed(Error::sys(super::OP, path, e)),
-                    };
-                    let got = match &piece {
-                        Piece::Data { buf, .. } => buf.len,
-                        _ => 0,
-                    };
-                    let failed = matches!(piece, Piece::Failed(_));
-                    if full.send(piece).is_err() || failed {
-                        return;
-                    }
-                    if got == 0 {
-                        break;
-                    }
-                    off += got as u64;
+        let (start, end) = match region {
+            Err(e) => {
+                let _ = full.send(Piece::Failed(Error::sys(super::OP, path, e)));
+                return;
+            }
+            Ok(Region::Hole(a, b)) => {
+                if full.send(Piece::Hole(a, b)).is_err() {
+                    return;
                 }
                 continue;
             }
+            Ok(Region::Data(a, b)) => (a, b),
         };
-        let failed = matches!(piece, Piece::Failed(_));
-        if full.send(piece).is_err() || failed {
-            return;
+        let mut off = start;
+        while off < end {
+            if cancel.is_cancelled() {
+                return;
+            }
+            let Some(mut buf) = free.take() else { return };
+            let want = (CHUNK as u64).min(end - off) as usize;
+            let n = match src.read_full(buf.space(want), off) {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = full.send(Piece::Failed(Error::sys(super::OP, path, e)));
+                    return;
+                }
+            };
+            buf.len = n;
+            if full.send(Piece::Data { buf, off, end }).is_err() {
+                return;
+            }
+            if n == 0 {
+                break;
+            }
+            off += n as u64;
         }
     }
 }

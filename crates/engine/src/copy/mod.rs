@@ -14,7 +14,7 @@ mod direct;
 use std::os::fd::BorrowedFd;
 
 use rustix::fs::{fallocate, seek, Advice, FallocateFlags, SeekFrom};
-use rustix::io::{pread, Errno};
+use rustix::io::Errno;
 
 use crate::error::{Error, ErrorKind};
 use crate::progress::{CancelToken, Reporter};
@@ -209,7 +209,9 @@ impl Ctx<'_, '_, '_> {
                 let len = std::num::NonZeroU64::new((want as u64).min(end - next));
                 let _ = rustix::fs::fadvise(self.src, next, len, Advice::WillNeed);
             }
-            let got = self.read_full(off, want)?;
+            let got = direct::Dio::new(self.src, false)
+                .read_full(&mut self.buf[..want], off)
+                .map_err(|e| self.sys(e))?;
             if got == 0 {
                 // The source shrank while we copied; the rest reads as zeros (ftruncate).
                 self.reporter.advance(end - off);
@@ -267,20 +269,6 @@ impl Ctx<'_, '_, '_> {
             self.reporter.advance(n as u64);
         }
         Ok(())
-    }
-
-    /// Reads up to `want` bytes at `off` into the buffer; fewer only at end of file.
-    fn read_full(&mut self, off: u64, want: usize) -> Result<usize, Error> {
-        let mut got = 0;
-        while got < want {
-            match pread(self.src, &mut self.buf[got..want], off + got as u64) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(Errno::INTR) => continue,
-                Err(e) => return Err(Error::sys(OP, self.path, e)),
-            }
-        }
-        Ok(got)
     }
 
     /// Writes the data `buf` read at `off`: all of it, or (SKIPZEROES) its non-zero blocks.
