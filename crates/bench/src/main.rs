@@ -209,9 +209,8 @@ fn run(args: &Args) -> Result<ExitCode> {
         eprintln!("openvaai-bench: rows missing: {missing:?}");
     }
     if !errors.is_empty() || !failed.is_empty() || !missing.is_empty() {
-        let tail: Vec<&str> = daemon_log.lines().rev().take(20).collect();
         eprintln!("openvaai-bench: the daemon's last log lines:");
-        for l in tail.iter().rev() {
+        for l in measure::last_lines(&daemon_log, 20) {
             eprintln!("  | {l}");
         }
         return Ok(ExitCode::from(1));

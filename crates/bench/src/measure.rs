@@ -62,6 +62,12 @@ pub fn cmd(program: &str, args: &[&str]) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The last `n` lines of `text`, in order.
+pub fn last_lines(text: &str, n: usize) -> Vec<&str> {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].to_vec()
+}
+
 /// `path` as `&str` (the image's paths are ours and ASCII).
 pub fn s(path: &Path) -> &str {
     path.to_str().expect("bench paths are UTF-8")

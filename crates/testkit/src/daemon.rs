@@ -5,7 +5,7 @@
 //! namespace).
 
 use std::ffi::{OsStr, OsString};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -19,8 +19,8 @@ pub fn access_path(export: &Path) -> PathBuf {
         .join(openvaai_proto::access::ACCESS_FILE)
 }
 
-/// The address a daemon listens on unless told otherwise.
-const LOOPBACK: &str = "127.0.0.1:0";
+/// The address a daemon listens on unless told otherwise (port 0: one the kernel picks).
+const LOOPBACK: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
 
 /// What to start: exports (with extra TOML lines for their `[[export]]` tables), limits, the
 /// listening address and a wrapper.
@@ -76,9 +76,7 @@ impl DaemonBuilder {
     /// Starts it; an error (with its log) if it exits or is not ready within 20 s.
     pub fn try_start(self) -> Result<Daemon, String> {
         let dir = tempfile::tempdir().map_err(|e| format!("daemon temp dir: {e}"))?;
-        let listen = self
-            .listen
-            .map_or_else(|| LOOPBACK.to_owned(), |a| a.to_string());
+        let listen = self.listen.unwrap_or(LOOPBACK);
         let mut toml = format!(
             "listen = [\"{listen}\"]\nstate_dir = \"{}\"\n[limits]\n{}\n",
             dir.path().join("state").display(),
@@ -98,7 +96,6 @@ impl DaemonBuilder {
             log: dir.path().join("openvaaid.log"),
             config,
             listen,
-            ip: self.listen.map_or([127, 0, 0, 1].into(), |a| a.ip()),
             wrap: self.wrap,
             _dir: dir,
         };
@@ -113,10 +110,9 @@ pub struct Daemon {
     pub exports: Vec<PathBuf>,
     pub log: PathBuf,
     config: PathBuf,
-    /// The `listen` entry of the config, as first written (port 0 by default).
-    listen: String,
-    /// The address clients connect to.
-    ip: IpAddr,
+    /// The `listen` entry of the config, as first written (port 0 by default); clients
+    /// connect to its address.
+    listen: SocketAddr,
     /// The wrapper's argv before the daemon's (empty: none).
     wrap: Vec<OsString>,
     _dir: tempfile::TempDir,
@@ -198,7 +194,7 @@ impl Daemon {
     }
 
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::new(self.ip, self.port())
+        SocketAddr::new(self.listen.ip(), self.port())
     }
 
     pub fn pid(&self) -> i32 {
@@ -269,7 +265,7 @@ impl Daemon {
         let port = self.port();
         self.kill();
         let config = std::fs::read_to_string(&self.config).expect("daemon config");
-        let fixed = SocketAddr::new(self.ip, port);
+        let fixed = SocketAddr::new(self.listen.ip(), port);
         let config = config.replace(&format!("\"{}\"", self.listen), &format!("\"{fixed}\""));
         std::fs::write(&self.config, config).expect("daemon config");
         self.spawn();

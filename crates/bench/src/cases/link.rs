@@ -41,8 +41,10 @@ const PROBE_BYTES: u64 = 256 * MIB;
 pub struct LinkSpec {
     /// The row's id, also a case name for `--only`.
     pub row: &'static str,
-    /// netem's `rate`.
+    /// The qdisc's `rate`.
     pub tc_rate: &'static str,
+    /// tbf's bucket: at least a timer tick's worth of the rate (4 ms at 10 Gbit/s is 5 MB).
+    pub tbf_burst: &'static str,
     /// As the table names it.
     pub label: &'static str,
 }
@@ -52,11 +54,13 @@ pub const LINKS: &[LinkSpec] = &[
     LinkSpec {
         row: "full-nfs-10g",
         tc_rate: "10gbit",
+        tbf_burst: "5mb",
         label: "10 Gbit/s",
     },
     LinkSpec {
         row: "full-nfs-1g",
         tc_rate: "1gbit",
+        tbf_burst: "512kb",
         label: "1 Gbit/s",
     },
 ];
@@ -87,15 +91,6 @@ impl LinkSpec {
         };
         format!("{how}, measured {} TCP", bits(tcp_bits_per_s))
     }
-
-    /// tbf's bucket: at least a timer tick's worth of the rate (4 ms at 10 Gbit/s is 5 MB).
-    fn tbf_burst(&self) -> &'static str {
-        if self.tc_rate == "1gbit" {
-            "512kb"
-        } else {
-            "5mb"
-        }
-    }
 }
 
 /// A rate in bits per second as the table shows it.
@@ -107,9 +102,14 @@ pub fn bits(per_s: f64) -> String {
     }
 }
 
+/// `nsenter`'s option for the network namespace of process `pid`.
+pub fn nsenter_net(pid: u32) -> String {
+    format!("--net=/proc/{pid}/ns/net")
+}
+
 /// `nsenter --net=/proc/PID/ns/net -- program args`: a command in the namespace of `pid`.
 pub fn in_ns(pid: u32, program: &str, args: &[&str]) -> Result<String> {
-    let net = format!("--net=/proc/{pid}/ns/net");
+    let net = nsenter_net(pid);
     let mut all = vec![net.as_str(), "--", program];
     all.extend(args);
     cmd("nsenter", &all)
@@ -169,7 +169,7 @@ impl Veth {
             "rate",
             link.tc_rate,
             "burst",
-            link.tbf_burst(),
+            link.tbf_burst,
             "latency",
             "10ms",
         ];
@@ -185,21 +185,9 @@ impl Veth {
 
     /// `tc qdisc replace dev X root QDISC...` on both ends.
     fn qdisc(&self, qdisc: &[&str]) -> Result<()> {
-        let args = |dev: &'_ str| -> Vec<String> {
-            ["qdisc", "replace", "dev", dev, "root"]
-                .iter()
-                .chain(qdisc)
-                .map(|a| a.to_string())
-                .collect()
-        };
-        let host = args(&self.host);
-        cmd("tc", &host.iter().map(String::as_str).collect::<Vec<_>>())?;
-        let nas = args(&self.nas);
-        in_ns(
-            self.ns_pid,
-            "tc",
-            &nas.iter().map(String::as_str).collect::<Vec<_>>(),
-        )?;
+        let args = |dev| [&["qdisc", "replace", "dev", dev, "root"], qdisc].concat();
+        cmd("tc", &args(&self.host))?;
+        in_ns(self.ns_pid, "tc", &args(&self.nas))?;
         Ok(())
     }
 

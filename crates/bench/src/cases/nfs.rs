@@ -5,9 +5,9 @@
 //! tmpfs so that its rpcbind leaves the host's alone) holding nfs-ganesha (userspace, FSAL
 //! VFS) with its rpcbind, and a second `openvaaid`; the bench in the root namespace is the
 //! ESXi host. A veth pair joins the two (see [`super::link`]), shaped on both ends for each
-//! link in turn (netem, or tbf's rate alone on a kernel without netem). Both serve a subdirectory of the bench's export into which the
-//! dense source is hard-linked (two daemons cannot serve one export: each writes an access
-//! file at its root). The host-side copy is libnfs's `nfs-cp` (userspace) over NFSv3, as
+//! link in turn (netem, or tbf's rate alone on a kernel without netem). Both serve a
+//! subdirectory of the bench's export into which the dense source is hard-linked (two daemons
+//! cannot serve one export: each writes an access file at its root). The host-side copy is libnfs's `nfs-cp` (userspace) over NFSv3, as
 //! ESXi's VAAI-NAS datastores; the offload is a plugin session whose NAS address is the
 //! namespace's end of the link. Nothing listens outside the namespace (inside it: on its
 //! loopback and its end of the link), and the standard ports there (111 for rpcbind, which
@@ -29,7 +29,7 @@ use openvaai_testkit::Daemon;
 use rustix::process::{kill_process_group, test_kill_process_group, Pid, Signal};
 
 use super::clone::DENSE;
-use super::link::{LinkSpec, Veth, HOST_IP, NAS_IP};
+use super::link::{nsenter_net, LinkSpec, Veth, HOST_IP, NAS_IP};
 use super::{compare, Bench, Contender};
 use crate::client::Session;
 use crate::measure::{self, cmd, s, size};
@@ -279,13 +279,9 @@ impl Drop for Subdir {
     }
 }
 
-/// What a row measures, before the link is measured.
-fn what(bytes: u64, link: &LinkSpec) -> String {
-    format!(
-        "full clone, {} file, across the link ({})",
-        size(bytes),
-        link.nominal()
-    )
+/// What a row measures, across the link as `link` names it.
+fn what(bytes: u64, link: &str) -> String {
+    format!("full clone, {} file, across the link ({link})", size(bytes))
 }
 
 /// Full clone of the dense file vs the host-side copy over NFS, across each of `links`
@@ -303,7 +299,7 @@ pub fn full_nfs(b: &mut Bench<'_>, links: &[&LinkSpec]) -> Result<()> {
     };
     if let Some(why) = skip {
         for link in links {
-            b.push(Row::new(link.row, what(bytes, link)).peer(PEER, why.clone()));
+            b.push(Row::new(link.row, what(bytes, &link.nominal())).peer(PEER, why.clone()));
         }
         return Ok(());
     }
@@ -314,7 +310,7 @@ pub fn full_nfs(b: &mut Bench<'_>, links: &[&LinkSpec]) -> Result<()> {
     let mut server = Ganesha::start(&dir.0)?;
     let veth = Veth::new(server.pid())?;
     server.wait_client()?;
-    let net = format!("--net=/proc/{}/ns/net", server.pid());
+    let net = nsenter_net(server.pid());
     let daemon = Daemon::builder()
         .export(&dir.0)
         .listen(SocketAddr::from((NAS_IP, 0)))
@@ -323,9 +319,8 @@ pub fn full_nfs(b: &mut Bench<'_>, links: &[&LinkSpec]) -> Result<()> {
         .map_err(|e| anyhow!("starting openvaaid in the NAS namespace: {e}"))?;
     let session = Session::start_at(b.plugin, &dir.0, &NAS_IP.to_string()).map_err(|e| {
         let log = daemon.log_text();
-        let tail: Vec<&str> = log.lines().rev().take(10).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
-        anyhow!("{e:#}; the daemon's last log lines:\n{}", tail.join("\n"))
+        let tail = measure::last_lines(&log, 10).join("\n");
+        anyhow!("{e:#}; the daemon's last log lines:\n{tail}")
     })?;
     let mut verified = Vec::new();
     for link in links {
@@ -350,13 +345,13 @@ fn across(
         Ok(shaper) => shaper,
         Err(e) => {
             let why = format!("skipped: the link cannot be emulated here: {e:#}");
-            return Row::new(link.row, what(bytes, link)).peer(PEER, why);
+            return Row::new(link.row, what(bytes, &link.nominal())).peer(PEER, why);
         }
     };
     let tcp = match veth.tcp_throughput() {
         Ok(r) => r,
         Err(e) => {
-            return Row::new(link.row, what(bytes, link))
+            return Row::new(link.row, what(bytes, &link.nominal()))
                 .failed(format!("measuring the link: {e:#}"))
         }
     };
@@ -364,10 +359,9 @@ fn across(
     // overlap fully on the full-duplex link, and the copy takes size ÷ rate.
     let floor = Duration::from_secs_f64(bytes as f64 * 8.0 / tcp);
     let mut measure = format!(
-        "full clone, {} file, across the link ({}); a host copy over it needs ≥ {} \
-         (computed, not measured: size ÷ the measured TCP rate, reads and writes overlapping)",
-        size(bytes),
-        link.describe(shaper, tcp),
+        "{}; a host copy over it needs ≥ {} (computed, not measured: size ÷ the measured TCP \
+         rate, reads and writes overlapping)",
+        what(bytes, &link.describe(shaper, tcp)),
         measure::dur_rate(floor, bytes)
     );
     let (src, dst) = (server.url(DENSE), server.url(COPY));
