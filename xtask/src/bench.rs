@@ -8,24 +8,9 @@ use anyhow::{bail, Context, Result};
 
 pub fn run(args: &[String]) -> Result<()> {
     let root = crate::esxi::workspace_root();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(&cargo)
-        .current_dir(&root)
-        .args(["build", "--release", "--locked"])
-        .args([
-            "-p",
-            "openvaai-bench",
-            "-p",
-            "openvaai-plugin",
-            "-p",
-            "openvaai-daemon",
-        ])
-        .status()
-        .context("running cargo build")?;
-    if !status.success() {
-        bail!("cargo build failed");
-    }
-    let bench = crate::pkg::target_dir().join("release/openvaai-bench");
+    let release =
+        crate::pkg::release_build(&["openvaai-bench", "openvaai-plugin", "openvaai-daemon"])?;
+    let bench = release.join("openvaai-bench");
     let status = Command::new(&bench)
         .current_dir(&root)
         .arg("--no-build")

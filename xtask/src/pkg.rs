@@ -240,6 +240,24 @@ pub fn out_dir(what: &str) -> Result<PathBuf> {
 }
 
 /// The cargo target directory: `$CARGO_TARGET_DIR` or `<workspace>/target`.
+/// `cargo build --release --locked -p P...` into [`target_dir`], from the workspace root;
+/// returns the release directory.
+pub fn release_build(packages: &[&str]) -> Result<PathBuf> {
+    let root = crate::esxi::workspace_root();
+    let target = target_dir();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(&cargo)
+        .current_dir(&root)
+        .args(["build", "--release", "--locked"])
+        .args(packages.iter().flat_map(|p| ["-p", p]))
+        .arg("--target-dir")
+        .arg(&target)
+        .status()
+        .context("running cargo build")?;
+    ensure!(status.success(), "cargo build --release failed");
+    Ok(target.join("release"))
+}
+
 pub fn target_dir() -> PathBuf {
     let root = crate::esxi::workspace_root();
     match std::env::var_os("CARGO_TARGET_DIR") {

@@ -9,9 +9,8 @@ mod control;
 mod dpkg;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{Context, Result};
 
 use crate::pkg::{self, Entry};
 use config::check_default_config;
@@ -111,34 +110,11 @@ pub fn file_name(version: &str) -> String {
     format!("{PACKAGE}_{version}_{ARCH}.deb")
 }
 
-fn release_build() -> Result<PathBuf> {
-    let root = crate::esxi::workspace_root();
-    let target = pkg::target_dir();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(&cargo)
-        .current_dir(&root)
-        .args(["build", "--release", "--locked"])
-        .args([
-            "-p",
-            "openvaai-daemon",
-            "-p",
-            "openvaai-cli",
-            "-p",
-            "openvaai-plugin",
-        ])
-        .arg("--target-dir")
-        .arg(&target)
-        .status()
-        .context("running cargo build")?;
-    ensure!(status.success(), "cargo build --release failed");
-    Ok(target.join("release"))
-}
-
 /// Builds the release binaries, checks the shipped configuration with the real daemon,
 /// packages the binaries without debug sections, writes `target/deb/openvaai_<version>_amd64.deb` and checks it with dpkg-deb.
 pub fn run() -> Result<()> {
     let version = pkg::package_version()?;
-    let release = release_build()?;
+    let release = pkg::release_build(&["openvaai-daemon", "openvaai-cli", "openvaai-plugin"])?;
     let root = crate::esxi::workspace_root();
     let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
     let bins = [
