@@ -19,6 +19,18 @@ pub fn access_path(export: &Path) -> PathBuf {
         .join(openvaai_proto::access::ACCESS_FILE)
 }
 
+/// The names in the export directory `dir`, sorted, without the daemon's own directory of
+/// access files.
+pub fn export_listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != openvaai_proto::access::ACCESS_DIR)
+        .collect();
+    names.sort();
+    names
+}
+
 /// The address a daemon listens on unless told otherwise (port 0: one the kernel picks).
 const LOOPBACK: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
 

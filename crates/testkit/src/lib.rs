@@ -18,6 +18,6 @@ mod layout;
 mod testfs;
 
 pub use artifacts::{cli_bin, daemon_bin, plugin_so, profile_dir};
-pub use daemon::{access_path, Daemon, DaemonBuilder};
+pub use daemon::{access_path, export_listing, Daemon, DaemonBuilder};
 pub use layout::{assert_same_content, data_byte, host_copy, write_layout, Run};
 pub use testfs::{require_fs_tests, FsKind, TestFs};

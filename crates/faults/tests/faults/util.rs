@@ -157,15 +157,7 @@ pub fn assert_vix(got: VixError, want: VixError) {
 }
 
 /// The names in `dir`, sorted, without the daemon's `.openvaai`.
-pub fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n != ".openvaai")
-        .collect();
-    names.sort();
-    names
-}
+pub use openvaai_testkit::export_listing as listing;
 
 /// Every path under `dir` (recursively, not following symlinks) whose name is a temporary.
 pub fn temporaries(dir: &Path) -> Vec<PathBuf> {

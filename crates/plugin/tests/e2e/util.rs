@@ -130,13 +130,7 @@ impl Env {
 
     /// The names in export `i`, sorted, without the daemon's `.openvaai`.
     pub fn listing(&self, i: usize) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(&self.exports[i])
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n != ".openvaai")
-            .collect();
-        names.sort();
-        names
+        openvaai_testkit::export_listing(&self.exports[i])
     }
 }
 
