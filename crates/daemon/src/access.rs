@@ -1,32 +1,52 @@
-//! Writes each export's access file, `<export>/.openvaai/access` (see `openvaai_proto::access`).
+//! Writes each export's access file, `<export>/.openvaai/access` (see `openvaai_proto::access`),
+//! and holds the export's lock, `<export>/.openvaai/lock`: one export, one daemon.
 //!
 //! A fresh secret is drawn at every start: restarting the daemon revokes every earlier copy
-//! of the file, and nothing secret is kept in the state directory.
+//! of the file, and nothing secret is kept in the state directory. Both files are written
+//! through the engine's [`PrivateDir`](openvaai_engine::PrivateDir), which never follows a
+//! symlink and never writes by path.
 
 use std::net::IpAddr;
-use std::path::Path;
 
 use anyhow::Context;
-use openvaai_proto::access::{AccessFile, ACCESS_DIR, ACCESS_FILE};
+use openvaai_engine::{Export, ExportLock};
+use openvaai_proto::access::{AccessFile, ACCESS_FILE};
 use openvaai_proto::auth::Secret;
 
-use crate::fsutil::{ensure_dir, write_atomic};
+/// The lock file in the private directory.
+pub const LOCK_FILE: &str = "lock";
 
-/// Writes the access file of the export at `root` and returns the secret in it.
+/// Takes the lock of `export` (called `name`) for this process, or says which daemon has it.
+pub fn lock(export: &Export, name: &str) -> anyhow::Result<ExportLock> {
+    let dir = export
+        .private_dir()
+        .with_context(|| format!("export {name}"))?;
+    let me = format!("pid {} (starting)", std::process::id());
+    match dir.lock(LOCK_FILE, &me) {
+        Ok(lock) => Ok(lock),
+        Err(Ok(holder)) => anyhow::bail!(
+            "export {name} is already served by another openvaaid ({}): stop that one first \
+             (one export, one daemon), or serve another directory",
+            holder.0
+        ),
+        Err(Err(e)) => Err(anyhow::Error::new(e).context(format!("locking export {name}"))),
+    }
+}
+
+/// Says in the lock of `export` where this daemon listens.
+pub fn label(export: &Export, lock: &ExportLock, listening: &str) -> anyhow::Result<()> {
+    let text = format!("pid {}, listening on {listening}", std::process::id());
+    export.private_dir()?.relabel(lock, &text)?;
+    Ok(())
+}
+
+/// Writes the access file of `export` and returns the secret in it.
 pub fn publish(
-    root: &Path,
+    export: &Export,
     port: u16,
     addresses: &[IpAddr],
     cert_sha256: [u8; 32],
 ) -> anyhow::Result<Secret> {
-    let dir = root.join(ACCESS_DIR);
-    if dir.is_symlink() {
-        anyhow::bail!(
-            "{} is a symlink: refusing to write through it",
-            dir.display()
-        );
-    }
-    ensure_dir(&dir, 0o700)?;
     let secret = Secret::generate();
     let file = AccessFile {
         port,
@@ -34,8 +54,9 @@ pub fn publish(
         cert_sha256,
         secret: secret.clone(),
     };
-    let path = dir.join(ACCESS_FILE);
-    write_atomic(&path, file.render().as_bytes(), 0o600)
-        .with_context(|| format!("writing {}", path.display()))?;
+    export
+        .private_dir()?
+        .write_atomic(ACCESS_FILE, file.render().as_bytes(), 0o600)
+        .with_context(|| format!("writing the access file of {}", export.root().display()))?;
     Ok(secret)
 }

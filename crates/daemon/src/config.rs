@@ -32,6 +32,7 @@ pub struct FileConfig {
 pub struct FileLimits {
     pub max_jobs: Option<usize>,
     pub max_connections: Option<usize>,
+    pub max_unauthenticated: Option<usize>,
     pub lease_seconds: Option<u64>,
     pub idle_timeout_seconds: Option<u64>,
     pub handshake_timeout_seconds: Option<u64>,
@@ -54,8 +55,11 @@ pub struct FileExport {
 pub struct Limits {
     /// Jobs running at once, all exports together; more: OBJECT_IS_BUSY.
     pub max_jobs: usize,
-    /// Connections open at once; more are closed at accept.
+    /// Authenticated connections open at once; one more that authenticates is closed.
     pub max_connections: usize,
+    /// Connections between accept and their first AUTH (see `slots`): when all are taken,
+    /// the oldest gives way to a new one after a second; until then new ones are closed.
+    pub max_unauthenticated: usize,
     /// A job nobody WAITs on or CANCELs for this long is cancelled; finished jobs are kept
     /// this long for their last WAIT.
     pub lease: Duration,
@@ -74,6 +78,7 @@ impl Default for Limits {
         Limits {
             max_jobs: 16,
             max_connections: 64,
+            max_unauthenticated: 32,
             lease: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(300),
             handshake_timeout: Duration::from_secs(10),
@@ -158,6 +163,11 @@ impl Config {
         let limits = Limits {
             max_jobs: positive(l.max_jobs, d.max_jobs, "max_jobs")?,
             max_connections: positive(l.max_connections, d.max_connections, "max_connections")?,
+            max_unauthenticated: positive(
+                l.max_unauthenticated,
+                d.max_unauthenticated,
+                "max_unauthenticated",
+            )?,
             lease: secs(l.lease_seconds, d.lease, "lease_seconds")?,
             idle_timeout: secs(
                 l.idle_timeout_seconds,
@@ -202,6 +212,7 @@ impl Config {
                 if a.path == b.path {
                     bail!("export path {} given twice", a.path.display());
                 }
+                refuse_nested(a, b)?;
             }
         }
         Ok(Config {
@@ -222,6 +233,27 @@ impl Config {
         let name = canonical_name(name);
         self.exports.iter().position(|e| e.name == name)
     }
+}
+
+/// Refuses two exports one of which lies inside the other: a client of the outer one could
+/// reach the inner one's private directory (its access file and secret) by path.
+pub fn refuse_nested(a: &ExportConfig, b: &ExportConfig) -> anyhow::Result<()> {
+    nested_paths(&a.path, &b.path)
+}
+
+/// [`refuse_nested`] on two paths (as configured, or as resolved on disk).
+pub fn nested_paths(a: &Path, b: &Path) -> anyhow::Result<()> {
+    let (outer, inner) = if a.starts_with(b) { (b, a) } else { (a, b) };
+    if inner.starts_with(outer) {
+        bail!(
+            "export {} lies inside export {}: exports must not nest (a client of the outer \
+             one could reach the inner one's .openvaai and its secret); serve one of them, or \
+             two sibling directories",
+            inner.display(),
+            outer.display()
+        );
+    }
+    Ok(())
 }
 
 fn positive(v: Option<usize>, def: usize, what: &str) -> anyhow::Result<usize> {
@@ -351,5 +383,23 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "accepted: {bad}");
         }
+    }
+
+    #[test]
+    fn nested_exports_are_refused_naming_both() {
+        for text in [
+            "[[export]]\npath = \"/srv/n\"\n[[export]]\npath = \"/srv/n/inner\"",
+            "[[export]]\npath = \"/srv/n/inner/\"\n[[export]]\npath = \"/srv/n\"",
+        ] {
+            let err = format!("{:#}", parse(text).unwrap_err());
+            assert!(
+                err.contains("export /srv/n/inner lies inside export /srv/n"),
+                "{err}"
+            );
+        }
+        // Siblings that share a prefix of their names are fine.
+        let c = parse("[[export]]\npath = \"/srv/n\"\n[[export]]\npath = \"/srv/nn\"").unwrap();
+        assert_eq!(c.exports.len(), 2);
+        assert!(nested_paths(Path::new("/"), Path::new("/srv")).is_err());
     }
 }

@@ -14,6 +14,7 @@ use openvaai_proto::*;
 use std::result::Result;
 
 use crate::jobs::Job;
+use crate::loglimit::limited;
 use crate::server::{ExportState, Shared};
 use crate::status::of_engine_error;
 
@@ -85,7 +86,7 @@ pub fn reply(shared: &Shared, session: &mut Session, call: &Call<'_>) -> Vec<u8>
     match results {
         Ok(r) => rpc::encode_reply(xid, &rpc::accepted(AcceptStat::Success), &r),
         Err(stat) => {
-            tracing::warn!(peer = %session.peer, xid, proc_ = call.header.proc_, ?stat, "call refused");
+            limited!(warn, { peer = %session.peer, xid, proc_ = call.header.proc_, ?stat, }, "call refused");
             rpc::encode_reply(xid, &rpc::accepted(stat), &[])
         }
     }
@@ -101,7 +102,7 @@ fn run<A: Xdr, R: Xdr>(args: &[u8], f: impl FnOnce(A) -> R) -> Result<Vec<u8>, A
 fn hello(shared: &Shared, s: &mut Session, a: HelloArgs) -> HelloRes {
     s.pending = None;
     let Some(i) = shared.config.export_index(&a.export) else {
-        tracing::warn!(peer = %s.peer, export = ?a.export, "HELLO for an unknown export");
+        limited!(warn, { peer = %s.peer, export = ?a.export, }, "HELLO for an unknown export");
         return Err(Status::ObjectNotFound);
     };
     let ip = s.peer.ip();
@@ -111,7 +112,7 @@ fn hello(shared: &Shared, s: &mut Session, a: HelloArgs) -> HelloRes {
         .iter()
         .any(|n| n.contains(ip))
     {
-        tracing::warn!(peer = %s.peer, export = ?a.export, "refused: address not in allowed_networks");
+        limited!(warn, { peer = %s.peer, export = ?a.export, }, "refused: address not in allowed_networks");
         return Err(Status::AuthenticationFail);
     }
     let challenge = auth::random_bytes();
@@ -131,17 +132,17 @@ fn hello(shared: &Shared, s: &mut Session, a: HelloArgs) -> HelloRes {
 fn auth(shared: &Shared, s: &mut Session, a: AuthArgs) -> AuthRes {
     // The challenge is used once, whatever happens next.
     let Some(p) = s.pending.take() else {
-        tracing::warn!(peer = %s.peer, "AUTH without a HELLO");
+        limited!(warn, { peer = %s.peer, }, "AUTH without a HELLO");
         return Err(Status::AuthenticationFail);
     };
     let e = &shared.exports[p.export];
     if shared.config.export_index(&a.export) != Some(p.export) {
-        tracing::warn!(peer = %s.peer, export = ?a.export, "AUTH for another export than its HELLO");
+        limited!(warn, { peer = %s.peer, export = ?a.export, }, "AUTH for another export than its HELLO");
         return Err(Status::AuthenticationFail);
     }
     let want = auth::client_proof(&e.secret, &p.challenge, &p.nonce, &a.export);
     if !auth::proofs_equal(&want, &a.client_proof) {
-        tracing::warn!(peer = %s.peer, export = ?a.export, "authentication failed: wrong proof");
+        limited!(warn, { peer = %s.peer, export = ?a.export, }, "authentication failed: wrong proof");
         return Err(Status::AuthenticationFail);
     }
     if !s.authenticated.contains(&p.export) {

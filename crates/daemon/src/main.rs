@@ -3,13 +3,16 @@
 #![deny(unsafe_code)]
 
 mod access;
+mod cleanup;
 mod config;
 mod conn;
 mod fsutil;
 mod handlers;
 mod jobs;
+mod loglimit;
 mod net;
 mod server;
+mod slots;
 mod status;
 mod throttle;
 mod tls;

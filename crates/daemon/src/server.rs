@@ -1,17 +1,18 @@
 //! The daemon's state and its acceptor: listeners, the connection limit, shutdown.
 
-use std::collections::HashMap;
 use std::io::ErrorKind as IoKind;
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use openvaai_proto::auth::Secret;
 
 use crate::config::{Config, ExportConfig};
 use crate::jobs::JobTable;
+use crate::loglimit::limited;
+use crate::slots::{Room, Slots};
 use crate::tls::Identity;
 
 /// How often the acceptor looks at the shutdown flag and the reaper at the job table.
@@ -22,6 +23,8 @@ pub struct ExportState {
     pub cfg: ExportConfig,
     pub engine: openvaai_engine::Export,
     pub secret: Secret,
+    /// One export, one daemon: held for as long as the export is served.
+    _lock: openvaai_engine::ExportLock,
 }
 
 /// Everything the threads share.
@@ -31,19 +34,33 @@ pub struct Shared {
     pub jobs: JobTable,
     pub tls: Arc<rustls::ServerConfig>,
     pub shutdown: Arc<AtomicBool>,
-    conns: Mutex<HashMap<u64, TcpStream>>,
-    conn_count: AtomicUsize,
-    next_conn: AtomicU64,
+    pub slots: Slots,
 }
 
-/// Opens the exports, makes or loads the certificate, binds the listeners and writes the
-/// access files. Everything that can fail at start fails here, before serving.
+/// Opens and locks the exports, binds the listeners, makes or loads the certificate, and
+/// writes the access files, in that order: everything that can fail at start fails here,
+/// before serving, and a start that fails (another daemon on an export, an address in use)
+/// has written nothing — no certificate, no access file.
 pub fn prepare(
     config: Config,
     shutdown: Arc<AtomicBool>,
 ) -> anyhow::Result<(Arc<Shared>, Vec<TcpListener>)> {
-    crate::fsutil::ensure_dir(&config.state_dir, 0o700)?;
-    let identity: Identity = crate::tls::load_or_create(&config.state_dir)?;
+    let mut opened = Vec::new();
+    for e in &config.exports {
+        let engine = openvaai_engine::Export::open(&e.path)
+            .with_context(|| format!("opening export {}", e.path.display()))?;
+        let lock = crate::access::lock(&engine, &e.name)?;
+        opened.push((e, engine, lock));
+    }
+    refuse_nested_on_disk(&config)?;
+    // No export's clients may reach another's private directory, not even by a hard link.
+    for i in 0..opened.len() {
+        let (before, rest) = opened.split_at_mut(i);
+        let ((_, me, _), after) = rest.split_first_mut().expect("i < len");
+        for (_, other, _) in before.iter().chain(after.iter()) {
+            me.guard_private_dir_of(other)?;
+        }
+    }
     let mut listeners = Vec::new();
     for a in &config.listen {
         let l = TcpListener::bind(a).with_context(|| format!("listening on {a}"))?;
@@ -52,17 +69,20 @@ pub fn prepare(
         listeners.push(l);
     }
     let port = listeners[0].local_addr()?.port();
+    let listening = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    crate::fsutil::ensure_dir(&config.state_dir, 0o700)?;
+    let identity: Identity = crate::tls::load_or_create(&config.state_dir)?;
     let mut exports = Vec::new();
-    for e in &config.exports {
-        let engine = openvaai_engine::Export::open(&e.path)
-            .with_context(|| format!("opening export {}", e.path.display()))?;
-        match engine.cleanup_stale() {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(export = %e.name, removed = n, "removed stale temporaries"),
-            Err(err) => tracing::warn!(export = %e.name, "cleaning stale temporaries: {err}"),
-        }
+    for (e, engine, lock) in opened {
+        crate::access::label(&engine, &lock, &listening)?;
+        crate::cleanup::at_start(&engine, &e.name);
         let secret =
-            crate::access::publish(&e.path, port, &config.advertise, identity.cert_sha256)?;
+            crate::access::publish(&engine, port, &config.advertise, identity.cert_sha256)?;
         let caps = engine.capabilities();
         tracing::info!(
             export = %e.name, path = %e.path.display(), fs = %caps.fs_type,
@@ -72,19 +92,37 @@ pub fn prepare(
             cfg: e.clone(),
             engine,
             secret,
+            _lock: lock,
         }));
     }
     let shared = Arc::new(Shared {
         jobs: JobTable::new(config.limits.max_jobs, config.limits.lease),
+        slots: Slots::new(
+            config.limits.max_unauthenticated,
+            config.limits.max_connections,
+        ),
         config,
         exports,
         tls: identity.config,
         shutdown,
-        conns: Mutex::new(HashMap::new()),
-        conn_count: AtomicUsize::new(0),
-        next_conn: AtomicU64::new(1),
     });
     Ok((shared, listeners))
+}
+
+/// Nested exports, judged by where the directories really are (the configuration's paths
+/// may go through symlinks).
+fn refuse_nested_on_disk(config: &Config) -> anyhow::Result<()> {
+    let real: Vec<_> = config
+        .exports
+        .iter()
+        .map(|e| std::fs::canonicalize(&e.path).unwrap_or_else(|_| e.path.clone()))
+        .collect();
+    for (i, a) in real.iter().enumerate() {
+        for b in &real[..i] {
+            crate::config::nested_paths(a, b)?;
+        }
+    }
+    Ok(())
 }
 
 /// Accepts connections until `shared.shutdown` is set (by SIGTERM or SIGINT), then stops the jobs and the
@@ -113,10 +151,11 @@ pub fn serve(shared: Arc<Shared>, listeners: Vec<TcpListener>) -> usize {
                 Err(e) if e.kind() == IoKind::WouldBlock || e.kind() == IoKind::Interrupted => {}
                 Err(e) => {
                     // EMFILE and friends: back off rather than spin.
-                    tracing::warn!("accept: {e}");
+                    limited!(warn, {}, "accept: {e}");
                 }
             }
         }
+        crate::loglimit::flush();
         if idle {
             std::thread::sleep(TICK);
         }
@@ -124,38 +163,65 @@ pub fn serve(shared: Arc<Shared>, listeners: Vec<TcpListener>) -> usize {
     tracing::info!("shutting down: no new connections, cancelling jobs");
     drop(listeners);
     let left = shared.jobs.shutdown(shared.config.limits.shutdown_timeout);
-    for (_, s) in crate::jobs::lock(&shared.conns).drain() {
-        let _ = s.shutdown(Shutdown::Both);
-    }
+    shared.slots.shutdown_all();
     if let Some(r) = reaper {
         let _ = r.join();
     }
     left
 }
 
-fn admit(shared: &Arc<Shared>, stream: TcpStream, peer: std::net::SocketAddr) {
-    let max = shared.config.limits.max_connections;
-    if shared.conn_count.fetch_add(1, Ordering::SeqCst) >= max {
-        shared.conn_count.fetch_sub(1, Ordering::SeqCst);
-        tracing::warn!(%peer, max, "connection refused: too many connections");
+/// Whether any export lets `peer` in: others are closed at accept, before TLS.
+fn allowed(shared: &Shared, peer: SocketAddr) -> bool {
+    shared
+        .exports
+        .iter()
+        .any(|e| e.cfg.allowed_networks.iter().any(|n| n.contains(peer.ip())))
+}
+
+fn admit(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+    if !allowed(shared, peer) {
+        limited!(
+            warn,
+            { %peer, },
+            "connection refused: address not in any export's allowed_networks"
+        );
         let _ = stream.shutdown(Shutdown::Both);
         return;
     }
-    let id = shared.next_conn.fetch_add(1, Ordering::SeqCst);
-    if let Ok(c) = stream.try_clone() {
-        crate::jobs::lock(&shared.conns).insert(id, c);
+    match shared.slots.make_room(Instant::now()) {
+        Room::Free => {}
+        Room::Evicted(old) => limited!(
+            warn,
+            { peer = %old, },
+            "dropped the oldest unauthenticated connection to make room for a new one"
+        ),
+        Room::Full => {
+            limited!(
+                warn,
+                { %peer, max = shared.config.limits.max_unauthenticated, },
+                "connection refused: every unauthenticated connection slot is taken"
+            );
+            let _ = stream.shutdown(Shutdown::Both);
+            return;
+        }
     }
+    let handle = match stream.try_clone() {
+        Ok(h) => h,
+        Err(e) => {
+            limited!(warn, { %peer, }, "connection refused: {e}");
+            return;
+        }
+    };
+    let id = shared.slots.insert(handle, peer);
     let s = shared.clone();
     let spawned = std::thread::Builder::new()
         .name(format!("conn-{id}"))
         .spawn(move || {
-            crate::conn::serve(&s, stream, peer);
-            crate::jobs::lock(&s.conns).remove(&id);
-            s.conn_count.fetch_sub(1, Ordering::SeqCst);
+            crate::conn::serve(&s, stream, peer, id);
+            s.slots.remove(id);
         });
     if let Err(e) = spawned {
         tracing::error!(%peer, "cannot start a connection thread: {e}");
-        crate::jobs::lock(&shared.conns).remove(&id);
-        shared.conn_count.fetch_sub(1, Ordering::SeqCst);
+        shared.slots.remove(id);
     }
 }

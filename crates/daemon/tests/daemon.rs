@@ -409,16 +409,37 @@ fn slow_or_half_open_handshake_is_bounded() {
 
 #[test]
 fn too_many_connections_are_refused() {
-    let d = Daemon::start_with("max_connections = 1", &[ExportSpec::plain()]);
+    let d = Daemon::start_with(
+        "max_connections = 1\nmax_unauthenticated = 1",
+        &[ExportSpec::plain()],
+    );
     let mut first = d.authed(0);
+    // A second client gets through TLS but is closed when it authenticates.
+    let mut second = d.client();
+    assert!(
+        second.authenticate(&d.name(0), &d.access(0).secret).is_err(),
+        "a second authenticated connection was kept"
+    );
+    assert!(d.wait_for_log("too many connections", Duration::from_secs(2)));
+    // One unauthenticated slot: a connection that sends nothing holds it, and one more is
+    // closed at once while the first is within its grace.
+    let _held = TcpStream::connect(d.addr()).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
     let mut raw = TcpStream::connect(d.addr()).unwrap();
     raw.set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
+    let start = Instant::now();
     assert!(closed_within(&mut raw, Duration::from_secs(5)));
-    assert!(d.wait_for_log("too many connections", Duration::from_secs(2)));
+    assert!(start.elapsed() < Duration::from_millis(900), "{:?}", start.elapsed());
+    assert!(d.wait_for_log(
+        "every unauthenticated connection slot is taken",
+        Duration::from_secs(2)
+    ));
+    // After its grace the holder gives way: a new client authenticates (into the
+    // authenticated slot once the first leaves).
     first.null().unwrap();
-    // Closing it frees the slot.
     drop(first);
+    std::thread::sleep(Duration::from_millis(1000));
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let mut c = d.client();
@@ -428,6 +449,10 @@ fn too_many_connections_are_refused() {
         assert!(Instant::now() < deadline, "slot not freed");
         std::thread::sleep(Duration::from_millis(50));
     }
+    assert!(d.wait_for_log(
+        "dropped the oldest unauthenticated connection",
+        Duration::from_secs(2)
+    ));
 }
 
 /// Limits for tests that need a job to run for a while: a 1 GiB sparse source cloned thick,

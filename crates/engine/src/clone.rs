@@ -13,7 +13,7 @@ use crate::export::Export;
 use crate::path::RelPath;
 use crate::progress::{CancelToken, Progress, Reporter};
 use crate::publish::Staged;
-use crate::resolve::{open_dir, open_regular, Protected};
+use crate::resolve::{open_dir, open_regular};
 
 /// The clone flags of the NAS interface (SRCDATASTORE_VALID is implied by passing a
 /// different source export).
@@ -70,14 +70,14 @@ impl Export {
             false,
             "open source",
         )?;
-        Protected::load(src_export.root_fd.as_fd()).check(&src_st, "open source", src)?;
+        src_export.protected().check(&src_st, "open source", src)?;
         let size = src_st.st_size as u64;
 
         // The destination directory, opened once and used by descriptor from here on.
         let (dir_path, name) = dst_rel.split_parent();
         let dir = open_dir(self.root_fd.as_fd(), dir_path, "open destination directory")?;
         let dir_st = rustix::fs::fstat(&dir).map_err(|e| Error::sys(OP, dst, e))?;
-        let protected = Protected::load(self.root_fd.as_fd());
+        let protected = self.protected();
         protected.check(&dir_st, "open destination directory", dst)?;
         accessat(
             &dir,

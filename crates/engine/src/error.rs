@@ -46,6 +46,8 @@ pub struct Error {
     op: &'static str,
     path: Option<String>,
     errno: Option<Errno>,
+    /// What the kind alone does not say (and what to do), for messages.
+    detail: Option<String>,
 }
 
 impl Error {
@@ -56,6 +58,7 @@ impl Error {
             op,
             path: path.into(),
             errno: None,
+            detail: None,
         }
     }
 
@@ -66,6 +69,7 @@ impl Error {
             op,
             path: Some(path.to_owned()),
             errno: Some(errno),
+            detail: None,
         }
     }
 
@@ -76,7 +80,19 @@ impl Error {
             op,
             path: Some(path.to_owned()),
             errno: Some(errno),
+            detail: None,
         }
+    }
+
+    /// The same error with `detail` added to its message.
+    pub(crate) fn with_detail(mut self, detail: String) -> Self {
+        self.detail = Some(detail);
+        self
+    }
+
+    /// What the kind alone does not say, if anything.
+    pub fn detail(&self) -> Option<&str> {
+        self.detail.as_deref()
     }
 
     /// The kind of error, for choosing a status code.
@@ -97,6 +113,7 @@ impl fmt::Debug for Error {
             .field("op", &self.op)
             .field("path", &self.path)
             .field("errno", &self.errno)
+            .field("detail", &self.detail)
             .finish()
     }
 }
@@ -110,6 +127,9 @@ impl fmt::Display for Error {
         write!(f, ": {:?}", self.kind)?;
         if let Some(errno) = self.errno {
             write!(f, " ({errno})")?;
+        }
+        if let Some(detail) = &self.detail {
+            write!(f, ": {detail}")?;
         }
         Ok(())
     }

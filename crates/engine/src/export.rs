@@ -18,6 +18,9 @@ pub struct Export {
     pub(crate) root_fd: OwnedFd,
     root: PathBuf,
     caps: Capabilities,
+    /// Roots of the other exports served beside this one, whose private directories are
+    /// protected here too (see [`guard_private_dir_of`](Self::guard_private_dir_of)).
+    others: Vec<OwnedFd>,
 }
 
 impl Export {
@@ -39,6 +42,7 @@ impl Export {
             root_fd,
             root: root.to_owned(),
             caps,
+            others: Vec::new(),
         })
     }
 
@@ -64,8 +68,32 @@ impl Export {
         let rel = RelPath::parse(OP, path)?;
         cancel.check(OP, path)?;
         let (fd, st) = open_regular(self.root_fd.as_fd(), rel.as_str(), true, OP)?;
-        Protected::load(self.root_fd.as_fd()).check(&st, OP, path)?;
-        crate::reserve::reserve(fd.as_fd(), st.st_size as u64, path, progress, cancel)
+        self.protected().check(&st, OP, path)?;
+        let private = self.private_dir()?;
+        crate::reserve::reserve(fd.as_fd(), &st, rel.as_str(), &private, progress, cancel)
+    }
+
+    /// Gives back what reservations interrupted by a crash had allocated (see
+    /// [`reserve`](Self::reserve)) and says what it did. Call it at start, before any job.
+    pub fn recover_reserves(&self) -> crate::RecoveryReport {
+        const OP: &str = "recover reserve";
+        let private = match self.private_dir() {
+            Ok(p) => p,
+            Err(e) => {
+                return crate::RecoveryReport {
+                    problems: vec![e.to_string()],
+                    ..Default::default()
+                }
+            }
+        };
+        crate::journal::recover(&private, |entry| {
+            let (fd, st) = open_regular(self.root_fd.as_fd(), &entry.path, true, OP)
+                .map_err(|e| format!("nothing given back: {e}"))?;
+            if (st.st_dev, st.st_ino) != (entry.dev, entry.ino) {
+                return Err("nothing given back: another file has that name now".into());
+            }
+            crate::reserve::undo(fd.as_fd(), entry).map_err(|e| e.to_string())
+        })
     }
 
     /// Sizes, unique bytes and allocation type of a regular file.
@@ -73,17 +101,38 @@ impl Export {
         const OP: &str = "statx";
         let rel = RelPath::parse(OP, path)?;
         let (fd, st) = open_regular(self.root_fd.as_fd(), rel.as_str(), false, OP)?;
-        Protected::load(self.root_fd.as_fd()).check(&st, OP, path)?;
+        self.protected().check(&st, OP, path)?;
         crate::statx::statx(fd.as_fd(), &st, path)
     }
 
     /// Removes whatever a crash may have left (named temporaries `.openvaai-tmp-*` of the
-    /// fallback publish path) anywhere in the export; returns how many were removed.
+    /// fallback publish path) anywhere in the export, and says what it removed and what it
+    /// could not look at or remove.
     ///
     /// Call it when no clone is running on this export (at daemon start): a replace in
     /// progress briefly owns such a name.
-    pub fn cleanup_stale(&self) -> Result<usize, Error> {
-        crate::cleanup::cleanup(self.root_fd.as_fd())
+    pub fn cleanup_stale(&self) -> crate::CleanupReport {
+        crate::cleanup::cleanup(&self.root_fd)
+    }
+
+    /// Protects `other`'s private directory from this export's clients too: no file in it
+    /// can be read or written through this export, even by a hard link.
+    pub fn guard_private_dir_of(&mut self, other: &Export) -> Result<(), Error> {
+        let fd = rustix::io::dup(&other.root_fd)
+            .map_err(|e| Error::sys("guard export", &other.root.display().to_string(), e))?;
+        self.others.push(fd);
+        Ok(())
+    }
+
+    /// The inodes no path of this export may reach: every served export's private directory.
+    pub(crate) fn protected(&self) -> Protected {
+        Protected::load(std::iter::once(self.root_fd.as_fd()).chain(self.others.iter().map(|f| f.as_fd())))
+    }
+
+    /// The export's private directory `.openvaai`, opened safely (made if missing): see
+    /// [`PrivateDir`](crate::PrivateDir).
+    pub fn private_dir(&self) -> Result<crate::PrivateDir, Error> {
+        crate::private::PrivateDir::open(&self.root_fd)
     }
 
     /// Same filesystem check used by LAZY clones.

@@ -14,7 +14,9 @@ mod copy;
 mod error;
 mod export;
 pub mod fiemap;
+mod journal;
 mod path;
+mod private;
 mod progress;
 mod publish;
 mod reserve;
@@ -22,10 +24,13 @@ mod resolve;
 mod statx;
 
 pub use caps::Capabilities;
+pub use cleanup::CleanupReport;
 pub use clone::{CloneFlags, CloneOutcome};
 pub use error::{kind_of_errno, Error, ErrorKind};
 pub use export::Export;
+pub use journal::RecoveryReport;
 pub use path::{PRIVATE_DIR, TEMP_PREFIX};
+pub use private::{ExportLock, Holder, PrivateDir};
 pub use progress::{CancelToken, Progress};
 pub use statx::{AllocType, StatX};
 

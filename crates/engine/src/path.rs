@@ -47,7 +47,9 @@ impl<'a> RelPath<'a> {
         if parts.is_empty() {
             return Err(invalid(ErrorKind::InvalidArgument));
         }
-        if parts[0] == PRIVATE_DIR {
+        // The private directory of this export, or of one that might be served inside it:
+        // no component may name it.
+        if parts.contains(&PRIVATE_DIR) {
             return Err(invalid(ErrorKind::AccessDenied));
         }
         Ok(RelPath {
@@ -89,7 +91,7 @@ mod tests {
         assert_eq!(p.split_parent(), (".", "dir"));
         // A name that merely starts with the private directory's name is fine.
         assert!(RelPath::parse("t", ".openvaai2/x").is_ok());
-        assert!(RelPath::parse("t", "a/.openvaai/x").is_ok());
+        assert!(RelPath::parse("t", "a/.openvaai.d/x").is_ok());
     }
 
     #[test]
@@ -118,5 +120,8 @@ mod tests {
         assert_eq!(kind(".openvaai/access"), Some(ErrorKind::AccessDenied));
         assert_eq!(kind("./.openvaai/access"), Some(ErrorKind::AccessDenied));
         assert_eq!(kind(".//.openvaai/"), Some(ErrorKind::AccessDenied));
+        // In any component: the private directory of an export inside this one.
+        assert_eq!(kind("a/.openvaai/access"), Some(ErrorKind::AccessDenied));
+        assert_eq!(kind("a/b/.openvaai"), Some(ErrorKind::AccessDenied));
     }
 }

@@ -7,6 +7,8 @@ use rustix::io::Errno;
 
 use crate::error::{Error, ErrorKind};
 use crate::fiemap::{self, EXTENT_UNWRITTEN};
+use crate::journal::{self, Entry};
+use crate::private::PrivateDir;
 use crate::progress::{CancelToken, Progress, Reporter};
 
 /// Bytes per `fallocate` call, so that progress and cancellation stay responsive.
@@ -20,15 +22,19 @@ const OP: &str = "reserve";
 ///
 /// All or nothing: when the holes clearly cannot fit the free space it fails with
 /// `DiskFull` before allocating anything, and a reservation that fails or is cancelled on
-/// the way gives back what it allocated (see [`give_back`]). The file's size and contents
+/// the way gives back what it allocated (see [`give_back`]). So does one the process did not
+/// live to finish: the holes are written to the journal in `private` first, and the next
+/// start gives back what they left (see [`crate::journal`]). The file's size and contents
 /// are unchanged either way.
 pub(crate) fn reserve(
     fd: BorrowedFd<'_>,
-    size: u64,
+    st: &rustix::fs::Stat,
     path: &str,
+    private: &PrivateDir,
     progress: &mut dyn FnMut(Progress),
     cancel: &CancelToken,
 ) -> Result<(), Error> {
+    let size = st.st_size as u64;
     if size == 0 {
         return Err(Error::new(ErrorKind::InvalidArgument, OP, path.to_owned()));
     }
@@ -41,6 +47,14 @@ pub(crate) fn reserve(
             return Err(Error::sys_kind(ErrorKind::DiskFull, OP, path, Errno::NOSPC));
         }
     }
+    let entry = Entry {
+        path: path.to_owned(),
+        dev: st.st_dev,
+        ino: st.st_ino,
+        size,
+        holes: holes.clone(),
+    };
+    let journal = journal::begin(private, &entry)?;
     let mut reporter = Reporter::new(progress, size);
     let mut off = 0;
     let result = loop {
@@ -62,16 +76,23 @@ pub(crate) fn reserve(
         off += len;
         reporter.advance(len);
     };
-    match result {
-        Ok(()) => {
-            reporter.finish();
-            Ok(())
-        }
-        Err(e) => {
-            give_back(fd, &holes, off.min(size));
-            Err(e)
-        }
+    if result.is_err() {
+        give_back(fd, &holes, off.min(size));
+        let _ = rustix::fs::fsync(fd);
     }
+    journal.done();
+    result.map(|()| reporter.finish())
+}
+
+/// Undoes the reservation `entry` describes, on the file it names (if it is still that
+/// file): gives back, within the holes it had, the blocks that are still unwritten.
+/// Returns how many bytes were given back.
+pub(crate) fn undo(fd: BorrowedFd<'_>, entry: &Entry) -> Result<u64, Error> {
+    let before = rustix::fs::fstat(fd).map_err(|e| Error::sys(OP, &entry.path, e))?;
+    give_back(fd, &entry.holes, entry.size);
+    rustix::fs::fsync(fd).map_err(|e| Error::sys(OP, &entry.path, e))?;
+    let after = rustix::fs::fstat(fd).map_err(|e| Error::sys(OP, &entry.path, e))?;
+    Ok((before.st_blocks.saturating_sub(after.st_blocks) as u64) * 512)
 }
 
 /// The holes of `[0, size)`: gaps in the extent map (FIEMAP), so that unwritten extents — a
@@ -166,14 +187,14 @@ mod tests {
             let path = fs.path().join("disk");
             write_layout(&path, &[Run::Data(MIB), Run::Hole(511 * MIB)], 1).unwrap();
             let before = std::fs::metadata(&path).unwrap().blocks();
-            let file = std::fs::File::options().write(true).open(&path).unwrap();
+            let export = crate::Export::open(fs.path()).unwrap();
             let cancel = CancelToken::new();
             let mut reports = 0;
             let mut progress = |_: Progress| {
                 reports += 1;
                 cancel.cancel();
             };
-            let err = reserve(file.as_fd(), 512 * MIB, "disk", &mut progress, &cancel).unwrap_err();
+            let err = export.reserve("disk", &mut progress, &cancel).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Cancelled, "{kind:?}");
             assert!(
                 reports >= 1,

@@ -1,9 +1,11 @@
 //! Opening files and directories confined beneath an export root.
 //!
 //! Every lookup goes through `openat2(root, path, flags, mode, RESOLVE_BENEATH |
-//! RESOLVE_NO_MAGICLINKS)` — the kernel refuses any step that would leave the directory tree
-//! under `root` (`..` above it, an absolute symlink, a symlink pointing outside: EXDEV) and any
-//! `/proc` magic link (ELOOP). Both become [`ErrorKind::AccessDenied`].
+//! RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV)` — the kernel refuses any step that would leave
+//! the directory tree under `root` (`..` above it, an absolute symlink, a symlink pointing
+//! outside: EXDEV), any `/proc` magic link (ELOOP), and any step into another mounted
+//! filesystem (a bind mount or any filesystem mounted inside the export: EXDEV too). All
+//! become [`ErrorKind::AccessDenied`]; a mount crossing says so in its message.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
@@ -14,12 +16,29 @@ use crate::error::{Error, ErrorKind};
 use crate::path::PRIVATE_DIR;
 
 /// The resolution flags for every lookup inside an export.
-pub(crate) const RESOLVE: ResolveFlags = ResolveFlags::BENEATH.union(ResolveFlags::NO_MAGICLINKS);
+pub(crate) const RESOLVE: ResolveFlags = ResolveFlags::BENEATH
+    .union(ResolveFlags::NO_MAGICLINKS)
+    .union(ResolveFlags::NO_XDEV);
 
-/// Maps an errno from path resolution: escaping the root is an access error.
-pub(crate) fn resolve_error(op: &'static str, path: &str, errno: Errno) -> Error {
+/// Maps an errno from resolving `path` beneath `root`: escaping the root or crossing into
+/// another mount is an access error, told apart by a second look without `NO_XDEV`.
+pub(crate) fn resolve_error(root: BorrowedFd<'_>, op: &'static str, path: &str, errno: Errno) -> Error {
     match errno {
-        Errno::XDEV | Errno::LOOP => Error::sys_kind(ErrorKind::AccessDenied, op, path, errno),
+        Errno::XDEV => {
+            let flags = RESOLVE.difference(ResolveFlags::NO_XDEV);
+            let crossing = openat2(root, path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), flags).is_ok();
+            let e = Error::sys_kind(ErrorKind::AccessDenied, op, path, errno);
+            if crossing {
+                e.with_detail(
+                    "the path crosses into another mounted filesystem inside the export; \
+                     openvaai works within one filesystem: use the mount's own export"
+                        .to_owned(),
+                )
+            } else {
+                e.with_detail("the path leads outside the export".to_owned())
+            }
+        }
+        Errno::LOOP => Error::sys_kind(ErrorKind::AccessDenied, op, path, errno),
         _ => Error::sys(op, path, errno),
     }
 }
@@ -38,7 +57,7 @@ pub(crate) fn open_dir(
         Mode::empty(),
         RESOLVE,
     )
-    .map_err(|e| resolve_error(op, path, e))
+    .map_err(|e| resolve_error(root, op, path, e))
 }
 
 /// Opens a regular file beneath `root` for reading (`write == false`) or reading and writing.
@@ -59,7 +78,7 @@ pub(crate) fn open_regular(
         Mode::empty(),
         RESOLVE,
     )
-    .map_err(|e| resolve_error(op, path, e))?;
+    .map_err(|e| resolve_error(root, op, path, e))?;
     let st = rustix::fs::fstat(&probe).map_err(|e| Error::sys(op, path, e))?;
     ensure_regular(&st, op, path)?;
     let access = if write { OFlags::RDWR } else { OFlags::RDONLY };
@@ -70,7 +89,7 @@ pub(crate) fn open_regular(
         Mode::empty(),
         RESOLVE,
     )
-    .map_err(|e| resolve_error(op, path, e))?;
+    .map_err(|e| resolve_error(root, op, path, e))?;
     let st2 = rustix::fs::fstat(&fd).map_err(|e| Error::sys(op, path, e))?;
     ensure_regular(&st2, op, path)?;
     if (st.st_dev, st.st_ino) != (st2.st_dev, st2.st_ino) {
@@ -105,13 +124,22 @@ pub(crate) struct Protected {
 const PROTECTED_LIMIT: usize = 4096;
 
 impl Protected {
-    /// Lists `<root>/.openvaai` (if it exists) without following symlinks.
-    pub(crate) fn load(root: BorrowedFd<'_>) -> Protected {
+    /// Lists the private directories of `roots` (each `<root>/.openvaai`, if it exists)
+    /// without following symlinks.
+    pub(crate) fn load<'a>(roots: impl IntoIterator<Item = BorrowedFd<'a>>) -> Protected {
         let mut protected = Protected::default();
+        for root in roots {
+            protected.add(root);
+        }
+        protected
+    }
+
+    fn add(&mut self, root: BorrowedFd<'_>) {
+        let protected = self;
         let flags = RESOLVE | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_XDEV;
         let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let Ok(dir) = openat2(root, PRIVATE_DIR, dir_flags, Mode::empty(), flags) else {
-            return protected;
+            return;
         };
         let mut stack = vec![dir];
         while let Some(dir) = stack.pop() {
@@ -123,7 +151,7 @@ impl Protected {
             };
             for entry in entries.flatten() {
                 if protected.inodes.len() + stack.len() >= PROTECTED_LIMIT {
-                    return protected;
+                    return;
                 }
                 let name = entry.file_name();
                 if name.to_bytes() == b"." || name.to_bytes() == b".." {
@@ -142,7 +170,6 @@ impl Protected {
                 }
             }
         }
-        protected
     }
 
     /// Fails with [`ErrorKind::AccessDenied`] if `st` is the private directory or inside it.

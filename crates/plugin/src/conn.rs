@@ -1,21 +1,23 @@
 //! One connection to openvaaid: TCP with a connect timeout, TLS pinned to the certificate the
 //! access file names, and the HMAC handshake for each export the connection serves.
 //!
-//! Every exchange is bounded: before each call the socket's read and write timeouts are set
-//! to what is left of the caller's deadline.
+//! Every exchange is bounded by the caller's deadline: the TLS stream runs over a
+//! [`DeadlineStream`], which checks the time left before every read and write, so a peer that
+//! trickles its bytes cannot hold a call past its session timeout.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openvaai_abi::{vix, VixError};
 use openvaai_proto::access::AccessFile;
+use openvaai_proto::deadline::DeadlineStream;
 use openvaai_proto::{Client, ErrorKind as ProtoKind, Status};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
-pub type Stream = StreamOwned<ClientConnection, TcpStream>;
+pub type Stream = StreamOwned<ClientConnection, DeadlineStream>;
 
 /// Why a connection or a call failed, already in disklib's terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,8 +69,13 @@ pub fn tls_config(cert_sha256: [u8; 32]) -> Result<Arc<ClientConfig>, Failure> {
         .map_err(|e| Failure::new(vix::E_FAIL, format!("TLS configuration: {e}")))
 }
 
-/// Where a daemon listens, from the access file and the datastore's NAS address.
-pub fn daemon_addresses(access: &AccessFile, remote_ip: &str) -> Result<Vec<SocketAddr>, Failure> {
+/// Where a daemon listens: the access file's addresses, else every address of the datastore's
+/// `remoteIP` (an address, a name, or a list of them), names looked up before `deadline`.
+pub fn daemon_addresses(
+    access: &AccessFile,
+    remote_ip: &str,
+    deadline: Instant,
+) -> Result<Vec<SocketAddr>, Failure> {
     if !access.addresses.is_empty() {
         return Ok(access
             .addresses
@@ -76,22 +83,8 @@ pub fn daemon_addresses(access: &AccessFile, remote_ip: &str) -> Result<Vec<Sock
             .map(|ip| SocketAddr::new(*ip, access.port))
             .collect());
     }
-    // ESXi mounts by address or by name; a bracketed IPv6 address is accepted as well.
-    let host = remote_ip.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, access.port)]);
-    }
-    let addrs: Vec<SocketAddr> = (host, access.port)
-        .to_socket_addrs()
-        .map_err(|e| Failure::new(vix::E_HOST_NOT_CONNECTED, format!("resolving {host}: {e}")))?
-        .collect();
-    if addrs.is_empty() {
-        return Err(Failure::new(
-            vix::E_HOST_NOT_CONNECTED,
-            format!("{host} has no address"),
-        ));
-    }
-    Ok(addrs)
+    crate::address::resolve(remote_ip, access.port, deadline)
+        .map_err(|e| Failure::new(vix::E_HOST_NOT_CONNECTED, e.0))
 }
 
 /// What an authenticated export needs on a connection.
@@ -124,8 +117,11 @@ fn remaining(deadline: Instant) -> Option<Duration> {
 }
 
 impl Conn {
-    /// Connects to the first address that answers, pins the certificate, and authenticates
-    /// `key.export`, all before `deadline`.
+    /// Connects to the addresses in order until one is connected, shows the pinned
+    /// certificate and accepts `key.export`, all before `deadline`. Each address but the last
+    /// gets an equal share of the time left, so that one that never answers cannot use it
+    /// all. A refusal by a daemon that did answer (a wrong certificate or secret) ends the
+    /// attempt: the next address would be the same daemon or no better.
     pub fn open(
         addrs: &[SocketAddr],
         tls: &Arc<ClientConfig>,
@@ -133,21 +129,31 @@ impl Conn {
         deadline: Instant,
     ) -> Result<Conn, Failure> {
         let mut last = Failure::new(vix::E_HOST_NOT_CONNECTED, "no address to connect to");
-        for addr in addrs {
+        for (i, addr) in addrs.iter().enumerate() {
             let Some(left) = remaining(deadline) else {
                 return Err(Failure::new(
                     vix::E_HOST_NOT_CONNECTED,
-                    format!("timed out connecting to {addr}"),
+                    format!("{}; timed out before trying {addr}", last.detail),
                 ));
             };
-            match TcpStream::connect_timeout(addr, left) {
-                Ok(tcp) => return Conn::handshake(tcp, *addr, tls, key, deadline),
-                Err(e) => {
-                    last = Failure::new(
+            let until = Instant::now() + left / (addrs.len() - i) as u32;
+            let attempt = TcpStream::connect_timeout(addr, left / (addrs.len() - i) as u32)
+                .map_err(|e| {
+                    Failure::new(
                         vix::E_HOST_NOT_CONNECTED,
                         format!("connecting to openvaaid at {addr}: {e}"),
                     )
+                })
+                .and_then(|tcp| Conn::handshake(tcp, *addr, tls, key, until));
+            match attempt {
+                Ok(conn) => return Ok(conn),
+                Err(f)
+                    if f.vix != vix::E_HOST_NOT_CONNECTED
+                        && f.vix != vix::E_HOST_CONNECTION_LOST =>
+                {
+                    return Err(f)
                 }
+                Err(f) => last = f,
             }
         }
         Err(last)
@@ -164,7 +170,7 @@ impl Conn {
         let name = ServerName::IpAddress(addr.ip().into());
         let tls_conn = ClientConnection::new(tls.clone(), name)
             .map_err(|e| Failure::new(vix::E_FAIL, format!("TLS: {e}")))?;
-        let mut stream = StreamOwned::new(tls_conn, tcp);
+        let mut stream = StreamOwned::new(tls_conn, DeadlineStream::new(tcp));
         set_deadline(&stream.sock, deadline)?;
         // Drive the TLS handshake now, so that a certificate mismatch is told apart from a
         // protocol failure.
@@ -211,13 +217,16 @@ impl Conn {
     }
 }
 
-fn set_deadline(sock: &TcpStream, deadline: Instant) -> Result<(), Failure> {
-    let left = remaining(deadline).ok_or_else(|| {
-        Failure::broken(vix::E_HOST_CONNECTION_LOST, "the session timeout ran out")
-    })?;
-    sock.set_read_timeout(Some(left))
-        .and_then(|()| sock.set_write_timeout(Some(left)))
-        .map_err(|e| Failure::broken(vix::E_HOST_CONNECTION_LOST, e.to_string()))
+/// Bounds every later read and write on `sock` by `deadline`.
+fn set_deadline(sock: &DeadlineStream, deadline: Instant) -> Result<(), Failure> {
+    if remaining(deadline).is_none() {
+        return Err(Failure::broken(
+            vix::E_HOST_CONNECTION_LOST,
+            "the session timeout ran out",
+        ));
+    }
+    sock.set_deadline(deadline);
+    Ok(())
 }
 
 fn tls_failure(e: &io::Error, addr: SocketAddr) -> Failure {
@@ -230,6 +239,18 @@ fn tls_failure(e: &io::Error, addr: SocketAddr) -> Failure {
         Failure::broken(
             vix::E_AUTHENTICATION_FAIL,
             format!("{addr} presented a certificate other than the access file's: {text}"),
+        )
+    } else if matches!(
+        e.kind(),
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset
+    ) {
+        Failure::broken(
+            vix::E_HOST_NOT_CONNECTED,
+            format!(
+                "openvaaid at {addr} closed the connection before TLS ({text}): this host's \
+                 address is in no export's allowed_networks, or the daemon is at its \
+                 connection limit (its log says which)"
+            ),
         )
     } else {
         Failure::broken(

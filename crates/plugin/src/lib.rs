@@ -14,6 +14,7 @@
 //! Only [`ffi`] holds `unsafe` code; everything behind it is safe Rust.
 #![deny(unsafe_code)]
 
+mod address;
 mod conn;
 pub mod datastore;
 mod exec;

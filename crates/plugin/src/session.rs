@@ -53,9 +53,11 @@ pub struct Trust {
 }
 
 impl Trust {
-    fn read(datastore: &DataStore) -> Result<Trust, Failure> {
+    /// Reads the access file and finds the daemon's addresses (names looked up before
+    /// `deadline`).
+    fn read(datastore: &DataStore, deadline: Instant) -> Result<Trust, Failure> {
         let access = datastore.read_access()?;
-        let addrs = conn::daemon_addresses(&access, &datastore.remote_ip)?;
+        let addrs = conn::daemon_addresses(&access, &datastore.remote_ip, deadline)?;
         let tls = conn::tls_config(access.cert_sha256)?;
         Ok(Trust { access, addrs, tls })
     }
@@ -92,8 +94,8 @@ impl std::fmt::Debug for Session {
 impl Session {
     /// Reads the access file, connects, authenticates the export and reads its capabilities.
     fn open(datastore: DataStore, timeout: Duration) -> Result<Session, Failure> {
-        let trust = Trust::read(&datastore)?;
         let deadline = Instant::now() + timeout;
+        let trust = Trust::read(&datastore, deadline)?;
         let mut conn = trust.open(&datastore.remote_mount_point, deadline)?;
         let export = datastore.remote_mount_point.clone();
         let capabilities = match conn.with(deadline, |c| c.capabilities(&export))? {
@@ -147,7 +149,7 @@ impl Session {
             Ok(conn) => return Ok(conn),
             Err(f) => f,
         };
-        let fresh = match Trust::read(&self.datastore) {
+        let fresh = match Trust::read(&self.datastore, deadline) {
             Ok(t) if t.access != trust.access => Arc::new(t),
             _ => return Err(failure),
         };

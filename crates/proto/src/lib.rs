@@ -5,12 +5,14 @@
 //! The reference is `openvaai.x` beside this crate's `Cargo.toml`; `docs/protocol.md`
 //! explains it. Layers, bottom up: [`xdr`] (bounded codec) → [`rpc`] (call and reply
 //! headers) → [`record`] (record marking over any `Read`/`Write`) → [`types`] (this
-//! program's procedures and arguments) → [`client`] (a blocking client).
+//! program's procedures and arguments) → [`client`] (a blocking client), over a [`deadline`] stream that bounds every
+//! exchange in time.
 #![deny(unsafe_code)]
 
 pub mod access;
 pub mod auth;
 pub mod client;
+pub mod deadline;
 mod error;
 mod hex;
 pub mod limits;
