@@ -70,7 +70,8 @@ pub(crate) fn cleanup(root: &OwnedFd) -> CleanupReport {
     let mut report = CleanupReport::default();
     let flags = RESOLVE | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_XDEV;
     let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let first = match rustix::io::dup(root).and_then(Dir::new) {
+    // A descriptor of its own (not a dup, which would share the root's read position).
+    let first = match rustix::fs::openat(root, ".", dir_flags, Mode::empty()).and_then(Dir::new) {
         Ok(d) => d,
         Err(e) => {
             report.problem(".", format!("cannot read the export root ({e})"));
@@ -89,8 +90,15 @@ pub(crate) fn cleanup(root: &OwnedFd) -> CleanupReport {
                 continue;
             }
             Some(Err(e)) => {
-                let path = if level.path.is_empty() { "." } else { &level.path };
-                report.problem(path, format!("reading the directory failed ({e}); the rest of it was not looked at"));
+                let path = if level.path.is_empty() {
+                    "."
+                } else {
+                    &level.path
+                };
+                report.problem(
+                    path,
+                    format!("reading the directory failed ({e}); the rest of it was not looked at"),
+                );
                 stack.pop();
                 continue;
             }
@@ -114,13 +122,20 @@ pub(crate) fn cleanup(root: &OwnedFd) -> CleanupReport {
         let shown = || join(&level.path, &String::from_utf8_lossy(bytes));
         let mut kind = entry.file_type();
         if kind == FileType::Unknown {
-            kind = rustix::fs::statat(level.dir.fd().unwrap_or(root.as_fd()), name, AtFlags::SYMLINK_NOFOLLOW)
-                .map(|st| FileType::from_raw_mode(st.st_mode))
-                .unwrap_or(FileType::Unknown);
+            kind = rustix::fs::statat(
+                level.dir.fd().unwrap_or(root.as_fd()),
+                name,
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map(|st| FileType::from_raw_mode(st.st_mode))
+            .unwrap_or(FileType::Unknown);
         }
         match kind {
             FileType::Directory if depth + 1 > MAX_DEPTH => {
-                report.problem(&shown(), format!("deeper than {MAX_DEPTH} levels: not looked at"));
+                report.problem(
+                    &shown(),
+                    format!("deeper than {MAX_DEPTH} levels: not looked at"),
+                );
             }
             FileType::Directory => {
                 let Ok(parent) = level.dir.fd() else {

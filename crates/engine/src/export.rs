@@ -126,7 +126,9 @@ impl Export {
 
     /// The inodes no path of this export may reach: every served export's private directory.
     pub(crate) fn protected(&self) -> Protected {
-        Protected::load(std::iter::once(self.root_fd.as_fd()).chain(self.others.iter().map(|f| f.as_fd())))
+        Protected::load(
+            std::iter::once(self.root_fd.as_fd()).chain(self.others.iter().map(|f| f.as_fd())),
+        )
     }
 
     /// The export's private directory `.openvaai`, opened safely (made if missing): see

@@ -42,7 +42,11 @@ impl Entry {
         for b in self.path.bytes() {
             let _ = write!(s, "{b:02x}");
         }
-        let _ = write!(s, "\ndev {}\nino {}\nsize {}\n", self.dev, self.ino, self.size);
+        let _ = write!(
+            s,
+            "\ndev {}\nino {}\nsize {}\n",
+            self.dev, self.ino, self.size
+        );
         if self.holes.len() > MAX_HOLES {
             let _ = writeln!(s, "hole 0 {}", self.size);
         } else {
@@ -140,7 +144,9 @@ pub(crate) fn recover(
             .filter(|n| n.starts_with(PREFIX))
             .collect(),
         Err(e) => {
-            report.problems.push(format!(".openvaai: cannot be read ({e})"));
+            report
+                .problems
+                .push(format!(".openvaai: cannot be read ({e})"));
             return report;
         }
     };
@@ -151,9 +157,9 @@ pub(crate) fn recover(
             .and_then(|b| String::from_utf8(b).ok())
             .and_then(|t| Entry::parse(&t));
         match entry {
-            None => report
-                .problems
-                .push(format!(".openvaai/{name}: not a journal entry this version reads")),
+            None => report.problems.push(format!(
+                ".openvaai/{name}: not a journal entry this version reads"
+            )),
             Some(e) => match undo(&e) {
                 Ok(bytes) => report.given_back.push(format!(
                     "{}: gave back {bytes} bytes an interrupted reservation had allocated",
@@ -183,11 +189,21 @@ mod tests {
         };
         assert_eq!(Entry::parse(&e.render()), Some(e.clone()));
         let many = Entry {
-            holes: (0..MAX_HOLES as u64 + 1).map(|i| (i * 8192, i * 8192 + 4096)).collect(),
+            holes: (0..MAX_HOLES as u64 + 1)
+                .map(|i| (i * 8192, i * 8192 + 4096))
+                .collect(),
             ..e.clone()
         };
-        assert_eq!(Entry::parse(&many.render()).unwrap().holes, vec![(0, 1 << 30)]);
-        for bad in ["", "openvaai reserve journal 2\npath 61", &format!("{MAGIC}\ndev x"), &format!("{MAGIC}\nsize 1")] {
+        assert_eq!(
+            Entry::parse(&many.render()).unwrap().holes,
+            vec![(0, 1 << 30)]
+        );
+        for bad in [
+            "",
+            "openvaai reserve journal 2\npath 61",
+            &format!("{MAGIC}\ndev x"),
+            &format!("{MAGIC}\nsize 1"),
+        ] {
             assert_eq!(Entry::parse(bad), None, "{bad:?}");
         }
     }

@@ -24,7 +24,7 @@ mod resolve;
 mod statx;
 
 pub use caps::Capabilities;
-pub use cleanup::CleanupReport;
+pub use cleanup::{CleanupReport, MAX_DEPTH as CLEANUP_MAX_DEPTH};
 pub use clone::{CloneFlags, CloneOutcome};
 pub use error::{kind_of_errno, Error, ErrorKind};
 pub use export::Export;

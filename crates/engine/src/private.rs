@@ -11,8 +11,8 @@
 use std::os::fd::{AsFd, OwnedFd};
 
 use rustix::fs::{
-    fchmod, flock, fstat, fsync, ftruncate, mkdirat, openat, openat2, renameat, unlinkat,
-    AtFlags, FileType, FlockOperation, Mode, OFlags, ResolveFlags,
+    fchmod, flock, fstat, fsync, ftruncate, mkdirat, openat, openat2, renameat, unlinkat, AtFlags,
+    FileType, FlockOperation, Mode, OFlags, ResolveFlags,
 };
 use rustix::io::Errno;
 
@@ -62,12 +62,15 @@ impl PrivateDir {
         let st = fstat(&fd).map_err(|e| Error::sys(OP, PRIVATE_DIR, e))?;
         let me = rustix::process::geteuid().as_raw();
         if st.st_uid != me {
-            return Err(Error::new(ErrorKind::AccessDenied, OP, PRIVATE_DIR.to_owned())
-                .with_detail(format!(
-                    "owned by uid {}, not by this daemon (uid {me}): remove it (it is \
+            return Err(
+                Error::new(ErrorKind::AccessDenied, OP, PRIVATE_DIR.to_owned()).with_detail(
+                    format!(
+                        "owned by uid {}, not by this daemon (uid {me}): remove it (it is \
                      made anew at start)",
-                    st.st_uid
-                )));
+                        st.st_uid
+                    ),
+                ),
+            );
         }
         fchmod(&fd, Mode::RWXU).map_err(|e| Error::sys(OP, PRIVATE_DIR, e))?;
         Ok(PrivateDir { fd })
@@ -92,7 +95,8 @@ impl PrivateDir {
             fchmod(&f, Mode::from_raw_mode(mode)).map_err(|e| Error::sys(OP, &tmp, e))?;
             write_all(&f, data).map_err(|e| Error::sys(OP, &tmp, e))?;
             fsync(&f).map_err(|e| Error::sys(OP, &tmp, e))?;
-            renameat(&self.fd, tmp.as_str(), &self.fd, name).map_err(|e| Error::sys(OP, name, e))?;
+            renameat(&self.fd, tmp.as_str(), &self.fd, name)
+                .map_err(|e| Error::sys(OP, name, e))?;
             fsync(&self.fd).map_err(|e| Error::sys(OP, PRIVATE_DIR, e))
         })();
         if result.is_err() {

@@ -22,11 +22,23 @@ pub(crate) const RESOLVE: ResolveFlags = ResolveFlags::BENEATH
 
 /// Maps an errno from resolving `path` beneath `root`: escaping the root or crossing into
 /// another mount is an access error, told apart by a second look without `NO_XDEV`.
-pub(crate) fn resolve_error(root: BorrowedFd<'_>, op: &'static str, path: &str, errno: Errno) -> Error {
+pub(crate) fn resolve_error(
+    root: BorrowedFd<'_>,
+    op: &'static str,
+    path: &str,
+    errno: Errno,
+) -> Error {
     match errno {
         Errno::XDEV => {
             let flags = RESOLVE.difference(ResolveFlags::NO_XDEV);
-            let crossing = openat2(root, path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), flags).is_ok();
+            let crossing = openat2(
+                root,
+                path,
+                OFlags::PATH | OFlags::CLOEXEC,
+                Mode::empty(),
+                flags,
+            )
+            .is_ok();
             let e = Error::sys_kind(ErrorKind::AccessDenied, op, path, errno);
             if crossing {
                 e.with_detail(
