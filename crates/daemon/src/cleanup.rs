@@ -18,7 +18,12 @@ pub fn at_start(export: &Export, name: &str) {
     }
     let report = export.cleanup_stale();
     if report.removed > 0 {
-        let shown = report.removed_paths.iter().take(LOGGED).cloned().collect::<Vec<_>>();
+        let shown = report
+            .removed_paths
+            .iter()
+            .take(LOGGED)
+            .cloned()
+            .collect::<Vec<_>>();
         tracing::info!(
             export = %name, removed = report.removed,
             "removed stale temporaries: {}{}",

@@ -176,7 +176,11 @@ mod tests {
         assert_eq!(slots.make_room(now), Room::Free);
         let a = slots.insert(s1, peer);
         let b = slots.insert(s2, peer);
-        assert_eq!(slots.make_room(now), Room::Full, "both are within their grace");
+        assert_eq!(
+            slots.make_room(now),
+            Room::Full,
+            "both are within their grace"
+        );
         // Authenticated: out of the unauthenticated slots; a second is refused.
         assert!(slots.promote(b));
         assert!(slots.promote(b), "promoting twice is harmless");

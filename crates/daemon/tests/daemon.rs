@@ -417,7 +417,9 @@ fn too_many_connections_are_refused() {
     // A second client gets through TLS but is closed when it authenticates.
     let mut second = d.client();
     assert!(
-        second.authenticate(&d.name(0), &d.access(0).secret).is_err(),
+        second
+            .authenticate(&d.name(0), &d.access(0).secret)
+            .is_err(),
         "a second authenticated connection was kept"
     );
     assert!(d.wait_for_log("too many connections", Duration::from_secs(2)));
@@ -430,7 +432,11 @@ fn too_many_connections_are_refused() {
         .unwrap();
     let start = Instant::now();
     assert!(closed_within(&mut raw, Duration::from_secs(5)));
-    assert!(start.elapsed() < Duration::from_millis(900), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        start.elapsed()
+    );
     assert!(d.wait_for_log(
         "every unauthenticated connection slot is taken",
         Duration::from_secs(2)
