@@ -23,10 +23,10 @@ use crate::server::Shared;
 
 type Tls = StreamOwned<ServerConnection, DeadlineStream>;
 
-/// Serves connection `id` (its slot in `shared.slots`) from `peer`.
-pub fn serve(shared: &Shared, stream: TcpStream, peer: SocketAddr, id: u64) {
+/// Serves connection `id` (its slot in `shared.slots`) from `peer`, accepted at `accepted`.
+pub fn serve(shared: &Shared, stream: TcpStream, peer: SocketAddr, id: u64, accepted: Instant) {
     let limits = &shared.config.limits;
-    let handshake_deadline = Instant::now() + limits.handshake_timeout;
+    let handshake_deadline = accepted + limits.handshake_timeout;
     let setup = (|| -> io::Result<Tls> {
         stream.set_nonblocking(false)?;
         stream.set_nodelay(true)?;

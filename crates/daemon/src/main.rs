@@ -2,6 +2,7 @@
 //! exports to the openvaai plugin on ESXi hosts, over ONC RPC and TLS.
 #![deny(unsafe_code)]
 
+mod accept;
 mod access;
 mod cleanup;
 mod config;

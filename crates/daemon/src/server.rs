@@ -1,22 +1,26 @@
 //! The daemon's state and its acceptor: listeners, the connection limit, shutdown.
 
 use std::io::ErrorKind as IoKind;
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use openvaai_proto::auth::Secret;
 
+use crate::accept::Acceptor;
 use crate::config::{Config, ExportConfig};
 use crate::jobs::JobTable;
 use crate::loglimit::limited;
-use crate::slots::{Room, Slots};
+use crate::slots::Slots;
 use crate::tls::Identity;
 
-/// How often the acceptor looks at the shutdown flag and the reaper at the job table.
+/// How often the acceptor looks at the shutdown flag (it wakes at once for a connection)
+/// and the reaper at the job table.
 const TICK: Duration = Duration::from_millis(50);
+/// How often the acceptor looks again while connections wait for a slot.
+const WAITING_TICK: Duration = Duration::from_millis(5);
 
 /// One export being served.
 pub struct ExportState {
@@ -45,6 +49,7 @@ pub fn prepare(
     config: Config,
     shutdown: Arc<AtomicBool>,
 ) -> anyhow::Result<(Arc<Shared>, Vec<TcpListener>)> {
+    refuse_nested_on_disk(&config)?;
     let mut opened = Vec::new();
     for e in &config.exports {
         let engine = openvaai_engine::Export::open(&e.path)
@@ -52,7 +57,6 @@ pub fn prepare(
         let lock = crate::access::lock(&engine, &e.name)?;
         opened.push((e, engine, lock));
     }
-    refuse_nested_on_disk(&config)?;
     // No export's clients may reach another's private directory, not even by a hard link.
     for i in 0..opened.len() {
         let (before, rest) = opened.split_at_mut(i);
@@ -140,13 +144,14 @@ pub fn serve(shared: Arc<Shared>, listeners: Vec<TcpListener>) -> usize {
             })
             .ok()
     };
+    let mut acceptor = Acceptor::new(shared.clone());
     while !shared.shutdown.load(Ordering::SeqCst) {
         let mut idle = true;
         for l in &listeners {
             match l.accept() {
                 Ok((stream, peer)) => {
                     idle = false;
-                    admit(&shared, stream, peer);
+                    acceptor.take(stream, peer);
                 }
                 Err(e) if e.kind() == IoKind::WouldBlock || e.kind() == IoKind::Interrupted => {}
                 Err(e) => {
@@ -155,9 +160,17 @@ pub fn serve(shared: Arc<Shared>, listeners: Vec<TcpListener>) -> usize {
                 }
             }
         }
+        acceptor.admit_waiting();
         crate::loglimit::flush();
         if idle {
-            std::thread::sleep(TICK);
+            // Connections waiting for a slot are looked at again soon: slots free as
+            // handshakes finish.
+            let tick = if acceptor.has_waiting() {
+                WAITING_TICK
+            } else {
+                TICK
+            };
+            wait_for_connections(&listeners, tick);
         }
     }
     tracing::info!("shutting down: no new connections, cancelling jobs");
@@ -170,58 +183,17 @@ pub fn serve(shared: Arc<Shared>, listeners: Vec<TcpListener>) -> usize {
     left
 }
 
-/// Whether any export lets `peer` in: others are closed at accept, before TLS.
-fn allowed(shared: &Shared, peer: SocketAddr) -> bool {
-    shared
-        .exports
+/// `poll(listeners, POLLIN, timeout)` — returns when a connection arrives on any listener or
+/// `timeout` passes (or a signal comes).
+fn wait_for_connections(listeners: &[TcpListener], timeout: Duration) {
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    let mut fds: Vec<PollFd<'_>> = listeners
         .iter()
-        .any(|e| e.cfg.allowed_networks.iter().any(|n| n.contains(peer.ip())))
-}
-
-fn admit(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
-    if !allowed(shared, peer) {
-        limited!(
-            warn,
-            { %peer, },
-            "connection refused: address not in any export's allowed_networks"
-        );
-        let _ = stream.shutdown(Shutdown::Both);
-        return;
-    }
-    match shared.slots.make_room(Instant::now()) {
-        Room::Free => {}
-        Room::Evicted(old) => limited!(
-            warn,
-            { peer = %old, },
-            "dropped the oldest unauthenticated connection to make room for a new one"
-        ),
-        Room::Full => {
-            limited!(
-                warn,
-                { %peer, max = shared.config.limits.max_unauthenticated, },
-                "connection refused: every unauthenticated connection slot is taken"
-            );
-            let _ = stream.shutdown(Shutdown::Both);
-            return;
-        }
-    }
-    let handle = match stream.try_clone() {
-        Ok(h) => h,
-        Err(e) => {
-            limited!(warn, { %peer, }, "connection refused: {e}");
-            return;
-        }
+        .map(|l| PollFd::new(l, PollFlags::IN))
+        .collect();
+    let ts = Timespec {
+        tv_sec: timeout.as_secs() as _,
+        tv_nsec: timeout.subsec_nanos() as _,
     };
-    let id = shared.slots.insert(handle, peer);
-    let s = shared.clone();
-    let spawned = std::thread::Builder::new()
-        .name(format!("conn-{id}"))
-        .spawn(move || {
-            crate::conn::serve(&s, stream, peer, id);
-            s.slots.remove(id);
-        });
-    if let Err(e) = spawned {
-        tracing::error!(%peer, "cannot start a connection thread: {e}");
-        shared.slots.remove(id);
-    }
+    let _ = rustix::event::poll(&mut fds, Some(&ts));
 }

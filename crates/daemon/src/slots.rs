@@ -7,11 +7,9 @@
 //! - At most `max_unauthenticated` connections between accept and their first successful
 //!   AUTH. When they are all taken, the oldest is dropped to make room for a new one once it
 //!   has had [`GRACE`] (a real client finishes TLS, HELLO and AUTH in milliseconds); while
-//!   every one of them is younger, a new connection is closed at once (the plugin retries
-//!   within its timeout). A peer that holds slots by sending slowly therefore holds each for
+//!   every one of them is younger, new connections wait in the acceptor's queue
+//!   ([`crate::accept`]). A peer that holds slots by sending slowly therefore holds each for
 //!   at most [`GRACE`] once others arrive, and the handshake deadline bounds it in any case.
-//!   Connections are always accepted, never left in the listen backlog: a flood must not
-//!   fill the kernel's queue, where real clients' connections would be dropped unseen.
 
 use std::collections::HashMap;
 use std::net::{Shutdown, SocketAddr, TcpStream};

@@ -21,6 +21,9 @@ pub struct Export {
     /// Roots of the other exports served beside this one, whose private directories are
     /// protected here too (see [`guard_private_dir_of`](Self::guard_private_dir_of)).
     others: Vec<OwnedFd>,
+    /// The private directory, once opened: it is opened once, so that a swap of the name
+    /// afterwards cannot redirect what the daemon writes.
+    private: std::sync::OnceLock<crate::PrivateDir>,
 }
 
 impl Export {
@@ -43,6 +46,7 @@ impl Export {
             root: root.to_owned(),
             caps,
             others: Vec::new(),
+            private: std::sync::OnceLock::new(),
         })
     }
 
@@ -70,7 +74,7 @@ impl Export {
         let (fd, st) = open_regular(self.root_fd.as_fd(), rel.as_str(), true, OP)?;
         self.protected().check(&st, OP, path)?;
         let private = self.private_dir()?;
-        crate::reserve::reserve(fd.as_fd(), &st, rel.as_str(), &private, progress, cancel)
+        crate::reserve::reserve(fd.as_fd(), &st, rel.as_str(), private, progress, cancel)
     }
 
     /// Gives back what reservations interrupted by a crash had allocated (see
@@ -86,7 +90,7 @@ impl Export {
                 }
             }
         };
-        crate::journal::recover(&private, |entry| {
+        crate::journal::recover(private, |entry| {
             let (fd, st) = open_regular(self.root_fd.as_fd(), &entry.path, true, OP)
                 .map_err(|e| format!("nothing given back: {e}"))?;
             if (st.st_dev, st.st_ino) != (entry.dev, entry.ino) {
@@ -131,10 +135,14 @@ impl Export {
         )
     }
 
-    /// The export's private directory `.openvaai`, opened safely (made if missing): see
-    /// [`PrivateDir`](crate::PrivateDir).
-    pub fn private_dir(&self) -> Result<crate::PrivateDir, Error> {
-        crate::private::PrivateDir::open(&self.root_fd)
+    /// The export's private directory `.openvaai`, opened safely (made if missing) the first
+    /// time and held from then on: see [`PrivateDir`](crate::PrivateDir).
+    pub fn private_dir(&self) -> Result<&crate::PrivateDir, Error> {
+        if let Some(p) = self.private.get() {
+            return Ok(p);
+        }
+        let opened = crate::private::PrivateDir::open(&self.root_fd)?;
+        Ok(self.private.get_or_init(|| opened))
     }
 
     /// Same filesystem check used by LAZY clones.

@@ -175,6 +175,11 @@ fn refusal(root: &OwnedFd, errno: Errno) -> Error {
         Ok(FileType::Directory) if errno == Errno::XDEV => {
             "is another mounted filesystem: refusing to write there; unmount it"
         }
+        // A directory now, but not when it was opened: something is swapping it.
+        Ok(FileType::Directory) if matches!(errno, Errno::NOTDIR | Errno::LOOP) => {
+            "was not a directory when opened (a symlink or another file swapped in): \
+             refusing to write through it; find what replaces it"
+        }
         Ok(FileType::Directory) => "cannot be opened",
         Ok(_) => "is not a directory (a FIFO, device or file is in the way): remove it",
         Err(_) => "cannot be looked at",

@@ -31,6 +31,9 @@ pub fn export_listing(dir: &Path) -> Vec<String> {
     names
 }
 
+/// What the daemon logs once it serves, every access file written.
+const READY: &str = "openvaaid ready";
+
 /// The address a daemon listens on unless told otherwise (port 0: one the kernel picks).
 const LOOPBACK: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
 
@@ -147,9 +150,10 @@ impl Daemon {
     }
 
     fn try_spawn(&mut self) -> Result<(), String> {
-        for e in &self.exports {
-            let _ = std::fs::remove_file(access_path(e));
-        }
+        // Ready when the log says so once more than before (a restart appends to the same
+        // log). Nothing in the exports is touched: a test may be watching what the daemon
+        // alone writes there.
+        let ready_before = self.log_text().matches(READY).count();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -173,9 +177,9 @@ impl Daemon {
             .spawn()
             .map_err(|e| format!("spawning openvaaid: {e}"))?;
         self.child = Some(child);
-        // Ready once every access file is there: they are written after the listener binds.
+        // The daemon says it is ready once every access file is written.
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !self.exports.iter().all(|e| access_path(e).exists()) {
+        while self.log_text().matches(READY).count() <= ready_before {
             if let Some(st) = self
                 .child
                 .as_mut()

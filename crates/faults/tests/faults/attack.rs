@@ -221,8 +221,8 @@ fn floods_and_slow_writers_do_not_stop_the_daemon_serving() {
     assert!(hwm < 64 * MIB, "VmHWM {} MiB", hwm / MIB);
     let log = fx.daemon.log_text();
     assert!(
-        log.contains("every unauthenticated connection slot is taken"),
-        "refusals are logged"
+        log.contains("dropped the oldest unauthenticated connection"),
+        "the flood's connections are dropped for newer ones, and that is logged"
     );
     assert!(log.contains("no authentication in time"));
     assert!(log.contains("TLS handshake failed"));
@@ -232,4 +232,56 @@ fn floods_and_slow_writers_do_not_stop_the_daemon_serving() {
     let mut c = raw::authed(to, &export, &access);
     c.null().unwrap();
     assert_vix(fx.plugin.statx(id, &path).unwrap().common.status, vix::OK);
+}
+
+#[test]
+fn a_connection_flood_does_not_flood_the_log() {
+    let _machine = exclusive();
+    let Some(fs) = test_fs(openvaai_testkit::FsKind::Xfs, 1 << 30) else {
+        return;
+    };
+    let root = fs.path().join("ds0");
+    let fx = Fixture::start(
+        vec![fs],
+        &[(root.clone(), "allowed_networks = [\"127.0.0.1/32\"]")],
+        "",
+    );
+    let to: SocketAddr = raw::addr(IpAddr::from([127, 0, 0, 1]), &fx.daemon.access(0));
+    let lines_before = fx.daemon.log_text().lines().count();
+    // Two kinds of noise for 3 s: connections from an address no export allows (closed at
+    // accept, before TLS), and connections that close before finishing TLS.
+    let start = Instant::now();
+    let mut made = 0;
+    let mut c = raw::tcp(to, Some(IpAddr::from([127, 0, 0, 2]))).unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let (_, closed) = raw::drain(&mut c, Duration::from_secs(1));
+    assert!(
+        closed,
+        "a refused address is closed at once, before any TLS"
+    );
+    while start.elapsed() < Duration::from_secs(3) {
+        if raw::tcp(to, Some(IpAddr::from([127, 0, 0, 2]))).is_ok() {
+            made += 1;
+        }
+        if let Ok(mut c) = TcpStream::connect(to) {
+            made += 1;
+            let _ = c.write_all(&[0x16, 0x03, 0x01]);
+        }
+    }
+    // The summaries of the last window come after it ends.
+    assert!(wait_for_line(
+        &fx.daemon,
+        &["held back in the last 10 s"],
+        Duration::from_secs(15)
+    ));
+    let log = fx.daemon.log_text();
+    let lines = log.lines().count() - lines_before;
+    println!("connection flood: {made} connections in 3 s, {lines} log lines");
+    assert!(made > 200, "the flood was too small to tell: {made}");
+    assert!(
+        lines < 40,
+        "{lines} log lines for {made} connections:\n{log}"
+    );
+    assert!(log.contains("not in any export's allowed_networks"));
+    assert!(log.contains("TLS handshake failed"));
 }

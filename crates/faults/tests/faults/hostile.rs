@@ -105,8 +105,8 @@ impl Target {
         }
         assert_eq!(
             listing(&root.join(".openvaai")),
-            ["access"],
-            "only the access file in the private directory"
+            ["access", "lock"],
+            "only the access file and the daemon's lock in the private directory"
         );
         assert!(!Path::new("/tmp/planted.vmdk").exists());
         assert_no_temporaries(root);

@@ -169,34 +169,51 @@ fn an_address_outside_allowed_networks_is_refused_and_logged() {
         return;
     };
     let root = fs.path().join("ds0");
+    let open = fs.path().join("ds1");
     let fx = Fixture::start(
         vec![fs],
-        &[(root.clone(), "allowed_networks = [\"127.0.0.2/32\"]")],
+        &[
+            (root.clone(), "allowed_networks = [\"127.0.0.2/32\"]"),
+            (open.clone(), "allowed_networks = [\"127.0.0.3/32\"]"),
+        ],
         "",
     );
     write_layout(&root.join("a.vmdk"), &[Run::Data(MIB)], 102).unwrap();
     let export = root.to_str().unwrap();
     let a = fx.daemon.access(0);
     let to = raw::addr(LOCAL, &a);
-    // The plugin connects from 127.0.0.1: refused at HELLO.
+    // The plugin connects from 127.0.0.1, which no export allows: closed at accept, before
+    // TLS, and the plugin says what that may mean.
     let got = fx.plugin.start_session(&datastore(&root), Some(TIMEOUT_MS));
-    assert_eq!(got.map_err(name), Err(name(vix::E_AUTHENTICATION_FAIL)));
+    assert_eq!(got.map_err(name), Err(name(vix::E_HOST_NOT_CONNECTED)));
     assert!(wait_for_line(
         &fx.daemon,
-        &["not in allowed_networks", "127.0.0.1"],
+        &["not in any export's allowed_networks", "127.0.0.1"],
         Duration::from_secs(5)
     ));
-    // A raw client from 127.0.0.1 with the right secret: refused too.
-    let mut c = raw::client(to, a.cert_sha256);
-    assert_eq!(
-        c.authenticate(export, &a.secret).unwrap(),
-        Err(Status::AuthenticationFail)
+    assert!(
+        openvaai_host::take_log()
+            .iter()
+            .any(|l| l.text.contains("allowed_networks")),
+        "the plugin's log names the likely cause"
     );
-    assert_eq!(
-        c.statx(export, "a.vmdk").unwrap(),
-        Err(Status::AuthenticationFail)
-    );
-    // The same from 127.0.0.2, the allowed address: served.
+    // A raw client from 127.0.0.1 gets no TLS at all: the connection is closed at once.
+    let mut tcp = raw::tcp(to, None).unwrap();
+    let (_, closed) = raw::drain(&mut tcp, Duration::from_secs(1));
+    assert!(closed, "a refused address was kept open");
+    assert!(raw::tls_over(raw::tcp(to, None).unwrap(), a.cert_sha256).is_err());
+    // From 127.0.0.3, allowed by the other export only: TLS, then refused at HELLO.
+    let three = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
+    let s = raw::tls_over(raw::tcp(to, Some(three)).unwrap(), a.cert_sha256).unwrap();
+    let mut c = Client::new(s);
+    assert!(c.authenticate(export, &a.secret).unwrap().is_err());
+    assert!(wait_for_line(
+        &fx.daemon,
+        &["not in allowed_networks", "127.0.0.3"],
+        Duration::from_secs(5)
+    ));
+    assert!(c.statx(export, "a.vmdk").unwrap().is_err());
+    // From 127.0.0.2, the allowed address: served.
     let from = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
     let s = raw::tls_over(raw::tcp(to, Some(from)).unwrap(), a.cert_sha256).unwrap();
     let mut c = Client::new(s);
