@@ -88,6 +88,15 @@ impl Export {
         .map_err(|e| Error::sys("destination directory", dst, e))?;
         match statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(existing) => {
+                // The same file by the same path, another name or a hard link: replacing it
+                // would rewrite the source in place (and lose its shared extents).
+                if (existing.st_dev, existing.st_ino) == (src_st.st_dev, src_st.st_ino) {
+                    return Err(Error::new(
+                        ErrorKind::InvalidArgument,
+                        "clone onto its own source",
+                        dst.to_owned(),
+                    ));
+                }
                 if flags.guarded {
                     return Err(Error::new(ErrorKind::AlreadyExists, OP, dst.to_owned()));
                 }

@@ -10,7 +10,8 @@ use rustix::io::Errno;
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
-    /// A malformed request: empty or absolute path, empty file to reserve (INVALID_ARG 3).
+    /// A malformed request: empty or absolute path, empty file to reserve, a clone onto its
+    /// own source (INVALID_ARG 3).
     InvalidArgument,
     /// The file or a directory on its path does not exist (FILE_NOT_FOUND 4).
     NotFound,

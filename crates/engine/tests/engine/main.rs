@@ -14,3 +14,4 @@ mod layouts;
 mod paths;
 mod publish;
 mod reserve_statx;
+mod same_file;
