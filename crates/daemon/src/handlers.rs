@@ -112,7 +112,8 @@ fn hello(shared: &Shared, s: &mut Session, a: HelloArgs) -> HelloRes {
         .any(|n| n.contains(ip))
     {
         tracing::warn!(peer = %s.peer, export = ?a.export, "refused: address not in allowed_networks");
-        return Err(Status::AuthenticationFail);
+        // Not AUTHENTICATION_FAIL: the secret is not in question, the address is.
+        return Err(Status::FileAccessError);
     }
     let challenge = auth::random_bytes();
     s.pending = Some(Pending {

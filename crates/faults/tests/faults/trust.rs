@@ -180,7 +180,7 @@ fn an_address_outside_allowed_networks_is_refused_and_logged() {
     let to = raw::addr(LOCAL, &a);
     // The plugin connects from 127.0.0.1: refused at HELLO.
     let got = fx.plugin.start_session(&datastore(&root), Some(TIMEOUT_MS));
-    assert_eq!(got.map_err(name), Err(name(vix::E_AUTHENTICATION_FAIL)));
+    assert_eq!(got.map_err(name), Err(name(vix::E_FILE_ACCESS_ERROR)));
     assert!(wait_for_line(
         &fx.daemon,
         &["not in allowed_networks", "127.0.0.1"],
@@ -190,7 +190,7 @@ fn an_address_outside_allowed_networks_is_refused_and_logged() {
     let mut c = raw::client(to, a.cert_sha256);
     assert_eq!(
         c.authenticate(export, &a.secret).unwrap(),
-        Err(Status::AuthenticationFail)
+        Err(Status::FileAccessError)
     );
     assert_eq!(
         c.statx(export, "a.vmdk").unwrap(),
