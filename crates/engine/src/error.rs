@@ -41,12 +41,26 @@ pub enum ErrorKind {
     Io,
 }
 
+/// Which path of an operation an error concerns, so that a caller can say which one is
+/// missing or refused.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// A clone's source.
+    Source,
+    /// The directory a clone's destination goes in.
+    DestinationDir,
+    /// A clone's destination itself, or the file to reserve.
+    Destination,
+}
+
 /// An engine error: a kind, the operation and path it concerns, and the errno if there was one.
 pub struct Error {
     kind: ErrorKind,
     op: &'static str,
     path: Option<String>,
     errno: Option<Errno>,
+    side: Option<Side>,
 }
 
 impl Error {
@@ -57,6 +71,7 @@ impl Error {
             op,
             path: path.into(),
             errno: None,
+            side: None,
         }
     }
 
@@ -67,6 +82,7 @@ impl Error {
             op,
             path: Some(path.to_owned()),
             errno: Some(errno),
+            side: None,
         }
     }
 
@@ -77,12 +93,24 @@ impl Error {
             op,
             path: Some(path.to_owned()),
             errno: Some(errno),
+            side: None,
         }
+    }
+
+    /// Marks which path of the operation this error concerns (the first mark stays).
+    pub(crate) fn on(mut self, side: Side) -> Self {
+        self.side.get_or_insert(side);
+        self
     }
 
     /// The kind of error, for choosing a status code.
     pub fn kind(&self) -> ErrorKind {
         self.kind
+    }
+
+    /// Which path this error concerns, where the operation knows.
+    pub fn side(&self) -> Option<Side> {
+        self.side
     }
 
     /// The raw errno behind this error, if a syscall failed.
@@ -98,6 +126,7 @@ impl fmt::Debug for Error {
             .field("op", &self.op)
             .field("path", &self.path)
             .field("errno", &self.errno)
+            .field("side", &self.side)
             .finish()
     }
 }

@@ -23,7 +23,7 @@ mod statx;
 
 pub use caps::Capabilities;
 pub use clone::{CloneFlags, CloneOutcome};
-pub use error::{kind_of_errno, Error, ErrorKind};
+pub use error::{kind_of_errno, Error, ErrorKind, Side};
 pub use export::Export;
 pub use path::{PRIVATE_DIR, TEMP_PREFIX};
 pub use progress::{CancelToken, Progress};

@@ -15,3 +15,4 @@ mod paths;
 mod publish;
 mod reserve_statx;
 mod same_file;
+mod sides;
