@@ -1,6 +1,7 @@
 //! FAILURE: which path a failed job concerns, over the real daemon.
 
-#[allow(dead_code)]
+// The shared helpers, of which this file uses a few.
+#[allow(dead_code, unused_imports)]
 mod util;
 
 use openvaai_proto::*;
