@@ -164,7 +164,7 @@ fn clone(
 /// (the same certificate): a clone between two NAS servers cannot be offloaded.
 fn source(session: &Session, raw: &crate::datastore::RawDataStore<'_>) -> Result<Source, Failure> {
     let datastore = DataStore::claim(raw)
-        .map_err(|d| Failure::new(vix::E_NOT_SUPPORTED, format!("source datastore: {d}")))?;
+        .map_err(|d| Failure::new(d.vix_error(), format!("source datastore: {d}")))?;
     let access = datastore.read_access()?;
     if access.cert_sha256 != session.trust().access.cert_sha256 {
         return Err(Failure::new(
