@@ -67,12 +67,14 @@ fn progress_over_holes_comes_in_update_bytes_steps() {
         assert_vix(status, vix::OK);
         // One callback per updateBytes done, as the header says: never a lump.
         assert_eq!(deltas.len(), 256, "flags {flags}: {deltas:?}");
-        assert!(deltas.iter().all(|&d| d == MIB), "flags {flags}: {deltas:?}");
+        assert!(
+            deltas.iter().all(|&d| d == MIB),
+            "flags {flags}: {deltas:?}"
+        );
         assert_same_content(&env.path(0, "holes.vmdk"), &env.path(0, &dst));
     }
     // A size that is not a multiple of updateBytes: the rest comes last, once.
-    let (status, deltas) =
-        env.clone_with_progress("holes.vmdk", "odd.vmdk", 0, 3 * MIB, |_| false);
+    let (status, deltas) = env.clone_with_progress("holes.vmdk", "odd.vmdk", 0, 3 * MIB, |_| false);
     assert_vix(status, vix::OK);
     let (last, rest) = deltas.split_last().unwrap();
     assert_eq!((rest.len(), *last), (85, MIB), "{deltas:?}");
@@ -86,11 +88,14 @@ fn an_abort_inside_a_hole_stops_the_callbacks_at_once() {
     };
     holey_source(&env);
     // The 20th MiB lies in the first hole, which the NAS provisions in one step.
-    let (status, deltas) =
-        env.clone_with_progress("holes.vmdk", "copy.vmdk", 0, MIB, |n| n == 20);
+    let (status, deltas) = env.clone_with_progress("holes.vmdk", "copy.vmdk", 0, MIB, |n| n == 20);
     assert_vix(status, vix::E_CANCELLED);
     assert_eq!(deltas, vec![MIB; 20], "no callback after the abort");
-    assert_eq!(env.listing(0), ["holes.vmdk"], "no destination, no temporary");
+    assert_eq!(
+        env.listing(0),
+        ["holes.vmdk"],
+        "no destination, no temporary"
+    );
 }
 
 #[test]
