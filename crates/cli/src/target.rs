@@ -137,19 +137,46 @@ impl DatastoreArgs {
         })
     }
 
-    /// The named datastore, when `--datastore` is not a directory and a config names it.
+    /// The named datastore, when `--datastore` is not a directory: a name the config must
+    /// have (a plain word without a config, or one the config lacks, is an error that says
+    /// so, rather than a path that is not a directory).
     fn named(&self) -> Result<Option<NamedDatastore>> {
         if Path::new(&self.datastore).is_dir() {
             return Ok(None);
         }
+        let looks_like_a_path = self.datastore.contains('/');
         let Some(config) = &self.plugin.config else {
-            return Ok(None);
+            if looks_like_a_path {
+                return Ok(None);
+            }
+            bail!(
+                "datastore {:?}: no such directory, and no --config (or $OPENVAAI_CONFIG) to \
+                 look the name up in",
+                self.datastore
+            );
         };
         let text = std::fs::read_to_string(config)
             .with_context(|| format!("reading {}", config.display()))?;
         let mut file: ConfigFile =
             toml::from_str(&text).with_context(|| format!("parsing {}", config.display()))?;
-        Ok(file.datastore.remove(&self.datastore))
+        match file.datastore.remove(&self.datastore) {
+            Some(n) => Ok(Some(n)),
+            None if looks_like_a_path => Ok(None),
+            None => {
+                let known: Vec<&str> = file.datastore.keys().map(String::as_str).collect();
+                bail!(
+                    "datastore {:?}: no such directory, and {} has no [datastore.{}] (it names: {})",
+                    self.datastore,
+                    config.display(),
+                    self.datastore,
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                )
+            }
+        }
     }
 
     /// `timeoutMS` as disklib would pass it (None: no session parameters).

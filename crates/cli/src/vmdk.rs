@@ -153,6 +153,53 @@ impl Descriptor {
         d
     }
 
+    /// Says whether the disk is thin (`ddb.thinProvisioned = "1"`) to match its extents: the
+    /// key is set for a thin disk (added to the disk database if absent) and removed for a
+    /// thick one, as ESXi writes them.
+    pub fn set_thin(&mut self, thin: bool) {
+        const KEY: &str = "ddb.thinProvisioned";
+        if !thin {
+            self.remove(KEY);
+            return;
+        }
+        if self.get(KEY).is_some() {
+            self.set(KEY, "1", true);
+            return;
+        }
+        let at = self
+            .lines
+            .iter()
+            .rposition(|l| l.trim_start().starts_with("ddb."))
+            .map_or(self.lines.len(), |i| i + 1);
+        self.insert_line(at, format!("{KEY} = \"1\""));
+    }
+
+    /// Drops every line setting `key`.
+    fn remove(&mut self, key: &str) {
+        while let Some(i) = self
+            .lines
+            .iter()
+            .position(|l| key_value(l).is_some_and(|(k, _)| k == key))
+        {
+            self.lines.remove(i);
+            for e in &mut self.extents {
+                if e.line > i {
+                    e.line -= 1;
+                }
+            }
+        }
+    }
+
+    /// Inserts a line before index `at`, keeping the extents' line numbers right.
+    fn insert_line(&mut self, at: usize, line: String) {
+        self.lines.insert(at, line);
+        for e in &mut self.extents {
+            if e.line >= at {
+                e.line += 1;
+            }
+        }
+    }
+
     pub fn render(&self) -> String {
         let mut s = self.lines.join("\n");
         s.push('\n');
@@ -247,6 +294,25 @@ mod tests {
             d.get("ddb.uuid").unwrap().len()
         );
         assert_eq!(text.lines().count(), THICK.lines().count());
+    }
+
+    #[test]
+    fn thin_provisioning_follows_what_was_made() {
+        let thin_text = THICK.replace(
+            "ddb.virtualHWVersion",
+            "ddb.thinProvisioned = \"1\"\nddb.virtualHWVersion",
+        );
+        let mut d = Descriptor::parse(&thin_text).unwrap();
+        d.set_thin(false);
+        assert_eq!(d.get("ddb.thinProvisioned"), None);
+        assert_eq!(Descriptor::parse(&d.render()).unwrap(), d);
+        d.set_thin(true);
+        assert_eq!(d.get("ddb.thinProvisioned"), Some("1"));
+        assert!(d.render().contains("ddb.thinProvisioned = \"1\"\n"));
+        assert_eq!(Descriptor::parse(&d.render()).unwrap(), d);
+        let mut thick = Descriptor::parse(THICK).unwrap();
+        thick.set_thin(false);
+        assert_eq!(thick.render(), THICK, "a thick descriptor stays as it was");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::result::Result;
 use crate::jobs::Job;
 use crate::loglimit::limited;
 use crate::server::{ExportState, Shared};
-use crate::status::of_engine_error;
+use crate::status::{ended_by, of_engine_error};
 
 /// How long CANCEL waits for the job to clean up before answering with its state anyway.
 const CANCEL_BOUND: Duration = Duration::from_secs(20);
@@ -80,6 +80,7 @@ pub fn reply(shared: &Shared, session: &mut Session, call: &Call<'_>) -> Vec<u8>
         PROC_CANCEL => run(a, |x| cancel(shared, session, x)),
         PROC_STATX => run(a, |x| statx(shared, session, x)),
         PROC_COMMIT => run(a, |x| commit(shared, session, x)),
+        PROC_FAILURE => run(a, |x| failure(shared, session, x)),
         _ => Err(AcceptStat::ProcUnavail),
     };
     let xid = call.header.xid;
@@ -113,7 +114,8 @@ fn hello(shared: &Shared, s: &mut Session, a: HelloArgs) -> HelloRes {
         .any(|n| n.contains(ip))
     {
         limited!(warn, { peer = %s.peer, export = ?a.export, }, "refused: address not in allowed_networks");
-        return Err(Status::AuthenticationFail);
+        // Not AUTHENTICATION_FAIL: the secret is not in question, the address is.
+        return Err(Status::FileAccessError);
     }
     let challenge = auth::random_bytes();
     s.pending = Some(Pending {
@@ -239,11 +241,11 @@ fn clone_start(shared: &Shared, s: &mut Session, a: CloneArgs) -> StartRes {
                         done: o.bytes,
                         total: o.bytes,
                     });
-                    Status::Ok
+                    Status::Ok.into()
                 }
                 Err(e) => {
                     tracing::info!(error = %e.to_string().escape_debug(), "clone failed");
-                    of_engine_error(&e)
+                    ended_by(&e)
                 }
             }
         }),
@@ -272,10 +274,10 @@ fn reserve_start(shared: &Shared, s: &mut Session, a: PathArgs) -> StartRes {
                 throttle.pace(p.done, cancel);
             };
             match e.engine.reserve(&a.path, &mut paced, cancel) {
-                Ok(()) => Status::Ok,
+                Ok(()) => Status::Ok.into(),
                 Err(err) => {
                     tracing::info!(error = %err.to_string().escape_debug(), "reserve failed");
-                    of_engine_error(&err)
+                    ended_by(&err)
                 }
             }
         }),
@@ -311,6 +313,11 @@ fn commit(shared: &Shared, s: &mut Session, a: JobArgs) -> WaitRes {
     let job = s.job(shared, a.job)?;
     tracing::debug!(peer = %s.peer, job = %format!("{:016x}", a.job), "commit");
     job.commit(CANCEL_BOUND)
+}
+
+/// `failure_res OVPROC_FAILURE(job_args) = 10;`
+fn failure(shared: &Shared, s: &mut Session, a: JobArgs) -> FailureRes {
+    Ok(s.job(shared, a.job)?.failure())
 }
 
 /// `statx_res OVPROC_STATX(path_args) = 8;`

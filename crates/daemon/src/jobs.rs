@@ -8,13 +8,29 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use openvaai_engine::{CancelToken, Progress};
-use openvaai_proto::{JobInfo, JobState, Status};
+use openvaai_proto::{Failure, JobInfo, JobState, Side, Status};
 
 /// Most jobs (running and finished) held at once; see [`JobTable::forget_oldest_finished`].
 const MAX_KEPT: usize = 1024;
 
-/// The work of a job: runs the engine, reports progress, returns the final status.
-pub type Work = Box<dyn FnOnce(&mut dyn FnMut(Progress), &CancelToken) -> Status + Send>;
+/// The work of a job: runs the engine, reports progress, returns how it ended.
+pub type Work = Box<dyn FnOnce(&mut dyn FnMut(Progress), &CancelToken) -> Ended + Send>;
+
+/// How a job's work ended: its status, and which path a failure concerns (for FAILURE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ended {
+    pub status: Status,
+    pub side: Side,
+}
+
+impl From<Status> for Ended {
+    fn from(status: Status) -> Ended {
+        Ended {
+            status,
+            side: Side::None,
+        }
+    }
+}
 
 /// One job.
 pub struct Job {
@@ -45,6 +61,7 @@ struct JobInner {
     done: u64,
     total: u64,
     result: Option<Status>,
+    side: Side,
     last_touch: Instant,
     finished_at: Option<Instant>,
     waiters: usize,
@@ -128,6 +145,18 @@ impl Job {
         Ok(self.wait(u64::MAX, bound))
     }
 
+    /// FAILURE: the result as WAIT reports it, and the path a failure concerns.
+    pub fn failure(&self) -> Failure {
+        let g = lock(&self.state);
+        let result = self.info(&g).result;
+        let side = if result == Status::Ok {
+            Side::None
+        } else {
+            g.side
+        };
+        Failure { result, side }
+    }
+
     fn is_finished(&self) -> bool {
         lock(&self.state).result.is_some()
     }
@@ -186,6 +215,7 @@ impl JobTable {
                 done: 0,
                 total: 0,
                 result: None,
+                side: Side::None,
                 last_touch: Instant::now(),
                 finished_at: None,
                 waiters: 0,
@@ -309,12 +339,14 @@ fn run(job: &Job, work: Work) {
         drop(g);
         job.cond.notify_all();
     };
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         work(&mut progress, &job.cancel)
     }))
-    .unwrap_or(Status::Fail);
+    .unwrap_or(Ended::from(Status::Fail));
+    let result = ended.status;
     let mut g = lock(&job.state);
     g.result = Some(result);
+    g.side = ended.side;
     g.finished_at = Some(Instant::now());
     drop(g);
     job.cond.notify_all();
@@ -329,7 +361,7 @@ mod tests {
         Box::new(|progress, cancel| {
             for i in 0..1000u64 {
                 if cancel.is_cancelled() {
-                    return Status::Cancelled;
+                    return Status::Cancelled.into();
                 }
                 progress(Progress {
                     done: i,
@@ -337,7 +369,7 @@ mod tests {
                 });
                 std::thread::sleep(Duration::from_millis(5));
             }
-            Status::Ok
+            Status::Ok.into()
         })
     }
 
@@ -371,7 +403,12 @@ mod tests {
         let mut last = 0;
         for _ in 0..MAX_KEPT + 10 {
             last = t
-                .start(vec![0], "quick".into(), false, Box::new(|_, _| Status::Ok))
+                .start(
+                    vec![0],
+                    "quick".into(),
+                    false,
+                    Box::new(|_, _| Status::Ok.into()),
+                )
                 .unwrap();
             t.get(last).unwrap().wait(u64::MAX, Duration::from_secs(5));
         }
@@ -387,9 +424,9 @@ mod tests {
                 total: 10,
             });
             if cancel.is_cancelled() {
-                Status::Cancelled
+                Status::Cancelled.into()
             } else {
-                Status::Ok
+                Status::Ok.into()
             }
         })
     }

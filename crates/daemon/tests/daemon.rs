@@ -275,9 +275,10 @@ fn client_outside_allowed_networks_is_refused() {
         ],
     );
     let mut c = d.client();
+    // Told apart from a wrong secret: the address is what is refused.
     assert_eq!(
         c.authenticate(&d.name(0), &d.access(0).secret).unwrap(),
-        Err(Status::AuthenticationFail)
+        Err(Status::FileAccessError)
     );
     assert!(d.wait_for_log("not in allowed_networks", Duration::from_secs(5)));
     assert!(c

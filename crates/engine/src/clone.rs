@@ -8,12 +8,12 @@ use rustix::fs::{
 use rustix::io::Errno;
 
 use crate::copy::{self, CopyPlan};
-use crate::error::{Error, ErrorKind};
+use crate::error::{Error, ErrorKind, Side};
 use crate::export::Export;
 use crate::path::RelPath;
 use crate::progress::{CancelToken, Progress, Reporter};
 use crate::publish::Staged;
-use crate::resolve::{open_dir, open_regular};
+use crate::resolve::{open_dir, open_regular, Protected};
 
 /// The clone flags of the NAS interface (SRCDATASTORE_VALID is implied by passing a
 /// different source export).
@@ -59,8 +59,8 @@ impl Export {
         progress: &mut dyn FnMut(Progress),
         cancel: &CancelToken,
     ) -> Result<CloneOutcome, Error> {
-        let src_rel = RelPath::parse(OP, src)?;
-        let dst_rel = RelPath::parse(OP, dst)?;
+        let src_rel = RelPath::parse(OP, src).map_err(|e| e.on(Side::Source))?;
+        let dst_rel = RelPath::parse(OP, dst).map_err(|e| e.on(Side::Destination))?;
         cancel.check(OP, dst)?;
 
         // The source: a regular file, not the daemon's private files.
@@ -69,36 +69,22 @@ impl Export {
             src_rel.as_str(),
             false,
             "open source",
-        )?;
-        src_export.protected().check(&src_st, "open source", src)?;
+        )
+        .and_then(|(fd, st)| {
+            src_export.protected().check(&st, "open source", src)?;
+            Ok((fd, st))
+        })
+        .map_err(|e| e.on(Side::Source))?;
         let size = src_st.st_size as u64;
 
         // The destination directory, opened once and used by descriptor from here on.
         let (dir_path, name) = dst_rel.split_parent();
-        let dir = open_dir(self.root_fd.as_fd(), dir_path, "open destination directory")?;
-        let dir_st = rustix::fs::fstat(&dir).map_err(|e| Error::sys(OP, dst, e))?;
         let protected = self.protected();
-        protected.check(&dir_st, "open destination directory", dst)?;
-        accessat(
-            &dir,
-            ".",
-            Access::WRITE_OK | Access::EXEC_OK,
-            AtFlags::empty(),
-        )
-        .map_err(|e| Error::sys("destination directory", dst, e))?;
-        match statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(existing) => {
-                if flags.guarded {
-                    return Err(Error::new(ErrorKind::AlreadyExists, OP, dst.to_owned()));
-                }
-                if FileType::from_raw_mode(existing.st_mode) == FileType::Directory {
-                    return Err(Error::new(ErrorKind::IncorrectFileType, OP, dst.to_owned()));
-                }
-                protected.check(&existing, OP, dst)?;
-            }
-            Err(Errno::NOENT) => {}
-            Err(e) => return Err(Error::sys(OP, dst, e)),
-        }
+        let (dir, dir_st) = self
+            .destination_dir(&protected, dir_path, dst)
+            .map_err(|e| e.on(Side::DestinationDir))?;
+        self.check_destination(&dir, name, &src_st, &protected, flags, dst)
+            .map_err(|e| e.on(Side::Destination))?;
         if flags.lazy && !(self.lazy_possible(src_export) && src_st.st_dev == dir_st.st_dev) {
             return Err(Error::new(
                 ErrorKind::NotSupported,
@@ -150,11 +136,68 @@ impl Export {
         // report (the daemon's CLONE_HOLD waits there for the client's COMMIT).
         reporter.finish();
         cancel.check(OP, dst)?;
-        staged.publish(name, flags.guarded, OP, dst)?;
+        staged
+            .publish(name, flags.guarded, OP, dst)
+            .map_err(|e| e.on(Side::Destination))?;
         Ok(CloneOutcome {
             bytes: size,
             copied,
         })
+    }
+
+    /// Opens the destination's directory beneath this export: not private, writable.
+    fn destination_dir(
+        &self,
+        protected: &Protected,
+        dir_path: &str,
+        dst: &str,
+    ) -> Result<(rustix::fd::OwnedFd, rustix::fs::Stat), Error> {
+        let dir = open_dir(self.root_fd.as_fd(), dir_path, "open destination directory")?;
+        let dir_st = rustix::fs::fstat(&dir).map_err(|e| Error::sys(OP, dst, e))?;
+        protected.check(&dir_st, "open destination directory", dst)?;
+        accessat(
+            &dir,
+            ".",
+            Access::WRITE_OK | Access::EXEC_OK,
+            AtFlags::empty(),
+        )
+        .map_err(|e| Error::sys("destination directory", dst, e))?;
+        Ok((dir, dir_st))
+    }
+
+    /// What is at the destination's name now: nothing, or something a clone may replace.
+    fn check_destination(
+        &self,
+        dir: &rustix::fd::OwnedFd,
+        name: &str,
+        src_st: &rustix::fs::Stat,
+        protected: &Protected,
+        flags: CloneFlags,
+        dst: &str,
+    ) -> Result<(), Error> {
+        match statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(existing) => {
+                // The same file by the same path, another name or a hard link: replacing it
+                // would rewrite the source in place (and lose its shared extents).
+                if (existing.st_dev, existing.st_ino) == (src_st.st_dev, src_st.st_ino) {
+                    return Err(Error::new(
+                        ErrorKind::InvalidArgument,
+                        "clone onto its own source",
+                        dst.to_owned(),
+                    ));
+                }
+                if flags.guarded {
+                    return Err(Error::new(ErrorKind::AlreadyExists, OP, dst.to_owned()));
+                }
+                if FileType::from_raw_mode(existing.st_mode) == FileType::Directory {
+                    return Err(Error::new(ErrorKind::IncorrectFileType, OP, dst.to_owned()));
+                }
+                protected.check(&existing, OP, dst)?;
+            }
+            Err(Errno::NOENT) => {}
+            Err(e) => return Err(Error::sys(OP, dst, e)),
+        }
+        Ok(())
     }
 }
 

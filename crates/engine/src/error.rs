@@ -10,7 +10,8 @@ use rustix::io::Errno;
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
-    /// A malformed request: empty or absolute path, empty file to reserve (INVALID_ARG 3).
+    /// A malformed request: empty or absolute path, empty file to reserve, a clone onto its
+    /// own source (INVALID_ARG 3).
     InvalidArgument,
     /// The file or a directory on its path does not exist (FILE_NOT_FOUND 4).
     NotFound,
@@ -40,6 +41,19 @@ pub enum ErrorKind {
     Io,
 }
 
+/// Which path of an operation an error concerns, so that a caller can say which one is
+/// missing or refused.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// A clone's source.
+    Source,
+    /// The directory a clone's destination goes in.
+    DestinationDir,
+    /// A clone's destination itself, or the file to reserve.
+    Destination,
+}
+
 /// An engine error: a kind, the operation and path it concerns, and the errno if there was one.
 pub struct Error {
     kind: ErrorKind,
@@ -48,6 +62,7 @@ pub struct Error {
     errno: Option<Errno>,
     /// What the kind alone does not say (and what to do), for messages.
     detail: Option<String>,
+    side: Option<Side>,
 }
 
 impl Error {
@@ -59,6 +74,7 @@ impl Error {
             path: path.into(),
             errno: None,
             detail: None,
+            side: None,
         }
     }
 
@@ -70,6 +86,7 @@ impl Error {
             path: Some(path.to_owned()),
             errno: Some(errno),
             detail: None,
+            side: None,
         }
     }
 
@@ -81,6 +98,7 @@ impl Error {
             path: Some(path.to_owned()),
             errno: Some(errno),
             detail: None,
+            side: None,
         }
     }
 
@@ -95,9 +113,20 @@ impl Error {
         self.detail.as_deref()
     }
 
+    /// Marks which path of the operation this error concerns (the first mark stays).
+    pub(crate) fn on(mut self, side: Side) -> Self {
+        self.side.get_or_insert(side);
+        self
+    }
+
     /// The kind of error, for choosing a status code.
     pub fn kind(&self) -> ErrorKind {
         self.kind
+    }
+
+    /// Which path this error concerns, where the operation knows.
+    pub fn side(&self) -> Option<Side> {
+        self.side
     }
 
     /// The raw errno behind this error, if a syscall failed.
@@ -114,6 +143,7 @@ impl fmt::Debug for Error {
             .field("path", &self.path)
             .field("errno", &self.errno)
             .field("detail", &self.detail)
+            .field("side", &self.side)
             .finish()
     }
 }

@@ -26,7 +26,7 @@ mod statx;
 pub use caps::Capabilities;
 pub use cleanup::{CleanupReport, MAX_DEPTH as CLEANUP_MAX_DEPTH};
 pub use clone::{CloneFlags, CloneOutcome};
-pub use error::{kind_of_errno, Error, ErrorKind};
+pub use error::{kind_of_errno, Error, ErrorKind, Side};
 pub use export::Export;
 pub use journal::RecoveryReport;
 pub use path::{PRIVATE_DIR, TEMP_PREFIX};

@@ -43,7 +43,8 @@ pub struct RawDataStore<'a> {
     pub local_mount_point: Option<&'a [u8]>,
 }
 
-/// Why a datastore is not ours. Each maps to `VIX_E_NOT_SUPPORTED` for disklib.
+/// Why a datastore is not taken. Each maps to `VIX_E_NOT_SUPPORTED` for disklib, but for an
+/// access file that is there and cannot be read (`VIX_E_FILE_ACCESS_ERROR`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decline {
     /// Not NFS (VMFS, vSAN, ...).
@@ -56,6 +57,9 @@ pub enum Decline {
     NotAbsolute,
     /// No openvaaid serves this export.
     NoAccessFile(PathBuf),
+    /// The access file (or its directory) is there but this process may not read it: the
+    /// file is root's, and ESXi runs the plugin as root.
+    Unreadable(PathBuf),
 }
 
 impl std::fmt::Display for Decline {
@@ -72,13 +76,24 @@ impl std::fmt::Display for Decline {
                     p.display()
                 )
             }
+            Decline::Unreadable(p) => {
+                write!(
+                    f,
+                    "{} exists but cannot be read (permission denied): it is root's; run as \
+                     root, as ESXi does",
+                    p.display()
+                )
+            }
         }
     }
 }
 
 impl Decline {
     pub fn vix_error(&self) -> VixError {
-        vix::E_NOT_SUPPORTED
+        match self {
+            Decline::Unreadable(_) => vix::E_FILE_ACCESS_ERROR,
+            _ => vix::E_NOT_SUPPORTED,
+        }
     }
 }
 
@@ -97,6 +112,9 @@ impl DataStore {
         let access = ds.access_file();
         match std::fs::metadata(&access) {
             Ok(m) if m.is_file() => Ok(ds),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                Err(Decline::Unreadable(access))
+            }
             _ => Err(Decline::NoAccessFile(access)),
         }
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use openvaai_abi::{alloc, clone_flag, vix};
 use openvaai_proto::limits::MAX_WAIT_MS;
-use openvaai_proto::{self as proto, AllocType, CloneArgs, JobInfo, JobState, Status};
+use openvaai_proto::{self as proto, AllocType, CloneArgs, JobInfo, JobState, Side, Status};
 
 use crate::conn::{self, Conn, ExportKey, Failure};
 use crate::datastore::{DataStore, PathError};
@@ -82,7 +82,11 @@ fn reserve(session: &Session, file: &[u8], progress: &mut dyn Progress) -> Resul
     let deadline = session.deadline();
     let mut conn = session.acquire(deadline)?;
     let started = conn.with(deadline, |c| c.reserve_start(&export, &path))?;
-    pump(session, conn, started, &[], progress)
+    let paths = JobPaths {
+        src: None,
+        dst: &path,
+    };
+    pump(session, conn, started, &[], &paths, progress)
 }
 
 /// A clone's source on another datastore: its export and its access file.
@@ -149,14 +153,18 @@ fn clone(
         conn.authenticate(key, deadline)?;
     }
     let started = conn.with(deadline, |c| c.clone_start(&args))?;
-    pump(session, conn, started, &extra, progress)
+    let paths = JobPaths {
+        src: Some(&args.src),
+        dst: &args.dst,
+    };
+    pump(session, conn, started, &extra, &paths, progress)
 }
 
 /// The source datastore of a cross-datastore clone. It must be an export of the same daemon
 /// (the same certificate): a clone between two NAS servers cannot be offloaded.
 fn source(session: &Session, raw: &crate::datastore::RawDataStore<'_>) -> Result<Source, Failure> {
     let datastore = DataStore::claim(raw)
-        .map_err(|d| Failure::new(vix::E_NOT_SUPPORTED, format!("source datastore: {d}")))?;
+        .map_err(|d| Failure::new(d.vix_error(), format!("source datastore: {d}")))?;
     let access = datastore.read_access()?;
     if access.cert_sha256 != session.trust().access.cert_sha256 {
         return Err(Failure::new(
@@ -178,6 +186,37 @@ fn wait_bound(timeout: Duration) -> u32 {
     (half as u32).max(1)
 }
 
+/// The paths of a job as the NAS knows them, for saying which one a failure concerns.
+struct JobPaths<'a> {
+    src: Option<&'a str>,
+    dst: &'a str,
+}
+
+/// Reports `done - *reported` bytes to disklib in calls of exactly `step` bytes (the header:
+/// "for every updateBytes bytes"), and with `last` the remainder below `step` as one more
+/// call. Stops at the first abort answer and returns false; `*reported` counts what was
+/// reported.
+fn report_steps(
+    progress: &mut dyn Progress,
+    reported: &mut u64,
+    done: u64,
+    step: u64,
+    last: bool,
+) -> bool {
+    while done.saturating_sub(*reported) >= step {
+        *reported += step;
+        if !progress.report(step) {
+            return false;
+        }
+    }
+    if last && done > *reported {
+        let rest = done - *reported;
+        *reported = done;
+        return progress.report(rest);
+    }
+    true
+}
+
 /// Follows a started job to its end, reporting progress to disklib.
 ///
 /// Clones are started with `CLONE_HOLD`: the NAS keeps the finished clone unpublished in the
@@ -188,6 +227,7 @@ fn pump(
     conn: Conn,
     started: proto::StartRes,
     extra: &[ExportKey<'_>],
+    paths: &JobPaths<'_>,
     progress: &mut dyn Progress,
 ) -> Result<(), Failure> {
     let job = match started {
@@ -224,7 +264,7 @@ fn pump(
             Ok(Err(status)) => {
                 // The job is unknown: it ended by lease, or the daemon restarted.
                 release(session, conn);
-                return Err(refused(status, &format!("job {job:#x}")));
+                return Err(lost_job(status, job));
             }
             Err(failure) if failure.broken && Instant::now() < stall_deadline => {
                 crate::info!("job {job:#x}: {failure}; reconnecting");
@@ -240,12 +280,8 @@ fn pump(
         match info.state {
             JobState::Running => {
                 commit_next = false;
-                if info.done.saturating_sub(reported) >= step {
-                    let delta = info.done - reported;
-                    reported = info.done;
-                    if !progress.report(delta) {
-                        return cancel(session, conn, extra, job);
-                    }
+                if !report_steps(progress, &mut reported, info.done, step, false) {
+                    return cancel(session, conn, extra, job);
                 }
                 if last_progress.elapsed() >= session.timeout {
                     let _ = cancel(session, conn, extra, job);
@@ -257,45 +293,76 @@ fn pump(
             }
             JobState::Ready => {
                 // Every byte is in place and nothing is visible yet: the last report decides.
-                if info.done > reported {
-                    let delta = info.done - reported;
-                    reported = info.done;
-                    if !progress.report(delta) {
-                        return cancel(session, conn, extra, job);
-                    }
+                if !report_steps(progress, &mut reported, info.done, step, true) {
+                    return cancel(session, conn, extra, job);
                 }
                 commit_next = true;
                 last_progress = Instant::now();
             }
             JobState::Done => {
                 release(session, conn);
-                if info.done > reported {
-                    // A job without hold (a reservation): the rest, once done. The space is
-                    // reserved by now, so an abort answered here has nothing left to stop.
-                    if !progress.report(info.done - reported) {
-                        crate::info!("job {job:#x}: abort requested after the NAS finished");
-                    }
+                // A job without hold (a reservation): the rest, once done. The space is
+                // reserved by now, so an abort answered here has nothing left to stop.
+                if !report_steps(progress, &mut reported, info.done, step, true) {
+                    crate::info!("job {job:#x}: abort requested after the NAS finished");
                 }
                 return Ok(());
             }
             JobState::Failed | JobState::Unknown(_) => {
-                release(session, conn);
-                return Err(job_failure(&info, job));
+                let side = failed_side(session, conn, job);
+                return Err(job_failure(&info, job, side, paths));
             }
         }
     }
 }
 
-fn job_failure(info: &JobInfo, job: u64) -> Failure {
+/// Asks the NAS which path a failed job concerns (FAILURE). A daemon older than that
+/// procedure rejects it: then nothing is known, and the connection is not reused.
+fn failed_side(session: &Session, conn: Option<Conn>, job: u64) -> Side {
+    let Some(mut conn) = conn else {
+        return Side::None;
+    };
+    match conn.with(session.deadline(), |c| c.failure(job)) {
+        Ok(reply) => {
+            session.release(conn);
+            reply.map_or(Side::None, |f| f.side)
+        }
+        Err(_) => Side::None,
+    }
+}
+
+fn job_failure(info: &JobInfo, job: u64, side: Side, paths: &JobPaths<'_>) -> Failure {
     let status = if info.result == Status::Ok {
         Status::Fail
     } else {
         info.result
     };
+    let path = match side {
+        Side::Source => paths.src,
+        Side::DestinationDir => Some(paths.dst.rsplit_once('/').map_or(".", |(dir, _)| dir)),
+        Side::Destination => Some(paths.dst),
+        Side::None | Side::Unknown(_) => None,
+    };
+    let detail = match (path, status) {
+        (Some(p), Status::FileNotFound) => format!(": {} {p:?} does not exist", side.describe()),
+        (Some(p), _) => format!(" ({} {p:?})", side.describe()),
+        (None, _) => String::new(),
+    };
     Failure::new(
         conn::status_vix(status),
-        format!("job {job:#x} failed: {status:?}"),
+        format!("job {job:#x} failed: {status:?}{detail}"),
     )
+}
+
+/// WAIT or COMMIT of a job the NAS no longer knows.
+fn lost_job(status: Status, job: u64) -> Failure {
+    let mut f = refused(status, &format!("job {job:#x}"));
+    if status == Status::ObjectNotFound {
+        f.detail.push_str(
+            ": the NAS lost the job (openvaaid restarted, or the job outlived its lease); retry",
+        );
+    }
+    f
 }
 
 fn release(session: &Session, conn: Option<Conn>) {

@@ -161,6 +161,12 @@ impl<S: Read + Write> Client<S> {
         self.call(PROC_COMMIT, &JobArgs { job })
     }
 
+    /// Which path a failed job concerns. A server older than this procedure answers
+    /// PROC_UNAVAIL, an [`ErrorKind::Rejected`] error: the caller goes on without it.
+    pub fn failure(&mut self, job: u64) -> Result<FailureRes> {
+        self.call(PROC_FAILURE, &JobArgs { job })
+    }
+
     pub fn statx(&mut self, export: &str, path: &str) -> Result<StatxRes> {
         self.call(
             PROC_STATX,

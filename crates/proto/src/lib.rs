@@ -33,6 +33,8 @@ pub const PROGRAM: u32 = 0x2F56_414A;
 /// Version history, one line each:
 /// - 1: NULL, HELLO, AUTH, CAPABILITIES, CLONE_START, RESERVE_START, WAIT, CANCEL, STATX,
 ///   COMMIT (with `CLONE_HOLD` and the READY job state).
+/// - 1, added compatibly: FAILURE (which path a failed job concerns); servers without it
+///   answer PROC_UNAVAIL, and clients carry on without the detail.
 pub const PROTOCOL_VERSION: u32 = 1;
 
 /// The version of this implementation, reported by HELLO and CAPABILITIES.

@@ -71,6 +71,36 @@ fn statx_reply_bytes_are_pinned() {
 }
 
 #[test]
+fn failure_call_and_reply_bytes_are_pinned() {
+    // A procedure added to version 1: the call header still says version 1.
+    assert_eq!(PROC_FAILURE, 10);
+    let call = encode_call(5, PROC_FAILURE, &to_bytes(&JobArgs { job: 0x0102 }));
+    let want_call: Vec<u8> = vec![
+        0, 0, 0, 5, // xid
+        0, 0, 0, 0, // CALL
+        0, 0, 0, 2, // RPC version 2
+        0x2f, 0x56, 0x41, 0x4a, // program
+        0, 0, 0, 1, // version 1
+        0, 0, 0, 10, // OVPROC_FAILURE
+        0, 0, 0, 0, 0, 0, 0, 0, // cred AUTH_NONE
+        0, 0, 0, 0, 0, 0, 0, 0, // verf AUTH_NONE
+        0, 0, 0, 0, 0, 0, 0x01, 0x02, // job
+    ];
+    assert_eq!(call, want_call);
+    let res: FailureRes = Ok(Failure {
+        result: Status::FileNotFound,
+        side: Side::DestinationDir,
+    });
+    assert_eq!(
+        to_bytes(&res),
+        [0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 2],
+        "OV_OK, OV_FILE_NOT_FOUND, OV_SIDE_DST_DIR"
+    );
+    assert_eq!(from_bytes::<FailureRes>(&to_bytes(&res)).unwrap(), res);
+    assert_eq!(Side::from_u32(9), Side::Unknown(9));
+}
+
+#[test]
 fn encoding_max_frame_length_bails() {
     // A header announcing 2 GiB - 1: refused from the header alone, nothing allocated.
     let hdr = [0xff, 0xff, 0xff, 0xff];
@@ -223,6 +253,7 @@ fn decode_everything(b: &[u8]) {
     let _ = from_bytes::<WaitArgs>(b);
     let _ = from_bytes::<JobArgs>(b);
     let _ = from_bytes::<WaitRes>(b);
+    let _ = from_bytes::<FailureRes>(b);
     let _ = from_bytes::<StatxRes>(b);
     let _ = AccessFile::parse(b);
 }
@@ -294,7 +325,7 @@ proptest! {
 
     #[test]
     fn decoders_never_panic_on_any_mutated_procedure(
-        which in 0usize..9,
+        which in 0usize..11,
         flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8),
         cut in any::<usize>(),
     ) {

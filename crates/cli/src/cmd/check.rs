@@ -34,8 +34,11 @@ impl Report {
                 println!("     {:<14} fix: {f}", "");
             }
         }
-        self.steps
-            .push(json!({ "step": name, "ok": ok, "detail": detail, "fix": fix }));
+        let mut step = json!({ "step": name, "ok": ok, "detail": detail });
+        if let (false, Some(f)) = (ok, fix) {
+            step["fix"] = json!(f);
+        }
+        self.steps.push(step);
     }
 }
 
@@ -87,8 +90,16 @@ pub fn run(args: &Args) -> Result<u8> {
     // 2. The access file the daemon writes, read through the mount as ESXi would.
     let access_path = std::path::Path::new(&mount).join(".openvaai/access");
     let access = std::fs::read(&access_path)
-        .map_err(|e| e.to_string())
-        .and_then(|b| openvaai_proto::access::AccessFile::parse(&b).map_err(|e| e.to_string()));
+        .map_err(|e| access_failure(&e))
+        .and_then(|b| {
+            openvaai_proto::access::AccessFile::parse(&b).map_err(|e| {
+                (
+                    e.to_string(),
+                    "the file is not an openvaaid access file (a newer format, or foreign): \
+                     restart openvaaid, or update this plugin",
+                )
+            })
+        });
     match &access {
         Ok(a) => r.step(
             "access file",
@@ -101,11 +112,11 @@ pub fn run(args: &Args) -> Result<u8> {
             ),
             None,
         ),
-        Err(e) => r.step(
+        Err((e, fix)) => r.step(
             "access file",
             false,
             format!("{}: {e}", access_path.display()),
-            Some("start openvaaid on the NAS with this export (openvaaid --export <export path>); it writes the file at start"),
+            Some(fix),
         ),
     }
 
@@ -125,15 +136,12 @@ pub fn run(args: &Args) -> Result<u8> {
         }
         Err(e) => {
             let why = plugin_log().into_iter().last().unwrap_or_default();
+            let why = why.trim_start_matches("openvaai: ");
             r.step(
                 "session",
                 false,
-                format!(
-                    "StartSession: {} — {}",
-                    super::vix_name(e),
-                    why.trim_start_matches("openvaai: ")
-                ),
-                hint(e),
+                format!("StartSession: {} — {why}", super::vix_name(e)),
+                hint("StartSession", e, why),
             );
             return verdict(r, false);
         }
@@ -186,7 +194,7 @@ pub fn run(args: &Args) -> Result<u8> {
             "daemon",
             false,
             format!("{}: {why}", super::vix_name(e)),
-            hint(e),
+            hint("StartSession", e, &why),
         ),
     }
 
@@ -218,6 +226,26 @@ pub fn run(args: &Args) -> Result<u8> {
     }
     plugin.end_session(id);
     verdict(r, all)
+}
+
+/// Why the access file cannot be read, and the fix: a missing file means no daemon wrote it;
+/// a permission error means it is there but root's (mode 0600, in a 0700 directory).
+fn access_failure(e: &std::io::Error) -> (String, &'static str) {
+    let fix = match e.kind() {
+        std::io::ErrorKind::PermissionDenied => {
+            "the access file exists but only root can read it: run openvaai check as root \
+             (ESXi's plugin reads it as root)"
+        }
+        _ => {
+            "start openvaaid on the NAS with this export (openvaaid --export <export path>); \
+             it writes the file at start"
+        }
+    };
+    let what = match e.kind() {
+        std::io::ErrorKind::PermissionDenied => format!("{e} (it exists, but is root's)"),
+        _ => e.to_string(),
+    };
+    (what, fix)
 }
 
 fn verdict(r: Report, supported: bool) -> Result<u8> {

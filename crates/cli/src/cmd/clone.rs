@@ -24,8 +24,12 @@ pub struct Args {
     /// Keep the clone thin (SKIPZEROES): holes and zero blocks are not written.
     #[arg(long)]
     pub thin: bool,
-    /// Fail if the destination exists (GUARDED) instead of replacing it.
+    /// Replace the destination if it exists. Without it the clone is GUARDED: an existing
+    /// destination is refused (FILE_ALREADY_EXISTS) and left alone.
     #[arg(long)]
+    pub force: bool,
+    /// The default (GUARDED); kept for scripts written when replacing was the default.
+    #[arg(long, hide = true, conflicts_with = "force")]
     pub guarded: bool,
     /// Only check that the clone would work (DRYRUN).
     #[arg(long)]
@@ -54,6 +58,17 @@ pub fn flag_names(flags: CloneFlags) -> Vec<&'static str> {
     .filter(|(f, _)| flags & f != 0)
     .map(|(_, n)| n)
     .collect()
+}
+
+/// What a clone with `flags` makes, in words: "lazy", "full, thin" or "full, thick".
+pub fn kind_of_clone(flags: CloneFlags) -> &'static str {
+    if flags & clone_flag::LAZY != 0 {
+        "lazy"
+    } else if flags & clone_flag::SKIPZEROES != 0 {
+        "full, thin"
+    } else {
+        "full, thick"
+    }
 }
 
 /// One clone through the plugin with a progress meter: (status, bytes reported, meter).
@@ -92,7 +107,7 @@ pub fn run(args: &Args) -> Result<u8> {
     for (on, f) in [
         (args.lazy, clone_flag::LAZY),
         (args.thin, clone_flag::SKIPZEROES),
-        (args.guarded, clone_flag::GUARDED),
+        (!args.force, clone_flag::GUARDED),
         (args.dry_run, clone_flag::DRYRUN),
     ] {
         if on {
@@ -140,17 +155,29 @@ pub fn run(args: &Args) -> Result<u8> {
         eprintln!("openvaai: interrupted; the clone was cancelled and nothing was left behind");
     }
     if !args.json && status == vix::OK {
-        let what = if args.dry_run {
-            "would clone"
+        // A dry run moves nothing: no time or rate to speak of.
+        let how = if args.dry_run {
+            String::new()
         } else {
-            "cloned"
+            format!(
+                " in {:.3} s ({})",
+                took.as_secs_f64(),
+                super::rate(bytes, took)
+            )
         };
         println!(
-            "{what} {src} -> {dst} [{}] {} in {:.3} s ({})",
-            flag_names(flags).join(" "),
+            "{} {src} -> {dst} ({}; flags {}) {}{how}",
+            if args.dry_run {
+                "would clone"
+            } else {
+                "cloned"
+            },
+            kind_of_clone(flags),
+            match flag_names(flags).join(" ") {
+                names if names.is_empty() => "none".to_owned(),
+                names => names,
+            },
             indicatif::HumanBytes(bytes),
-            took.as_secs_f64(),
-            super::rate(bytes, took)
         );
     }
     let report = json!({

@@ -29,7 +29,8 @@ pub struct Args {
     /// Keep the clone thin (SKIPZEROES); without it the extents are thick.
     #[arg(long)]
     pub thin: bool,
-    /// Replace existing destination files instead of refusing.
+    /// Replace existing destination files. Without it an existing descriptor or extent is
+    /// refused and left alone (the extents are cloned GUARDED).
     #[arg(long)]
     pub force: bool,
     /// Print JSON instead of text.
@@ -104,6 +105,12 @@ pub fn run(args: &Args) -> Result<u8> {
             bail!("extent {} of {} is missing", p.display(), src.display());
         }
     }
+    if !dst_dir.is_dir() {
+        bail!(
+            "the destination directory {} does not exist: create it first",
+            dst_dir.display()
+        );
+    }
     let n = descriptor.extents.len();
     let name = |i: usize| {
         if n == 1 {
@@ -126,7 +133,12 @@ pub fn run(args: &Args) -> Result<u8> {
     if args.thin {
         flags |= clone_flag::SKIPZEROES;
     }
-    let clone = descriptor.for_clone(name, &mut random());
+    let mut clone = descriptor.for_clone(name, &mut random());
+    // A lazy clone shares the source's blocks and so its thinness; a full one is what was
+    // asked for.
+    if !args.lazy {
+        clone.set_thin(args.thin);
+    }
     let t = std::time::Instant::now();
     let mut done: Vec<PathBuf> = Vec::new();
     let mut reports = Vec::new();
@@ -158,7 +170,7 @@ pub fn run(args: &Args) -> Result<u8> {
                 );
             }
             return Err(Failed::vix(
-                &format!("CLONEFILE of extent {}", e.file),
+                &format!("CLONEFILE of extent {} to {}", from.display(), to.display()),
                 status,
                 &plugin_log(),
             ));

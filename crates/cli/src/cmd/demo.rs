@@ -264,7 +264,12 @@ fn story(args: &Args, export: &Path, say: &dyn Fn(String)) -> Result<Value> {
             st.name,
             st.file,
             st.took.as_secs_f64(),
-            super::rate(st.bytes, st.took),
+            // A step that failed (a lazy clone where reflink is missing) moved nothing.
+            if st.status == vix::OK {
+                super::rate(st.bytes, st.took)
+            } else {
+                "-".to_owned()
+            },
             super::vix_name(st.status)
         ));
     }

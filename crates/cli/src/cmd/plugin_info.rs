@@ -12,7 +12,7 @@ pub struct Args {
     /// The plugin library, e.g. /usr/lib/vmware/nas_plugins/lib64/libopenvaai.so
     path: PathBuf,
     /// Also offer it a datastore, as ESXi does for each NFS mount: its local mount point.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, short = 'd', value_name = "DIR")]
     datastore: Option<String>,
     /// The NAS address of that datastore (remoteIP).
     #[arg(long, value_name = "IP", requires = "datastore")]

@@ -59,13 +59,17 @@ fn clone_reserve_and_statx_through_the_plugin() {
         "--json",
     ]));
     assert_eq!(v["status"], "VIX_OK", "{v}");
-    assert_eq!(v["flags"], serde_json::json!(["LAZY"]));
+    assert_eq!(v["flags"], serde_json::json!(["GUARDED", "LAZY"]));
     assert_eq!(v["progress_bytes"], 16 * MIB);
     assert_same_content(&srv.path("a.vmdk"), &srv.path("b.vmdk"));
 
     let out = openvaai(&["clone", "-d", srv.ds(), "a.vmdk", "c.vmdk", "--thin"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stdout(&out).contains("[SKIPZEROES]"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("(full, thin; flags GUARDED SKIPZEROES)"),
+        "{}",
+        stdout(&out)
+    );
 
     let v = json(&openvaai(&[
         "statx",

@@ -1,6 +1,7 @@
 //! The `openvaai` binary: every command against the real plugin library and, where it needs
 //! one, a real openvaaid on a loop-mounted XFS.
 
+mod admin;
 mod commands;
 mod demo;
 mod plugin_info;

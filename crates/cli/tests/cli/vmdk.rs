@@ -79,3 +79,47 @@ fn clone_vmdk_refuses_sparse_and_incomplete_disks() {
     assert!(!srv.path("copy.vmdk").exists());
     assert!(!srv.path("copy-flat.vmdk").exists());
 }
+
+#[test]
+fn clone_vmdk_marks_the_new_disk_thin_or_thick_as_made() {
+    let Some(srv) = Served::new(FsKind::Xfs) else {
+        return;
+    };
+    let thin = DESCRIPTOR.replace(
+        "ddb.virtualHWVersion",
+        "ddb.thinProvisioned = \"1\"\nddb.virtualHWVersion",
+    );
+    std::fs::write(srv.path("web01.vmdk"), thin).unwrap();
+    write_layout(
+        &srv.path("web01-flat.vmdk"),
+        &[Run::Data(4 << 20), Run::Hole(12 << 20)],
+        8,
+    )
+    .unwrap();
+    let clone = |dst: &str, extra: &[&str]| {
+        let mut args = vec!["clone-vmdk", "-d", srv.ds(), "web01.vmdk", dst];
+        args.extend_from_slice(extra);
+        let out = openvaai(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        std::fs::read_to_string(srv.path(dst)).unwrap()
+    };
+    let thick = clone("thick.vmdk", &[]);
+    assert!(!thick.contains("thinProvisioned"), "{thick}");
+    let thin = clone("thin.vmdk", &["--thin"]);
+    assert!(thin.contains("ddb.thinProvisioned = \"1\""), "{thin}");
+    let lazy = clone("lazy.vmdk", &["--lazy"]);
+    assert!(
+        lazy.contains("ddb.thinProvisioned = \"1\""),
+        "as its source: {lazy}"
+    );
+
+    // The destination's directory must exist: said before anything is cloned.
+    let out = openvaai(&["clone-vmdk", "-d", srv.ds(), "web01.vmdk", "nodir/x.vmdk"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("destination directory") && err.contains("does not exist"),
+        "{err}"
+    );
+    assert!(!err.contains("extent"), "{err}");
+}

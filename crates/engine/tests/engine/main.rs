@@ -14,3 +14,5 @@ mod layouts;
 mod paths;
 mod publish;
 mod reserve_statx;
+mod same_file;
+mod sides;

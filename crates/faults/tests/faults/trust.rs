@@ -206,13 +206,19 @@ fn an_address_outside_allowed_networks_is_refused_and_logged() {
     let three = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
     let s = raw::tls_over(raw::tcp(to, Some(three)).unwrap(), a.cert_sha256).unwrap();
     let mut c = Client::new(s);
-    assert!(c.authenticate(export, &a.secret).unwrap().is_err());
+    assert_eq!(
+        c.authenticate(export, &a.secret).unwrap(),
+        Err(Status::FileAccessError)
+    );
     assert!(wait_for_line(
         &fx.daemon,
         &["not in allowed_networks", "127.0.0.3"],
         Duration::from_secs(5)
     ));
-    assert!(c.statx(export, "a.vmdk").unwrap().is_err());
+    assert_eq!(
+        c.statx(export, "a.vmdk").unwrap(),
+        Err(Status::AuthenticationFail)
+    );
     // From 127.0.0.2, the allowed address: served.
     let from = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
     let s = raw::tls_over(raw::tcp(to, Some(from)).unwrap(), a.cert_sha256).unwrap();

@@ -28,7 +28,7 @@ fn progress_deltas_add_up_to_the_file_and_respect_update_bytes() {
         );
         let (last, rest) = deltas.split_last().unwrap();
         assert!(
-            rest.iter().all(|&d| d >= update),
+            rest.iter().all(|&d| d == update),
             "flags {flags}: {deltas:?}"
         );
         assert!(*last > 0);
@@ -40,6 +40,62 @@ fn progress_deltas_add_up_to_the_file_and_respect_update_bytes() {
         }
         assert_same_content(&env.path(0, "big.vmdk"), &env.path(0, &dst));
     }
+}
+
+/// 256 MiB of which 64 + 160 MiB are holes: a thick copy provisions each hole in one step.
+fn holey_source(env: &Env) -> u64 {
+    let runs = [
+        Run::Data(8 * MIB),
+        Run::Hole(64 * MIB),
+        Run::Data(8 * MIB),
+        Run::Hole(160 * MIB),
+        Run::Data(16 * MIB),
+    ];
+    write_layout(&env.path(0, "holes.vmdk"), &runs, 12).unwrap()
+}
+
+#[test]
+fn progress_over_holes_comes_in_update_bytes_steps() {
+    let Some(env) = Env::new(FsKind::Xfs, 1) else {
+        return;
+    };
+    let size = holey_source(&env);
+    assert_eq!(size, 256 * MIB);
+    for flags in [0, f::SKIPZEROES, f::LAZY] {
+        let dst = format!("copy-{flags}.vmdk");
+        let (status, deltas) = env.clone_with_progress("holes.vmdk", &dst, flags, MIB, |_| false);
+        assert_vix(status, vix::OK);
+        // One callback per updateBytes done, as the header says: never a lump.
+        assert_eq!(deltas.len(), 256, "flags {flags}: {deltas:?}");
+        assert!(
+            deltas.iter().all(|&d| d == MIB),
+            "flags {flags}: {deltas:?}"
+        );
+        assert_same_content(&env.path(0, "holes.vmdk"), &env.path(0, &dst));
+    }
+    // A size that is not a multiple of updateBytes: the rest comes last, once.
+    let (status, deltas) = env.clone_with_progress("holes.vmdk", "odd.vmdk", 0, 3 * MIB, |_| false);
+    assert_vix(status, vix::OK);
+    let (last, rest) = deltas.split_last().unwrap();
+    assert_eq!((rest.len(), *last), (85, MIB), "{deltas:?}");
+    assert!(rest.iter().all(|&d| d == 3 * MIB), "{deltas:?}");
+}
+
+#[test]
+fn an_abort_inside_a_hole_stops_the_callbacks_at_once() {
+    let Some(env) = Env::new(FsKind::Xfs, 1) else {
+        return;
+    };
+    holey_source(&env);
+    // The 20th MiB lies in the first hole, which the NAS provisions in one step.
+    let (status, deltas) = env.clone_with_progress("holes.vmdk", "copy.vmdk", 0, MIB, |n| n == 20);
+    assert_vix(status, vix::E_CANCELLED);
+    assert_eq!(deltas, vec![MIB; 20], "no callback after the abort");
+    assert_eq!(
+        env.listing(0),
+        ["holes.vmdk"],
+        "no destination, no temporary"
+    );
 }
 
 #[test]
