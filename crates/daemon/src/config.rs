@@ -31,6 +31,7 @@ pub struct FileConfig {
 #[serde(deny_unknown_fields)]
 pub struct FileLimits {
     pub max_jobs: Option<usize>,
+    pub max_queued_jobs: Option<usize>,
     pub max_connections: Option<usize>,
     pub lease_seconds: Option<u64>,
     pub idle_timeout_seconds: Option<u64>,
@@ -52,8 +53,11 @@ pub struct FileExport {
 /// Limits on what clients can make the daemon hold.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Jobs running at once, all exports together; more: OBJECT_IS_BUSY.
+    /// Jobs running at once, all exports together; more wait in a queue.
     pub max_jobs: usize,
+    /// Jobs waiting (in arrival order) for one of the `max_jobs` slots; more: OBJECT_IS_BUSY.
+    /// 0: no queue.
+    pub max_queued_jobs: usize,
     /// Connections open at once; more are closed at accept.
     pub max_connections: usize,
     /// A job nobody WAITs on or CANCELs for this long is cancelled; finished jobs are kept
@@ -73,7 +77,8 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_jobs: 16,
-            max_connections: 64,
+            max_queued_jobs: 1024,
+            max_connections: 1024,
             lease: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(300),
             handshake_timeout: Duration::from_secs(10),
@@ -157,6 +162,7 @@ impl Config {
         };
         let limits = Limits {
             max_jobs: positive(l.max_jobs, d.max_jobs, "max_jobs")?,
+            max_queued_jobs: l.max_queued_jobs.unwrap_or(d.max_queued_jobs),
             max_connections: positive(l.max_connections, d.max_connections, "max_connections")?,
             lease: secs(l.lease_seconds, d.lease, "lease_seconds")?,
             idle_timeout: secs(
@@ -308,6 +314,7 @@ mod tests {
             advertise = ["192.0.2.1"]
             [limits]
             max_jobs = 2
+            max_queued_jobs = 0
             max_connections = 3
             lease_seconds = 4
             idle_timeout_seconds = 5
@@ -326,6 +333,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.listen.len(), 2);
         assert_eq!(c.limits.max_jobs, 2);
+        assert_eq!(c.limits.max_queued_jobs, 0);
         assert_eq!(c.limits.lease, Duration::from_secs(4));
         assert_eq!(c.exports[0].name, "/a");
         assert_eq!(c.exports[0].path, PathBuf::from("/srv/a"));

@@ -16,6 +16,8 @@ use crate::tls::Identity;
 
 /// How often the acceptor looks at the shutdown flag and the reaper at the job table.
 const TICK: Duration = Duration::from_millis(50);
+/// On shutdown, how long connections get to finish the replies they are writing.
+const CLOSE_BOUND: Duration = Duration::from_secs(1);
 
 /// One export being served.
 pub struct ExportState {
@@ -75,7 +77,11 @@ pub fn prepare(
         }));
     }
     let shared = Arc::new(Shared {
-        jobs: JobTable::new(config.limits.max_jobs, config.limits.lease),
+        jobs: JobTable::new(
+            config.limits.max_jobs,
+            config.limits.max_queued_jobs,
+            config.limits.lease,
+        ),
         config,
         exports,
         tls: identity.config,
@@ -124,6 +130,15 @@ pub fn serve(shared: Arc<Shared>, listeners: Vec<TcpListener>) -> usize {
     tracing::info!("shutting down: no new connections, cancelling jobs");
     drop(listeners);
     let left = shared.jobs.shutdown(shared.config.limits.shutdown_timeout);
+    // Close the read sides first: a connection still writing a reply (the end of a job)
+    // finishes it, then sees the end of its stream and leaves.
+    for s in crate::jobs::lock(&shared.conns).values() {
+        let _ = s.shutdown(Shutdown::Read);
+    }
+    let deadline = std::time::Instant::now() + CLOSE_BOUND;
+    while shared.conn_count.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     for (_, s) in crate::jobs::lock(&shared.conns).drain() {
         let _ = s.shutdown(Shutdown::Both);
     }
