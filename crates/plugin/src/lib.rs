@@ -19,6 +19,7 @@ pub mod datastore;
 mod exec;
 mod ffi;
 pub mod log;
+mod reach;
 pub mod session;
 pub mod tls;
 
