@@ -58,6 +58,14 @@ impl Trust {
         // The stamp first: if the file changes between the two, the next look reads it again.
         let stamp = stamp(datastore);
         let access = datastore.read_access()?;
+        Trust::with(datastore, access, stamp)
+    }
+
+    fn with(
+        datastore: &DataStore,
+        access: AccessFile,
+        stamp: Option<Stamp>,
+    ) -> Result<Trust, Failure> {
         let addrs = conn::daemon_addresses(&access, &datastore.remote_ip)?;
         let tls = conn::tls_config(access.cert_sha256)?;
         Ok(Trust {
@@ -73,9 +81,13 @@ impl Trust {
     /// read just now (a daemon being restarted may be rewriting it): this one is then still
     /// the best guess.
     pub fn newer(&self, datastore: &DataStore) -> Option<Trust> {
-        Trust::read(datastore)
-            .ok()
-            .filter(|t| t.access != self.access)
+        let stamp = stamp(datastore);
+        let access = datastore.read_access().ok()?;
+        // Only a new file is worth resolving the daemon's address again.
+        if access == self.access {
+            return None;
+        }
+        Trust::with(datastore, access, stamp).ok()
     }
 
     /// Whether the file may have changed since it was read.
@@ -109,9 +121,10 @@ fn jitter(pause: Duration) -> Duration {
 }
 
 /// Opens an authenticated connection with `trust` before `deadline`, riding out a daemon
-/// restart: the access file is read again first if it changed (so the new secret is tried,
-/// not the old one), again after each failure, and transient failures are retried with
-/// backoff until the deadline. Returns the last failure when the deadline passes.
+/// restart: the access file is read again first if its stamp changed (so that the new
+/// secret is tried, not the old one), transient failures are retried with backoff until the
+/// deadline, reading the file again before each new attempt, and a refusal is tried once
+/// more only if the file changed. Returns the last failure when the deadline passes.
 pub fn connect(
     datastore: &DataStore,
     trust: &mut Arc<Trust>,
@@ -143,10 +156,11 @@ pub fn connect(
         if left.is_zero() {
             return Err(failure);
         }
-        if changed(trust) {
-            continue;
-        }
         if !transient(&failure) {
+            // A refusal passes only with another file: tried once more at once if so.
+            if changed(trust) {
+                continue;
+            }
             return Err(failure);
         }
         if !retrying {
@@ -158,6 +172,8 @@ pub fn connect(
         }
         std::thread::sleep(jitter(pause).min(left));
         pause = (pause * 2).min(RETRY_MAX);
+        // Before the next attempt: a daemon back by now has written its new file.
+        changed(trust);
     }
 }
 
