@@ -1,7 +1,8 @@
 //! Bursts: many lazy clones at once from as many sessions (a linked-clone pool deploy) with
 //! `max_jobs` = 16. Every one succeeds: the jobs past the limit wait their turn in the
 //! daemon's queue, none is refused with OBJECT_IS_BUSY, and a clone queued for longer than
-//! its session timeout is not given up by the plugin.
+//! its session timeout is not given up by the plugin. A session the daemon's connection
+//! limit turns away at accept tries again within its timeout.
 
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
@@ -163,4 +164,41 @@ fn a_clone_queued_longer_than_its_session_timeout_is_not_given_up() {
     assert!(!log_lines(&fx.daemon.log_text(), &["job queued", "small.vmdk"]).is_empty());
     assert_same_content(&root.join("small.vmdk"), &root.join("small-copy.vmdk"));
     assert_same_content(&root.join("big.vmdk"), &root.join("big-copy.vmdk"));
+}
+
+#[test]
+fn a_session_refused_at_accept_tries_again_and_gets_in_once_a_connection_frees() {
+    let _machine = shared();
+    let Some(fx) = Fixture::xfs(1 << 30, 1, "max_connections = 1") else {
+        return;
+    };
+    // The one connection the daemon takes is this session's.
+    let first = fx.session(0);
+    let ds = datastore(&fx.exports[0]);
+    let (second, took) = std::thread::scope(|s| {
+        let t = s.spawn(|| {
+            let began = Instant::now();
+            let id = fx.plugin.start_session(&ds, Some(5000));
+            (id, began.elapsed())
+        });
+        assert!(wait_for_line(
+            &fx.daemon,
+            &["too many connections"],
+            Duration::from_secs(5)
+        ));
+        std::thread::sleep(Duration::from_millis(500));
+        assert_vix(fx.plugin.end_session(first), vix::OK);
+        t.join().unwrap()
+    });
+    let second = second.unwrap_or_else(|e| panic!("StartSession after {took:?}: {}", name(e)));
+    assert!(
+        took >= Duration::from_millis(500) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    let sx = fx.plugin.statx(second, &fx.s(0, ".")).unwrap();
+    assert!(
+        sx.common.status != vix::E_HOST_NOT_CONNECTED,
+        "{}",
+        name(sx.common.status)
+    );
 }
