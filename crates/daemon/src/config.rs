@@ -31,6 +31,7 @@ pub struct FileConfig {
 #[serde(deny_unknown_fields)]
 pub struct FileLimits {
     pub max_jobs: Option<usize>,
+    pub max_queued_jobs: Option<usize>,
     pub max_connections: Option<usize>,
     pub max_unauthenticated: Option<usize>,
     pub lease_seconds: Option<u64>,
@@ -53,8 +54,11 @@ pub struct FileExport {
 /// Limits on what clients can make the daemon hold.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Jobs running at once, all exports together; more: OBJECT_IS_BUSY.
+    /// Jobs running at once, all exports together; more wait in a queue.
     pub max_jobs: usize,
+    /// Jobs waiting (in arrival order) for one of the `max_jobs` slots; more: OBJECT_IS_BUSY.
+    /// 0: no queue.
+    pub max_queued_jobs: usize,
     /// Authenticated connections open at once; one more that authenticates is closed.
     pub max_connections: usize,
     /// Connections between accept and their first AUTH (see `slots`): when all are taken,
@@ -77,7 +81,8 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_jobs: 16,
-            max_connections: 64,
+            max_queued_jobs: 1024,
+            max_connections: 1024,
             max_unauthenticated: 32,
             lease: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(300),
@@ -162,6 +167,7 @@ impl Config {
         };
         let limits = Limits {
             max_jobs: positive(l.max_jobs, d.max_jobs, "max_jobs")?,
+            max_queued_jobs: l.max_queued_jobs.unwrap_or(d.max_queued_jobs),
             max_connections: positive(l.max_connections, d.max_connections, "max_connections")?,
             max_unauthenticated: positive(
                 l.max_unauthenticated,
@@ -340,6 +346,7 @@ mod tests {
             advertise = ["192.0.2.1"]
             [limits]
             max_jobs = 2
+            max_queued_jobs = 0
             max_connections = 3
             lease_seconds = 4
             idle_timeout_seconds = 5
@@ -358,6 +365,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.listen.len(), 2);
         assert_eq!(c.limits.max_jobs, 2);
+        assert_eq!(c.limits.max_queued_jobs, 0);
         assert_eq!(c.limits.lease, Duration::from_secs(4));
         assert_eq!(c.exports[0].name, "/a");
         assert_eq!(c.exports[0].path, PathBuf::from("/srv/a"));

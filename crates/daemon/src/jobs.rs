@@ -1,8 +1,17 @@
-//! The job table: long work (clone, reserve) runs on its own thread; clients poll it with
-//! WAIT, stop it with CANCEL, and lose it if they stop polling for a lease period.
+//! The job table: long work (clone, reserve) runs on its own thread, or waits its turn in
+//! a queue when `max_jobs` are running; clients poll it with WAIT, stop it with CANCEL, and
+//! lose it if they stop polling for a lease period.
+//!
+//! A queued job answers WAIT as RUNNING with nothing done and the result OBJECT_IS_BUSY (the
+//! protocol's "waiting its turn"), so a client knows it is alive though it makes no progress.
+//! On shutdown, jobs end FAILED with HOST_NOT_CONNECTED (the daemon is going away), and the
+//! table waits briefly for their polling clients to collect that end.
+
+mod runner;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -10,10 +19,17 @@ use std::time::{Duration, Instant};
 use openvaai_engine::{CancelToken, Progress};
 use openvaai_proto::{Failure, JobInfo, JobState, Side, Status};
 
-/// Most jobs (running and finished) held at once; see [`JobTable::forget_oldest_finished`].
-const MAX_KEPT: usize = 1024;
+use runner::{Admitted, Runner};
 
-/// The work of a job: runs the engine, reports progress, returns how it ended.
+/// Fewest jobs (running, queued and finished) held at once; see
+/// [`JobTable::forget_oldest_finished`].
+const MAX_KEPT: usize = 1024;
+/// On shutdown, how long to wait for polling clients to collect the end of their jobs.
+const DRAIN_BOUND: Duration = Duration::from_secs(2);
+/// A client that polled a job this recently at shutdown is taken to be polling still.
+const POLLING_RECENTLY: Duration = Duration::from_secs(1);
+
+/// The work of a job: runs the engine, reports progress, returns the final status.
 pub type Work = Box<dyn FnOnce(&mut dyn FnMut(Progress), &CancelToken) -> Ended + Send>;
 
 /// How a job's work ended: its status, and which path a failure concerns (for FAILURE).
@@ -57,6 +73,8 @@ enum Hold {
 }
 
 struct JobInner {
+    /// Waiting in the queue for a slot: no thread yet.
+    queued: bool,
     hold: Hold,
     done: u64,
     total: u64,
@@ -66,6 +84,12 @@ struct JobInner {
     finished_at: Option<Instant>,
     waiters: usize,
     thread: Option<JoinHandle<()>>,
+    /// Stopped by the daemon's shutdown: a cancellation ends it HOST_NOT_CONNECTED.
+    by_shutdown: bool,
+    /// At shutdown its client was polling: the table waits for it to collect the end.
+    owed: bool,
+    /// Its end has been answered to a client (WAIT, CANCEL or COMMIT).
+    reported: bool,
 }
 
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -74,6 +98,31 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Job {
+    fn new(id: u64, exports: Vec<usize>, what: String, hold: bool) -> Job {
+        Job {
+            id,
+            exports,
+            what,
+            cancel: CancelToken::new(),
+            state: Mutex::new(JobInner {
+                queued: true,
+                hold: if hold { Hold::Armed } else { Hold::Off },
+                done: 0,
+                total: 0,
+                result: None,
+                side: Side::None,
+                last_touch: Instant::now(),
+                finished_at: None,
+                waiters: 0,
+                thread: None,
+                by_shutdown: false,
+                owed: false,
+                reported: false,
+            }),
+            cond: Condvar::new(),
+        }
+    }
+
     /// READY and not being cancelled.
     fn is_ready(&self, inner: &JobInner) -> bool {
         inner.hold == Hold::Ready && !self.cancel.is_cancelled()
@@ -81,6 +130,7 @@ impl Job {
 
     fn info(&self, inner: &JobInner) -> JobInfo {
         let (state, result) = match inner.result {
+            None if inner.queued => (JobState::Running, Status::ObjectIsBusy),
             None if self.is_ready(inner) => (JobState::Ready, Status::Ok),
             None => (JobState::Running, Status::Ok),
             Some(Status::Ok) => (JobState::Done, Status::Ok),
@@ -94,8 +144,13 @@ impl Job {
         }
     }
 
-    /// Waits until `done >= threshold`, READY, the end of the job, or `max_wait`.
+    /// Waits until `done >= threshold`, READY, the end of the job, or `max_wait`, for a
+    /// client: it renews the lease and, at the end, counts as the end reported.
     pub fn wait(&self, threshold: u64, max_wait: Duration) -> JobInfo {
+        self.await_info(threshold, max_wait, true)
+    }
+
+    fn await_info(&self, threshold: u64, max_wait: Duration, client: bool) -> JobInfo {
         let deadline = Instant::now() + max_wait;
         let mut g = lock(&self.state);
         g.waiters += 1;
@@ -111,7 +166,10 @@ impl Job {
                 .0;
         }
         g.waiters -= 1;
-        g.last_touch = Instant::now();
+        if client {
+            g.last_touch = Instant::now();
+            g.reported |= g.result.is_some();
+        }
         self.info(&g)
     }
 
@@ -121,10 +179,69 @@ impl Job {
         self.wait(u64::MAX, bound)
     }
 
-    /// Fires the cancel token and wakes a job held READY, so it sees it.
+    /// Fires the cancel token and wakes a job held READY, so it sees it. A job still queued
+    /// ends here and then.
     fn fire(&self) {
         self.cancel.cancel();
+        if self.leave_queue() {
+            self.finish(Status::Cancelled.into());
+        }
         self.cond.notify_all();
+    }
+
+    /// [`Job::fire`] for the daemon's shutdown: the job ends HOST_NOT_CONNECTED unless it
+    /// finishes first.
+    fn fire_for_shutdown(&self) {
+        {
+            let mut g = lock(&self.state);
+            if g.result.is_none() {
+                g.by_shutdown = true;
+                g.owed = g.waiters > 0 || g.last_touch.elapsed() < POLLING_RECENTLY;
+            }
+        }
+        self.fire();
+    }
+
+    /// Takes the job out of the queue (to run it, or to end it there); false if it was not
+    /// queued (already running, or already taken out).
+    fn leave_queue(&self) -> bool {
+        std::mem::replace(&mut lock(&self.state).queued, false)
+    }
+
+    fn is_queued(&self) -> bool {
+        lock(&self.state).queued
+    }
+
+    fn keep_thread(&self, t: JoinHandle<()>) {
+        lock(&self.state).thread = Some(t);
+    }
+
+    /// Ends the job as `ended` says (a cancellation by the shutdown: HOST_NOT_CONNECTED).
+    fn finish(&self, ended: Ended) {
+        let mut g = lock(&self.state);
+        let status = if ended.status == Status::Cancelled && g.by_shutdown {
+            Status::HostNotConnected
+        } else {
+            ended.status
+        };
+        g.result = Some(status);
+        g.side = ended.side;
+        g.finished_at = Some(Instant::now());
+        drop(g);
+        self.cond.notify_all();
+        tracing::info!(job = %format!("{:016x}", self.id), what = %self.what, ?status, "job finished");
+    }
+
+    /// FAILURE: the result as WAIT reports it, and the path a failure concerns.
+    pub fn failure(&self) -> Failure {
+        let g = lock(&self.state);
+        let result = self.info(&g).result;
+        let side = if result == Status::Ok {
+            Side::None
+        } else {
+            g.side
+        };
+        Failure { result, side }
     }
 
     /// COMMIT: lets a READY job publish and waits (up to `bound`) for its end. A job that
@@ -144,44 +261,31 @@ impl Job {
         }
         Ok(self.wait(u64::MAX, bound))
     }
-
-    /// FAILURE: the result as WAIT reports it, and the path a failure concerns.
-    pub fn failure(&self) -> Failure {
-        let g = lock(&self.state);
-        let result = self.info(&g).result;
-        let side = if result == Status::Ok {
-            Side::None
-        } else {
-            g.side
-        };
-        Failure { result, side }
-    }
-
-    fn is_finished(&self) -> bool {
-        lock(&self.state).result.is_some()
-    }
 }
 
 /// All jobs of the daemon.
 pub struct JobTable {
     jobs: Mutex<HashMap<u64, Arc<Job>>>,
-    max_jobs: usize,
+    runner: Arc<Runner>,
     lease: Duration,
-    closed: AtomicBool,
+    /// Jobs kept before finished ones are forgotten early.
+    keep: usize,
 }
 
 impl JobTable {
-    pub fn new(max_jobs: usize, lease: Duration) -> JobTable {
+    /// At most `max_jobs` running and `max_queued` waiting for a slot.
+    pub fn new(max_jobs: usize, max_queued: usize, lease: Duration) -> JobTable {
         JobTable {
             jobs: Mutex::new(HashMap::new()),
-            max_jobs,
+            runner: Arc::new(Runner::new(max_jobs, max_queued)),
             lease,
-            closed: AtomicBool::new(false),
+            keep: MAX_KEPT.max(2 * (max_jobs + max_queued)),
         }
     }
 
-    /// Starts `work` on its own thread; `hold` keeps it READY before publishing, until
-    /// COMMIT. OBJECT_IS_BUSY when `max_jobs` are running.
+    /// Starts `work` on its own thread, or queues it when `max_jobs` are running; `hold`
+    /// keeps it READY before publishing, until COMMIT. OBJECT_IS_BUSY when the queue is full
+    /// too; HOST_NOT_CONNECTED once shutting down.
     pub fn start(
         &self,
         exports: Vec<usize>,
@@ -190,14 +294,6 @@ impl JobTable {
         work: Work,
     ) -> Result<u64, Status> {
         let mut jobs = lock(&self.jobs);
-        if self.closed.load(Ordering::SeqCst) {
-            return Err(Status::HostNotConnected);
-        }
-        let running = jobs.values().filter(|j| !j.is_finished()).count();
-        if running >= self.max_jobs {
-            tracing::warn!(%what, running, "job refused: too many jobs");
-            return Err(Status::ObjectIsBusy);
-        }
         self.forget_oldest_finished(&mut jobs);
         let id = loop {
             let id = u64::from_be_bytes(openvaai_proto::auth::random_bytes());
@@ -205,46 +301,25 @@ impl JobTable {
                 break id;
             }
         };
-        let job = Arc::new(Job {
-            id,
-            exports,
-            what,
-            cancel: CancelToken::new(),
-            state: Mutex::new(JobInner {
-                hold: if hold { Hold::Armed } else { Hold::Off },
-                done: 0,
-                total: 0,
-                result: None,
-                side: Side::None,
-                last_touch: Instant::now(),
-                finished_at: None,
-                waiters: 0,
-                thread: None,
-            }),
-            cond: Condvar::new(),
-        });
-        let j = job.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("job-{id:016x}"))
-            .spawn(move || run(&j, work));
-        match thread {
-            Ok(t) => {
-                lock(&job.state).thread = Some(t);
-                tracing::info!(job = %format!("{id:016x}"), what = %job.what, "job started");
-                jobs.insert(id, job);
-                Ok(id)
+        let job = Arc::new(Job::new(id, exports, what, hold));
+        match self.runner.admit(&job, work) {
+            Ok(Admitted::Running) => {}
+            Ok(Admitted::Queued(ahead)) => {
+                tracing::info!(job = %format!("{id:016x}"), what = %job.what, ahead, "job queued: max_jobs running");
             }
-            Err(e) => {
-                tracing::error!("cannot start a job thread: {e}");
-                Err(Status::OutOfMemory)
+            Err(Status::ObjectIsBusy) => {
+                tracing::warn!(what = %job.what, "job refused: max_jobs running and max_queued_jobs waiting");
+                return Err(Status::ObjectIsBusy);
             }
+            Err(s) => return Err(s),
         }
+        jobs.insert(id, job);
+        Ok(id)
     }
 
-    /// Keeps the table bounded when clients start many short jobs: past [`MAX_KEPT`]
-    /// entries, the finished jobs nobody waits on go first, oldest first.
+    /// Keeps the table bounded when clients start many short jobs: past `keep` entries, the finished jobs nobody waits on go first, oldest first.
     fn forget_oldest_finished(&self, jobs: &mut HashMap<u64, Arc<Job>>) {
-        if jobs.len() < MAX_KEPT {
+        if jobs.len() < self.keep {
             return;
         }
         let mut finished: Vec<(Instant, u64)> = jobs
@@ -255,7 +330,7 @@ impl JobTable {
             })
             .collect();
         finished.sort_unstable();
-        let excess = jobs.len() + 1 - MAX_KEPT;
+        let excess = jobs.len() + 1 - self.keep;
         for (_, id) in finished.into_iter().take(excess) {
             jobs.remove(&id);
         }
@@ -265,10 +340,12 @@ impl JobTable {
         lock(&self.jobs).get(&id).cloned()
     }
 
-    /// Cancels jobs whose lease expired and forgets finished jobs kept long enough.
+    /// Cancels jobs whose lease expired (running or queued) and forgets finished jobs kept
+    /// long enough.
     pub fn reap(&self) {
         let now = Instant::now();
         let mut gone = Vec::new();
+        let mut expired = Vec::new();
         lock(&self.jobs).retain(|_, job| {
             let mut g = lock(&job.state);
             if g.waiters > 0 {
@@ -282,38 +359,66 @@ impl JobTable {
                 Some(_) => true,
                 None => {
                     if now.duration_since(g.last_touch) > self.lease && !job.cancel.is_cancelled() {
-                        tracing::warn!(
-                            job = %format!("{:016x}", job.id), what = %job.what,
-                            "lease expired: no WAIT from the client, cancelling"
-                        );
-                        job.fire();
+                        expired.push(job.clone());
                     }
                     true
                 }
             }
         });
+        for job in expired {
+            tracing::warn!(
+                job = %format!("{:016x}", job.id), what = %job.what,
+                "lease expired: no WAIT from the client, cancelling"
+            );
+            job.fire();
+        }
         for t in gone.into_iter().flatten() {
             let _ = t.join();
         }
     }
 
-    /// Refuses new jobs, cancels the running ones and waits for them up to `bound`.
-    /// Returns how many were still running at the end.
+    /// Refuses new jobs, ends the queued ones, cancels the running ones and waits for them
+    /// up to `bound`; all end HOST_NOT_CONNECTED unless they finished first. Then waits
+    /// (briefly) for the clients that were polling to collect those ends. Returns how many
+    /// jobs were still running at the end.
     pub fn shutdown(&self, bound: Duration) -> usize {
-        self.closed.store(true, Ordering::SeqCst);
+        let waiting = self.runner.close();
         let jobs: Vec<Arc<Job>> = lock(&self.jobs).values().cloned().collect();
-        for j in &jobs {
-            j.fire();
+        for j in waiting.iter().chain(&jobs) {
+            j.fire_for_shutdown();
         }
         let deadline = Instant::now() + bound;
         let mut left = 0;
         for j in &jobs {
             let rest = deadline.saturating_duration_since(Instant::now());
-            if j.wait(u64::MAX, rest).state == JobState::Running {
+            if j.await_info(u64::MAX, rest, false).state == JobState::Running {
                 left += 1;
             }
         }
+        let unreported = self.drain(&jobs, DRAIN_BOUND);
+        if unreported > 0 {
+            tracing::info!(unreported, "clients did not collect the end of their jobs");
+        }
         left
+    }
+
+    /// Waits up to `bound` until every job owed to a polling client has been reported;
+    /// returns how many were not.
+    fn drain(&self, jobs: &[Arc<Job>], bound: Duration) -> usize {
+        let deadline = Instant::now() + bound;
+        loop {
+            let owed = jobs
+                .iter()
+                .filter(|j| {
+                    let g = lock(&j.state);
+                    g.owed && !g.reported
+                })
+                .count();
+            if owed == 0 || Instant::now() >= deadline {
+                return owed;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 
@@ -339,149 +444,10 @@ fn run(job: &Job, work: Work) {
         drop(g);
         job.cond.notify_all();
     };
+    tracing::info!(job = %format!("{:016x}", job.id), what = %job.what, "job started");
     let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         work(&mut progress, &job.cancel)
     }))
     .unwrap_or(Ended::from(Status::Fail));
-    let result = ended.status;
-    let mut g = lock(&job.state);
-    g.result = Some(result);
-    g.side = ended.side;
-    g.finished_at = Some(Instant::now());
-    drop(g);
-    job.cond.notify_all();
-    tracing::info!(job = %format!("{:016x}", job.id), what = %job.what, status = ?result, "job finished");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn slow() -> Work {
-        Box::new(|progress, cancel| {
-            for i in 0..1000u64 {
-                if cancel.is_cancelled() {
-                    return Status::Cancelled.into();
-                }
-                progress(Progress {
-                    done: i,
-                    total: 1000,
-                });
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Status::Ok.into()
-        })
-    }
-
-    #[test]
-    fn limit_wait_cancel_and_lease() {
-        let t = JobTable::new(1, Duration::from_millis(200));
-        let a = t.start(vec![0], "a".into(), false, slow()).unwrap();
-        assert_eq!(
-            t.start(vec![0], "b".into(), false, slow()),
-            Err(Status::ObjectIsBusy)
-        );
-        let job = t.get(a).unwrap();
-        let i = job.wait(3, Duration::from_secs(5));
-        assert!(i.done >= 3 && i.state == JobState::Running);
-        let i = job.cancel(Duration::from_secs(5));
-        assert_eq!((i.state, i.result), (JobState::Failed, Status::Cancelled));
-
-        let b = t.start(vec![0], "c".into(), false, slow()).unwrap();
-        std::thread::sleep(Duration::from_millis(300));
-        t.reap();
-        let i = t.get(b).unwrap().wait(u64::MAX, Duration::from_secs(5));
-        assert_eq!(i.result, Status::Cancelled);
-        std::thread::sleep(Duration::from_millis(300));
-        t.reap();
-        assert!(t.get(b).is_none() && t.get(a).is_none());
-    }
-
-    #[test]
-    fn finished_jobs_are_forgotten_past_the_cap() {
-        let t = JobTable::new(4, Duration::from_secs(3600));
-        let mut last = 0;
-        for _ in 0..MAX_KEPT + 10 {
-            last = t
-                .start(
-                    vec![0],
-                    "quick".into(),
-                    false,
-                    Box::new(|_, _| Status::Ok.into()),
-                )
-                .unwrap();
-            t.get(last).unwrap().wait(u64::MAX, Duration::from_secs(5));
-        }
-        assert!(lock(&t.jobs).len() <= MAX_KEPT);
-        assert!(t.get(last).is_some());
-    }
-
-    /// A held job: progress up to the total, then READY until COMMIT or CANCEL.
-    fn held() -> Work {
-        Box::new(|progress, cancel| {
-            progress(Progress {
-                done: 10,
-                total: 10,
-            });
-            if cancel.is_cancelled() {
-                Status::Cancelled.into()
-            } else {
-                Status::Ok.into()
-            }
-        })
-    }
-
-    #[test]
-    fn a_held_job_waits_ready_for_commit_or_cancel() {
-        let t = JobTable::new(4, Duration::from_secs(30));
-        let a = t.start(vec![0], "a".into(), true, held()).unwrap();
-        let job = t.get(a).unwrap();
-        let i = job.wait(u64::MAX, Duration::from_secs(5));
-        assert_eq!((i.state, i.done), (JobState::Ready, 10));
-        // Still READY a while later: nothing publishes without COMMIT.
-        std::thread::sleep(Duration::from_millis(50));
-        assert_eq!(job.wait(0, Duration::ZERO).state, JobState::Ready);
-        let i = job.commit(Duration::from_secs(5)).unwrap();
-        assert_eq!((i.state, i.result), (JobState::Done, Status::Ok));
-        // A COMMIT retried after the end reports the end.
-        assert_eq!(job.commit(Duration::ZERO).unwrap().state, JobState::Done);
-
-        let b = t.start(vec![0], "b".into(), true, held()).unwrap();
-        let job = t.get(b).unwrap();
-        assert_eq!(
-            job.wait(u64::MAX, Duration::from_secs(5)).state,
-            JobState::Ready
-        );
-        let i = job.cancel(Duration::from_secs(5));
-        assert_eq!((i.state, i.result), (JobState::Failed, Status::Cancelled));
-
-        let c = t.start(vec![0], "c".into(), false, slow()).unwrap();
-        assert_eq!(
-            t.get(c).unwrap().commit(Duration::ZERO),
-            Err(Status::InvalidArg)
-        );
-    }
-
-    #[test]
-    fn a_held_job_whose_client_vanishes_is_cancelled_by_its_lease() {
-        let t = JobTable::new(4, Duration::from_millis(100));
-        let a = t.start(vec![0], "a".into(), true, held()).unwrap();
-        let job = t.get(a).unwrap();
-        assert_eq!(
-            job.wait(u64::MAX, Duration::from_secs(5)).state,
-            JobState::Ready
-        );
-        std::thread::sleep(Duration::from_millis(200));
-        t.reap();
-        let i = job.wait(u64::MAX, Duration::from_secs(5));
-        assert_eq!((i.state, i.result), (JobState::Failed, Status::Cancelled));
-    }
-
-    #[test]
-    fn shutdown_cancels_and_refuses() {
-        let t = JobTable::new(4, Duration::from_secs(30));
-        t.start(vec![0], "a".into(), false, slow()).unwrap();
-        assert_eq!(t.shutdown(Duration::from_secs(5)), 0);
-        assert!(t.start(vec![0], "b".into(), false, slow()).is_err());
-    }
+    job.finish(ended);
 }

@@ -21,6 +21,8 @@ use crate::tls::Identity;
 const TICK: Duration = Duration::from_millis(50);
 /// How often the acceptor looks again while connections wait for a slot.
 const WAITING_TICK: Duration = Duration::from_millis(5);
+/// On shutdown, how long connections get to finish the replies they are writing.
+const CLOSE_BOUND: Duration = Duration::from_secs(1);
 
 /// One export being served.
 pub struct ExportState {
@@ -100,7 +102,11 @@ pub fn prepare(
         }));
     }
     let shared = Arc::new(Shared {
-        jobs: JobTable::new(config.limits.max_jobs, config.limits.lease),
+        jobs: JobTable::new(
+            config.limits.max_jobs,
+            config.limits.max_queued_jobs,
+            config.limits.lease,
+        ),
         slots: Slots::new(
             config.limits.max_unauthenticated,
             config.limits.max_connections,
@@ -176,6 +182,13 @@ pub fn serve(shared: Arc<Shared>, listeners: Vec<TcpListener>) -> usize {
     tracing::info!("shutting down: no new connections, cancelling jobs");
     drop(listeners);
     let left = shared.jobs.shutdown(shared.config.limits.shutdown_timeout);
+    // Close the read sides first: a connection still writing a reply (the end of a job)
+    // finishes it, then sees the end of its stream and leaves.
+    shared.slots.shutdown_reads();
+    let deadline = std::time::Instant::now() + CLOSE_BOUND;
+    while !shared.slots.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
     shared.slots.shutdown_all();
     if let Some(r) = reaper {
         let _ = r.join();

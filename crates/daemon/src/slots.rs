@@ -136,6 +136,19 @@ impl Slots {
         }
     }
 
+    /// Shuts the read side of every connection down (the start of a shutdown): each finishes
+    /// the reply it is writing, then sees the end of its stream.
+    pub fn shutdown_reads(&self) {
+        for e in lock(&self.inner).conns.values() {
+            let _ = e.sock.shutdown(Shutdown::Read);
+        }
+    }
+
+    /// Whether no connection is open.
+    pub fn is_empty(&self) -> bool {
+        lock(&self.inner).conns.is_empty()
+    }
+
     /// Shuts every connection down (at shutdown).
     pub fn shutdown_all(&self) {
         for (_, e) in lock(&self.inner).conns.drain() {

@@ -493,16 +493,29 @@ fn lease_expiry_cancels_an_abandoned_job() {
 }
 
 #[test]
-fn too_many_jobs_is_object_is_busy() {
-    let d = Daemon::start_with(&format!("{SLOW}\nmax_jobs = 1"), &[ExportSpec::plain()]);
+fn past_max_jobs_a_job_is_queued_and_past_the_queue_object_is_busy() {
+    let d = Daemon::start_with(
+        &format!("{SLOW}\nmax_jobs = 1\nmax_queued_jobs = 1"),
+        &[ExportSpec::plain()],
+    );
     sparse(&d.exports[0].join("big"), BIG);
     let mut c = d.authed(0);
     let job = c
         .clone_start(&clone_args(&d, "big", "copy", 0))
         .unwrap()
         .unwrap();
+    // The second waits its turn: RUNNING, nothing done, OBJECT_IS_BUSY.
+    let queued = c
+        .clone_start(&clone_args(&d, "big", "copy2", 0))
+        .unwrap()
+        .unwrap();
+    let i = c.wait(queued, 1, 0).unwrap().unwrap();
     assert_eq!(
-        c.clone_start(&clone_args(&d, "big", "copy2", 0)).unwrap(),
+        (i.state, i.done, i.result),
+        (JobState::Running, 0, Status::ObjectIsBusy)
+    );
+    assert_eq!(
+        c.clone_start(&clone_args(&d, "big", "copy3", 0)).unwrap(),
         Err(Status::ObjectIsBusy)
     );
     assert_eq!(
@@ -515,6 +528,11 @@ fn too_many_jobs_is_object_is_busy() {
     let i = c.cancel(job).unwrap().unwrap();
     assert_eq!((i.state, i.result), (JobState::Failed, Status::Cancelled));
     assert!(!d.exports[0].join("copy").exists());
+    // The queued one runs now; cancelled too, it frees the slot.
+    let i = c.wait(queued, 1, 10_000).unwrap().unwrap();
+    assert!(i.done >= 1 && i.result == Status::Ok, "{i:?}");
+    let i = c.cancel(queued).unwrap().unwrap();
+    assert_eq!((i.state, i.result), (JobState::Failed, Status::Cancelled));
     // The slot is free again.
     let job = c
         .clone_start(&clone_args(&d, "big", "copy", CLONE_DRY_RUN))

@@ -242,6 +242,7 @@ fn pump(
     let mut reported = 0u64;
     let mut last_done = 0u64;
     let mut last_progress = Instant::now();
+    let started_at = last_progress;
     let mut commit_next = false;
     let mut conn = Some(conn);
     loop {
@@ -273,7 +274,7 @@ fn pump(
             }
             Err(failure) => return Err(failure),
         };
-        if info.done > last_done {
+        if info.done > last_done || queued(&info, started_at) {
             last_done = info.done;
             last_progress = Instant::now();
         }
@@ -331,6 +332,16 @@ fn failed_side(session: &Session, conn: Option<Conn>, job: u64) -> Side {
     }
 }
 
+/// Whether the job waits its turn on the NAS behind `max_jobs` others (RUNNING, nothing
+/// done, OBJECT_IS_BUSY): alive though it makes no progress, while the daemon says so, for
+/// at most [`crate::session::MAX_TIMEOUT`] since its start.
+fn queued(info: &JobInfo, started_at: Instant) -> bool {
+    info.state == JobState::Running
+        && info.done == 0
+        && info.result == Status::ObjectIsBusy
+        && started_at.elapsed() < crate::session::MAX_TIMEOUT
+}
+
 fn job_failure(info: &JobInfo, job: u64, side: Side, paths: &JobPaths<'_>) -> Failure {
     let status = if info.result == Status::Ok {
         Status::Fail
@@ -348,10 +359,14 @@ fn job_failure(info: &JobInfo, job: u64, side: Side, paths: &JobPaths<'_>) -> Fa
         (Some(p), _) => format!(" ({} {p:?})", side.describe()),
         (None, _) => String::new(),
     };
-    Failure::new(
-        conn::status_vix(status),
-        format!("job {job:#x} failed: {status:?}{detail}"),
-    )
+    let text = match status {
+        Status::HostNotConnected => format!(
+            "openvaaid on the NAS shut down (stopped or restarting) and cancelled job {job:#x}; \
+             nothing of it was published: retry once the daemon is back"
+        ),
+        _ => format!("job {job:#x} failed: {status:?}{detail}"),
+    };
+    Failure::new(conn::status_vix(status), text)
 }
 
 /// WAIT or COMMIT of a job the NAS no longer knows.

@@ -20,6 +20,7 @@ pub mod datastore;
 mod exec;
 mod ffi;
 pub mod log;
+mod reach;
 pub mod session;
 pub mod tls;
 

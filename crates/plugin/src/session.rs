@@ -8,19 +8,18 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
-
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use openvaai_abi::{prim, vix, AllocType, CloneFlags, PrimitiveId, SessionId, VixError};
 use openvaai_proto::access::AccessFile;
 use openvaai_proto::{Capabilities, Client};
-use rustls::ClientConfig;
 
-use crate::conn::{self, Conn, ExportKey, Failure, Stream};
+use crate::conn::{self, Conn, Failure, Stream};
 use crate::datastore::{DataStore, RawDataStore};
+pub use crate::reach::Trust;
+use crate::reach::{closed_by_peer, connect};
 
 /// The per-exchange network timeout when disklib gives none (`timeoutMS` 0 or no params).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -43,33 +42,6 @@ pub const MAX_IDLE: usize = 4;
 pub const POOL_MAX_IDLE: Duration = Duration::from_secs(60);
 /// A pooled connection idle longer than this is checked with a NULL call before reuse.
 pub const POOL_TRUST_IDLE: Duration = Duration::from_secs(2);
-
-/// How to reach and convince the daemon: the access file as last read, the addresses it
-/// gives, and the TLS configuration that pins its certificate.
-pub struct Trust {
-    pub access: AccessFile,
-    addrs: Vec<SocketAddr>,
-    tls: Arc<ClientConfig>,
-}
-
-impl Trust {
-    /// Reads the access file and finds the daemon's addresses (names looked up before
-    /// `deadline`).
-    fn read(datastore: &DataStore, deadline: Instant) -> Result<Trust, Failure> {
-        let access = datastore.read_access()?;
-        let addrs = conn::daemon_addresses(&access, &datastore.remote_ip, deadline)?;
-        let tls = conn::tls_config(access.cert_sha256)?;
-        Ok(Trust { access, addrs, tls })
-    }
-
-    fn open(&self, export: &str, deadline: Instant) -> Result<Conn, Failure> {
-        let key = ExportKey {
-            export,
-            access: &self.access,
-        };
-        Conn::open(&self.addrs, &self.tls, &key, deadline)
-    }
-}
 
 /// One session: a datastore served by openvaaid, how to reach and prove ourselves to it, and
 /// a small pool of authenticated connections.
@@ -95,8 +67,8 @@ impl Session {
     /// Reads the access file, connects, authenticates the export and reads its capabilities.
     fn open(datastore: DataStore, timeout: Duration) -> Result<Session, Failure> {
         let deadline = Instant::now() + timeout;
-        let trust = Trust::read(&datastore, deadline)?;
-        let mut conn = trust.open(&datastore.remote_mount_point, deadline)?;
+        let mut trust = Arc::new(Trust::read(&datastore, deadline)?);
+        let mut conn = connect(&datastore, &mut trust, deadline)?;
         let export = datastore.remote_mount_point.clone();
         let capabilities = match conn.with(deadline, |c| c.capabilities(&export))? {
             Ok(caps) => caps,
@@ -110,7 +82,7 @@ impl Session {
         Ok(Session {
             datastore,
             timeout,
-            trust: Mutex::new(Arc::new(trust)),
+            trust: Mutex::new(trust),
             capabilities,
             pool: Mutex::new(vec![(conn, Instant::now())]),
         })
@@ -126,9 +98,10 @@ impl Session {
         &self.datastore.remote_mount_point
     }
 
-    /// An authenticated connection: an idle one from the pool, or a new one. When a new one
-    /// fails, the access file is read again: a restarted daemon draws a new secret (and may
-    /// listen elsewhere), and a session must outlive that.
+    /// An authenticated connection: an idle one from the pool, or a new one. A new one is
+    /// opened with the access file as it is now (a restarted daemon draws a new secret and
+    /// may listen elsewhere, and a session must outlive that), retrying within `deadline`
+    /// while the daemon cannot be reached.
     pub fn acquire(&self, deadline: Instant) -> Result<Conn, Failure> {
         loop {
             let idle = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
@@ -137,28 +110,27 @@ impl Session {
             if idle_for > POOL_MAX_IDLE {
                 continue;
             }
-            // A connection idle for a while may have been closed by the daemon (idle timeout,
-            // restart): a NULL round trip tells, before a call that cannot be retried (a job
-            // start) is sent on it.
+            // Closed by the daemon (a restart, its idle timeout): gone, whatever its age.
+            let closed = conn
+                .with(deadline, |c| Ok(closed_by_peer(c.stream().sock.socket())))
+                .unwrap_or(true);
+            if closed {
+                continue;
+            }
+            // A connection idle for a while may be dead without a word (a peer that froze or
+            // vanished from the network): a NULL round trip tells, before a call that cannot
+            // be retried (a job start) is sent on it.
             if idle_for < POOL_TRUST_IDLE || conn.with(deadline, |c| c.null()).is_ok() {
                 return Ok(conn);
             }
         }
-        let trust = self.trust();
-        let failure = match trust.open(self.export(), deadline) {
-            Ok(conn) => return Ok(conn),
-            Err(f) => f,
-        };
-        let fresh = match Trust::read(&self.datastore, deadline) {
-            Ok(t) if t.access != trust.access => Arc::new(t),
-            _ => return Err(failure),
-        };
-        crate::info!(
-            "{}: the access file changed (daemon restarted?); reconnecting with it",
-            self.datastore.mount().display()
-        );
-        *self.trust.lock().unwrap_or_else(|e| e.into_inner()) = fresh.clone();
-        fresh.open(self.export(), deadline)
+        let before = self.trust();
+        let mut trust = before.clone();
+        let conn = connect(&self.datastore, &mut trust, deadline);
+        if !Arc::ptr_eq(&before, &trust) {
+            *self.trust.lock().unwrap_or_else(|e| e.into_inner()) = trust;
+        }
+        conn
     }
 
     /// Returns a healthy connection to the pool.

@@ -10,6 +10,7 @@
 mod abandon;
 mod access;
 mod attack;
+mod burst;
 mod confine;
 mod corpus;
 mod crash;

@@ -8,6 +8,7 @@ mod paths;
 mod primitives;
 mod progress;
 mod reconnect;
+mod restart;
 mod sessions;
 mod util;
 

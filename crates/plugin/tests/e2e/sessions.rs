@@ -222,9 +222,16 @@ fn start_session_maps_each_failure_to_its_own_error() {
         l.local_addr().unwrap().port()
     };
     std::fs::write(&access, a.render()).unwrap();
+    // Retried (the daemon may be restarting) until the session timeout is spent, no longer.
+    let t = Instant::now();
     assert_vix(
-        env.plugin.start_session(&stale, None).unwrap_err(),
+        env.plugin.start_session(&stale, Some(1000)).unwrap_err(),
         vix::E_HOST_NOT_CONNECTED,
+    );
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(1000) && took < Duration::from_millis(1500),
+        "{took:?}"
     );
 
     // A garbled access file.
