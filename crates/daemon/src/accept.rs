@@ -3,12 +3,13 @@
 //!
 //! Every connection is accepted at once, so that the kernel's listen backlog never fills
 //! (where a real client's connection would be dropped unseen). One from an address no export
-//! allows is closed there, before TLS. The others wait in arrival order for an
+//! allows is closed there, before TLS, after a plaintext TLS `access_denied` alert. The others wait in arrival order for an
 //! unauthenticated slot — a burst of hundreds of sessions from vSphere is served in turn, not
 //! refused — for at most the handshake timeout, which counts from the accept. Only a full
 //! queue ([`MAX_WAITING`]) refuses a connection.
 
 use std::collections::VecDeque;
+use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,6 +17,10 @@ use std::time::Instant;
 use crate::loglimit::limited;
 use crate::server::Shared;
 use crate::slots::Room;
+
+/// A TLS record (RFC 8446 §5.1, §6): content type alert (21), legacy version 3.3, length 2,
+/// level fatal (2), description access_denied (49).
+const ACCESS_DENIED_ALERT: [u8; 7] = [21, 3, 3, 0, 2, 2, 49];
 
 /// Connections accepted and waiting for an unauthenticated slot, at most.
 pub const MAX_WAITING: usize = 1024;
@@ -54,6 +59,11 @@ impl Acceptor {
                 { %peer, },
                 "connection refused: address not in any export's allowed_networks"
             );
+            // A plaintext TLS alert, access_denied, before any handshake: the client can tell
+            // this refusal from a daemon that is merely busy. Seven bytes into an empty send
+            // buffer, without blocking.
+            let _ = stream.set_nonblocking(true);
+            let _ = (&stream).write(&ACCESS_DENIED_ALERT);
             let _ = stream.shutdown(Shutdown::Both);
             return;
         }

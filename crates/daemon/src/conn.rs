@@ -69,7 +69,7 @@ pub fn serve(shared: &Shared, stream: TcpStream, peer: SocketAddr, id: u64, acce
                 if authenticated {
                     tracing::info!(%peer, "closing idle connection");
                 } else {
-                    limited!(warn, { %peer, }, "closing connection: no authentication in time");
+                    no_authentication_in_time(peer);
                 }
                 return;
             }
@@ -112,8 +112,17 @@ pub fn serve(shared: &Shared, stream: TcpStream, peer: SocketAddr, id: u64, acce
         }
         tls.sock.set_deadline(deadline(now_authenticated));
         if let Err(e) = write_record(&mut tls, &reply) {
-            limited!(info, { %peer, }, "connection lost while replying: {e}");
+            if e.is_timeout() && !now_authenticated {
+                no_authentication_in_time(peer);
+            } else {
+                limited!(info, { %peer, }, "connection lost while replying: {e}");
+            }
             return;
         }
     }
+}
+
+/// The handshake deadline passed before a successful AUTH, reading or writing.
+fn no_authentication_in_time(peer: SocketAddr) {
+    limited!(warn, { %peer, }, "closing connection: no authentication in time");
 }

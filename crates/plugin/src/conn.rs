@@ -235,10 +235,27 @@ fn tls_failure(e: &io::Error, addr: SocketAddr) -> Failure {
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
         .is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_)));
+    let denied = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .is_some_and(|r| {
+            matches!(
+                r,
+                rustls::Error::AlertReceived(rustls::AlertDescription::AccessDenied)
+            )
+        });
     if cert {
         Failure::broken(
             vix::E_AUTHENTICATION_FAIL,
             format!("{addr} presented a certificate other than the access file's: {text}"),
+        )
+    } else if denied {
+        Failure::broken(
+            vix::E_FILE_ACCESS_ERROR,
+            format!(
+                "openvaaid at {addr} does not allow this host: its address is in no export's \
+                 allowed_networks (refused before TLS)"
+            ),
         )
     } else if matches!(
         e.kind(),
@@ -247,9 +264,8 @@ fn tls_failure(e: &io::Error, addr: SocketAddr) -> Failure {
         Failure::broken(
             vix::E_HOST_NOT_CONNECTED,
             format!(
-                "openvaaid at {addr} closed the connection before TLS ({text}): this host's \
-                 address is in no export's allowed_networks, or the daemon is at its \
-                 connection limit (its log says which)"
+                "openvaaid at {addr} closed the connection during the TLS handshake ({text}): \
+                 the daemon is at its connection limits or restarting (its log says which)"
             ),
         )
     } else {

@@ -21,6 +21,8 @@ use crate::datastore::DataStore;
 pub const RETRY_FIRST: Duration = Duration::from_millis(50);
 /// The longest pause between two attempts to connect.
 pub const RETRY_MAX: Duration = Duration::from_secs(1);
+/// Less time left than this is not worth another attempt: the last failure is returned.
+const MIN_ATTEMPT: Duration = Duration::from_millis(10);
 
 /// How to reach and convince the daemon: the access file as last read, the addresses it
 /// gives, and the TLS configuration that pins its certificate.
@@ -149,8 +151,14 @@ pub fn connect(
         changed(trust);
     }
     let mut pause = RETRY_FIRST;
-    let mut retrying = false;
+    let mut last: Option<Failure> = None;
     loop {
+        // Too little time left for one more attempt to say anything: the last one speaks.
+        if deadline.saturating_duration_since(Instant::now()) < MIN_ATTEMPT {
+            if let Some(f) = last {
+                return Err(f);
+            }
+        }
         let failure = match trust.open(export, deadline) {
             Ok(c) => return Ok(c),
             Err(f) => f,
@@ -166,13 +174,13 @@ pub fn connect(
             }
             return Err(failure);
         }
-        if !retrying {
-            retrying = true;
+        if last.is_none() {
             crate::info!(
                 "{}: {failure}; trying again for up to {left:?}",
                 datastore.mount().display()
             );
         }
+        last = Some(failure);
         std::thread::sleep(jitter(pause).min(left));
         pause = (pause * 2).min(RETRY_MAX);
         // Before the next attempt: a daemon back by now has written its new file.

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openvaai_abi::vix;
 use openvaai_proto::auth::Secret;
@@ -182,10 +182,17 @@ fn an_address_outside_allowed_networks_is_refused_and_logged() {
     let export = root.to_str().unwrap();
     let a = fx.daemon.access(0);
     let to = raw::addr(LOCAL, &a);
-    // The plugin connects from 127.0.0.1, which no export allows: closed at accept, before
-    // TLS, and the plugin says what that may mean.
+    // The plugin connects from 127.0.0.1, which no export allows: refused at accept, before
+    // TLS, with a TLS access_denied alert, so the plugin says so at once instead of
+    // retrying until its timeout.
+    let t = Instant::now();
     let got = fx.plugin.start_session(&datastore(&root), Some(TIMEOUT_MS));
-    assert_eq!(got.map_err(name), Err(name(vix::E_HOST_NOT_CONNECTED)));
+    assert_eq!(got.map_err(name), Err(name(vix::E_FILE_ACCESS_ERROR)));
+    assert!(
+        t.elapsed() < Duration::from_millis(TIMEOUT_MS / 2),
+        "{:?}",
+        t.elapsed()
+    );
     assert!(wait_for_line(
         &fx.daemon,
         &["not in any export's allowed_networks", "127.0.0.1"],
@@ -197,10 +204,13 @@ fn an_address_outside_allowed_networks_is_refused_and_logged() {
             .any(|l| l.text.contains("allowed_networks")),
         "the plugin's log names the likely cause"
     );
-    // A raw client from 127.0.0.1 gets no TLS at all: the connection is closed at once.
+    // A raw client from 127.0.0.1 gets no TLS at all: an alert, and the connection closed.
     let mut tcp = raw::tcp(to, None).unwrap();
-    let (_, closed) = raw::drain(&mut tcp, Duration::from_secs(1));
+    tcp.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let (got, closed) = raw::drain(&mut tcp, Duration::from_secs(1));
     assert!(closed, "a refused address was kept open");
+    assert_eq!(got, [21, 3, 3, 0, 2, 2, 49], "a fatal access_denied alert");
     assert!(raw::tls_over(raw::tcp(to, None).unwrap(), a.cert_sha256).is_err());
     // From 127.0.0.3, allowed by the other export only: TLS, then refused at HELLO.
     let three = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
