@@ -107,7 +107,9 @@ fn a_trickling_slowloris_does_not_keep_real_clients_out() {
 #[test]
 fn an_unauthenticated_client_that_never_reads_is_closed_at_the_handshake_deadline() {
     let _machine = shared();
-    const HANDSHAKE_S: u64 = 2;
+    // Long enough for the daemon's replies to fill the socket buffers (megabytes of them)
+    // well before the deadline, so that it is writing, not reading, when the deadline comes.
+    const HANDSHAKE_S: u64 = 6;
     let Some(fx) = Fixture::xfs(
         1 << 30,
         1,
@@ -129,22 +131,29 @@ fn an_unauthenticated_client_that_never_reads_is_closed_at_the_handshake_deadlin
     let start = Instant::now();
     let mut tls = raw::tls_over(sock, fx.daemon.access(0).cert_sha256).unwrap();
     tls.sock
-        .set_write_timeout(Some(Duration::from_millis(200)))
+        .set_write_timeout(Some(Duration::from_millis(50)))
         .unwrap();
-    // NULL calls, pipelined, never a reply read.
+    tls.conn.set_buffer_limit(Some(1 << 20));
+    // NULL calls, pipelined, never a reply read: a batch of records per TLS write.
     let null = openvaai_proto::rpc::encode_call(7, openvaai_proto::PROC_NULL, &[]);
     let mut record = ((null.len() as u32) | 0x8000_0000).to_be_bytes().to_vec();
     record.extend_from_slice(&null);
+    let batch: Vec<u8> = record.repeat(256);
+    let mut sent = 0usize;
+    let mut looked = Instant::now();
     let closed = loop {
-        if fx.daemon.log_text().contains("no authentication in time") {
-            break Some(start.elapsed());
+        if looked.elapsed() > Duration::from_millis(50) {
+            looked = Instant::now();
+            if fx.daemon.log_text().contains("no authentication in time") {
+                break Some(start.elapsed());
+            }
         }
-        if start.elapsed() > Duration::from_secs(15) {
+        if start.elapsed() > Duration::from_secs(HANDSHAKE_S + 10) {
             break None;
         }
         // Plaintext into rustls, ciphertext out to the socket; never a read (StreamOwned's
         // write would read replies too).
-        let _ = tls.conn.writer().write(&record);
+        sent += tls.conn.writer().write(&batch).unwrap_or(0);
         match tls.conn.write_tls(&mut tls.sock) {
             Ok(_) => {}
             Err(e)
@@ -157,11 +166,15 @@ fn an_unauthenticated_client_that_never_reads_is_closed_at_the_handshake_deadlin
     };
     let closed = closed.unwrap_or_else(|| {
         panic!(
-            "the daemon kept writing to a client that never reads:\n{}",
+            "the daemon kept writing to a client that never reads ({} calls sent):\n{}",
+            sent / record.len(),
             fx.daemon.log_text()
         )
     });
-    println!("never-reading client: closed by the daemon after {closed:?}");
+    println!(
+        "never-reading client: {} calls sent, closed by the daemon after {closed:?}",
+        sent / record.len()
+    );
     assert!(
         closed < Duration::from_secs(HANDSHAKE_S) + MARGIN,
         "closed after {closed:?}"
