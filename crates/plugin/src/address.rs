@@ -412,42 +412,25 @@ mod tests {
         );
     }
 
-    /// A name server on loopback that answers every A query with 127.0.0.1 and AAAA with
-    /// nothing (`answer`), or never answers; it stops when its socket has been quiet for 3 s.
+    /// A name server on a free loopback port (see `openvaai_testkit::dns`) and a
+    /// configuration that asks it, with a 1 s timeout per query.
     fn name_server(answer: bool) -> (ResolvConf, std::thread::JoinHandle<usize>) {
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let port = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let t = openvaai_testkit::dns::name_server(
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            answer.then_some(std::net::Ipv4Addr::LOCALHOST),
+            Duration::from_secs(3),
+        );
         let conf = ResolvConf {
             nameservers: vec![IpAddr::from([127, 0, 0, 1])],
-            port: sock.local_addr().unwrap().port(),
+            port,
             timeout: Duration::from_secs(1),
             ..ResolvConf::default()
         };
-        let t = std::thread::spawn(move || {
-            let mut buf = [0u8; 512];
-            let mut queries = 0;
-            while let Ok((n, from)) = sock.recv_from(&mut buf) {
-                queries += 1;
-                if !answer {
-                    continue;
-                }
-                let q = Packet::parse(&buf[..n]).unwrap();
-                let mut r = Packet::new_reply(q.id());
-                r.questions = q.questions.clone();
-                if q.questions[0].qtype == QTYPE::TYPE(TYPE::A) {
-                    r.answers.push(simple_dns::ResourceRecord::new(
-                        q.questions[0].qname.clone(),
-                        CLASS::IN,
-                        60,
-                        RData::A(simple_dns::rdata::A {
-                            address: u32::from_be_bytes([127, 0, 0, 1]),
-                        }),
-                    ));
-                }
-                sock.send_to(&r.build_bytes_vec().unwrap(), from).unwrap();
-            }
-            queries
-        });
         (conf, t)
     }
 

@@ -14,6 +14,7 @@
 
 mod artifacts;
 mod daemon;
+pub mod dns;
 mod layout;
 mod testfs;
 

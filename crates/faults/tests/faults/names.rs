@@ -6,7 +6,7 @@
 //! namespace of their own, where `/etc/resolv.conf` and `/etc/hosts` are files the test
 //! wrote, pointing at a name server on a loopback address the test holds.
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -65,39 +65,11 @@ fn a_remote_ip_list_is_tried_in_order_within_the_timeout() {
 /// A name server on `addr`:53 that answers every A query with 127.0.0.1 (`answer`), or
 /// never answers at all; it serves until its socket is quiet for `quiet`.
 fn name_server(addr: [u8; 4], answer: bool, quiet: Duration) -> std::thread::JoinHandle<usize> {
-    use simple_dns::{rdata, Packet, ResourceRecord, CLASS, QTYPE, TYPE};
-    let sock = UdpSocket::bind(SocketAddr::from((addr, 53))).expect("binding port 53");
-    sock.set_read_timeout(Some(quiet)).unwrap();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 512];
-        let mut queries = 0;
-        while let Ok((n, from)) = sock.recv_from(&mut buf) {
-            queries += 1;
-            if !answer {
-                continue;
-            }
-            let Ok(q) = Packet::parse(&buf[..n]) else {
-                continue;
-            };
-            let mut r = Packet::new_reply(q.id());
-            r.questions = q.questions.clone();
-            if q.questions
-                .first()
-                .is_some_and(|q| q.qtype == QTYPE::TYPE(TYPE::A))
-            {
-                r.answers.push(ResourceRecord::new(
-                    q.questions[0].qname.clone(),
-                    CLASS::IN,
-                    60,
-                    rdata::RData::A(rdata::A {
-                        address: u32::from_be_bytes([127, 0, 0, 1]),
-                    }),
-                ));
-            }
-            let _ = sock.send_to(&r.build_bytes_vec().unwrap(), from);
-        }
-        queries
-    })
+    openvaai_testkit::dns::name_server(
+        SocketAddr::from((addr, 53)),
+        answer.then_some(std::net::Ipv4Addr::LOCALHOST),
+        quiet,
+    )
 }
 
 /// Runs `openvaai statx` on `file` of `export` with `--nas-ip nas` in a mount namespace
