@@ -23,7 +23,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::limits::MAX_OPS;
 use crate::ops::session::{
     CbSecParms, ChannelAttrs, ClientOwner, CreateSessionArgs, ExchangeIdArgs, SequenceArgs,
-    ServerOwner,
+    SequenceOk, ServerOwner,
 };
 use crate::ops::{opcode, Op, OpRes};
 use crate::rpc::Transport;
@@ -370,18 +370,7 @@ impl<S: Read + Write> Nfs4Client<S> {
         let session = self.session.as_mut().expect("checked by the caller");
         match res.results.first() {
             Some(OpRes::Sequence(Ok(ok))) => {
-                if ok.sessionid != seq.sessionid
-                    || ok.sequenceid != seq.sequenceid
-                    || ok.slotid != seq.slotid
-                {
-                    return Err(Error::new(
-                        ErrorKind::UnexpectedReply,
-                        format!(
-                            "SEQUENCE answered slot {} sequence {} to slot {} sequence {}",
-                            ok.slotid, ok.sequenceid, seq.slotid, seq.sequenceid
-                        ),
-                    ));
-                }
+                check_echo(ok, &seq)?;
                 session.seqid = session.seqid.wrapping_add(1);
                 session.in_doubt = false;
                 session.status_flags = ok.status_flags;
@@ -403,14 +392,20 @@ impl<S: Read + Write> Nfs4Client<S> {
     /// SEQUENCE alone with the in-doubt sequence id (see the module docs).
     fn resync(&mut self) -> Result<()> {
         let sent = vec![opcode::SEQUENCE];
+        let args_seq = Some(self.sequence_op());
         let args = CompoundArgs {
             tag: String::new(),
             minorversion: self.minor_version,
-            ops: vec![self.sequence_op()],
+            ops: args_seq.iter().cloned().collect(),
         }
         .to_bytes()?;
         let results = self.rpc.call(NFSPROC4_COMPOUND, &args)?;
         let res = decode_reply(&results, &sent)?;
+        if let (Some(OpRes::Sequence(Ok(ok))), Some(Op::Sequence(seq))) =
+            (res.results.first(), args_seq.as_ref())
+        {
+            check_echo(ok, seq)?;
+        }
         let session = self.session.as_mut().expect("checked by the caller");
         match res.status {
             Status::Ok | Status::RetryUncachedRep | Status::SeqFalseRetry => {
@@ -426,6 +421,23 @@ impl<S: Read + Write> Nfs4Client<S> {
     fn rpc_overhead(&self) -> usize {
         24 + 8 + self.cred_len.next_multiple_of(4) + 8
     }
+}
+
+/// A successful SEQUENCE must answer for the session, slot and sequence id it was sent.
+fn check_echo(ok: &SequenceOk, sent: &SequenceArgs) -> Result<()> {
+    if ok.sessionid == sent.sessionid
+        && ok.sequenceid == sent.sequenceid
+        && ok.slotid == sent.slotid
+    {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::UnexpectedReply,
+        format!(
+            "SEQUENCE answered slot {} sequence {} to slot {} sequence {}",
+            ok.slotid, ok.sequenceid, sent.slotid, sent.sequenceid
+        ),
+    ))
 }
 
 /// The one result of a COMPOUND of one operation, or the failure it reports.

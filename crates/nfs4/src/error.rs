@@ -19,7 +19,7 @@ pub enum ErrorKind {
     /// A reply that does not answer the call: wrong xid, results for other operations than
     /// were sent, more results than operations, a SEQUENCE echo for another slot.
     UnexpectedReply,
-    /// The server answered an NFS status that failed what was asked (see [`Error::status`]).
+    /// The server answered an NFS status that failed what was asked (see [`Error::nfs_status`]).
     Status,
     /// A COMPOUND that needs a session before one was created (or after it was destroyed).
     NoSession,

@@ -125,14 +125,14 @@ statuses! {
     Recallconflict = 10061, "NFS4ERR_RECALLCONFLICT", "(NFSv4.1)";
     UnknownLayouttype = 10062, "NFS4ERR_UNKNOWN_LAYOUTTYPE", "(NFSv4.1)";
     SeqMisordered = 10063, "NFS4ERR_SEQ_MISORDERED", "unexpected seq. ID in req";
-    SequencePos = 10064, "NFS4ERR_SEQUENCE_POS", "[CB_]SEQ. op not 1st op";
+    SequencePos = 10064, "NFS4ERR_SEQUENCE_POS", "(CB_)SEQ. op not 1st op";
     ReqTooBig = 10065, "NFS4ERR_REQ_TOO_BIG", "request too big";
     RepTooBig = 10066, "NFS4ERR_REP_TOO_BIG", "reply too big";
     RepTooBigToCache = 10067, "NFS4ERR_REP_TOO_BIG_TO_CACHE", "rep. not all cached";
     RetryUncachedRep = 10068, "NFS4ERR_RETRY_UNCACHED_REP", "retry + rep. uncached";
     UnsafeCompound = 10069, "NFS4ERR_UNSAFE_COMPOUND", "retry/recovery too hard";
-    TooManyOps = 10070, "NFS4ERR_TOO_MANY_OPS", "too many ops in [CB_]COMP";
-    OpNotInSession = 10071, "NFS4ERR_OP_NOT_IN_SESSION", "op needs [CB_]SEQ. op";
+    TooManyOps = 10070, "NFS4ERR_TOO_MANY_OPS", "too many ops in (CB_)COMP";
+    OpNotInSession = 10071, "NFS4ERR_OP_NOT_IN_SESSION", "op needs (CB_)SEQ. op";
     HashAlgUnsupp = 10072, "NFS4ERR_HASH_ALG_UNSUPP", "hash alg. not supp";
     ClientidBusy = 10074, "NFS4ERR_CLIENTID_BUSY", "client ID has state";
     PnfsIoHole = 10075, "NFS4ERR_PNFS_IO_HOLE", "IO to _SPARSE file hole";

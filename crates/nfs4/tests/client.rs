@@ -35,6 +35,8 @@ struct Knobs {
     drop_next_reply: AtomicBool,
     /// Answer SEQUENCE with NFS4ERR_BADSESSION (as after a server restart).
     forget_session: AtomicBool,
+    /// Answer SEQUENCE for another sequence id than was sent.
+    wrong_echo: AtomicBool,
 }
 
 impl Peer {
@@ -74,9 +76,14 @@ impl Peer {
                         OpRes::Sequence(Err(Status::Badsession))
                     } else if s.sequenceid == self.slot.wrapping_add(1) {
                         self.slot = s.sequenceid;
+                        let echo = if self.knobs.wrong_echo.swap(false, Ordering::SeqCst) {
+                            s.sequenceid + 1000
+                        } else {
+                            s.sequenceid
+                        };
                         OpRes::Sequence(Ok(SequenceOk {
                             sessionid: SID,
-                            sequenceid: s.sequenceid,
+                            sequenceid: echo,
                             slotid: 0,
                             highest_slotid: 0,
                             target_highest_slotid: 0,
@@ -244,4 +251,21 @@ fn a_failed_sequence_is_a_session_lost_error_and_does_not_move_the_slot() {
     assert_eq!(c.session().unwrap().next_seqid(), 3);
     drop(c);
     t.join().unwrap();
+}
+
+#[test]
+fn a_sequence_echo_for_another_sequence_id_is_refused_and_leaves_the_slot_in_doubt() {
+    let (addr, knobs, t) = peer(1);
+    let mut c = Nfs4Client::new(connect(addr), &AuthSys::root("esx-test"));
+    c.establish(owner()).unwrap();
+    knobs.wrong_echo.store(true, Ordering::SeqCst);
+    let e = c.compound(&[Op::Putrootfh]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::UnexpectedReply, "{e}");
+    assert!(c.session().unwrap().in_doubt());
+    // The peer did execute it: the probe is answered as a retry, then all is in step.
+    c.compound(&[Op::Putrootfh]).unwrap();
+    assert_eq!(c.session().unwrap().next_seqid(), 4);
+    drop(c);
+    let seen = t.join().unwrap();
+    assert_eq!(&seen[3..], [vec![53, 24], vec![53], vec![53, 24]]);
 }
