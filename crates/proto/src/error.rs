@@ -31,7 +31,9 @@ pub struct Error {
 }
 
 impl Error {
-    pub(crate) fn new(kind: ErrorKind, detail: impl Into<String>) -> Error {
+    /// An error of `kind` saying what failed in `detail`. Public so that a sibling protocol
+    /// crate (`openvaai-nfs4`) can report its own decode errors through this crate's codec.
+    pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Error {
         Error {
             kind,
             detail: detail.into(),

@@ -122,16 +122,36 @@ pub enum CallError {
     Reject { xid: u32, reply: Vec<u8> },
 }
 
-/// Encodes a call with AUTH_NONE credentials.
+/// Encodes a call to this program with AUTH_NONE credentials.
 pub fn encode_call(xid: u32, proc_: u32, args: &[u8]) -> Vec<u8> {
+    encode_call_with(
+        xid,
+        PROGRAM,
+        PROTOCOL_VERSION,
+        proc_,
+        &OpaqueAuth::none(),
+        args,
+    )
+}
+
+/// Encodes a call to any program and version with the credential `cred` (the verifier is
+/// AUTH_NONE). The NFSv4 client (`openvaai-nfs4`) calls program 100003 with AUTH_SYS.
+pub fn encode_call_with(
+    xid: u32,
+    prog: u32,
+    vers: u32,
+    proc_: u32,
+    cred: &OpaqueAuth,
+    args: &[u8],
+) -> Vec<u8> {
     let mut w = Encoder::new();
     w.u32(xid);
     w.u32(MSG_CALL);
     w.u32(RPC_VERSION);
-    w.u32(PROGRAM);
-    w.u32(PROTOCOL_VERSION);
+    w.u32(prog);
+    w.u32(vers);
     w.u32(proc_);
-    OpaqueAuth::none().encode(&mut w);
+    cred.encode(&mut w);
     OpaqueAuth::none().encode(&mut w);
     w.raw(args);
     w.into_bytes()
