@@ -12,7 +12,9 @@ use crate::publish::scratch_file;
 pub struct Capabilities {
     /// `FICLONE` works between two files of this filesystem (LAZY clones).
     pub reflink: bool,
-    /// `fallocate(fd, 0, ...)` works (RESVSPACE, thick clones without writing zeros).
+    /// `fallocate(fd, 0, ...)` works and really allocates (RESVSPACE, thick clones without
+    /// writing zeros): ZFS answers it with success and allocates nothing, so it is `false`
+    /// there.
     pub fallocate: bool,
     /// `FS_IOC_FIEMAP` works (statx's unique bytes and allocation type).
     pub fiemap: bool,
@@ -65,7 +67,9 @@ pub(crate) fn probe(root: BorrowedFd<'_>) -> Capabilities {
     }
     caps.fiemap = fiemap::for_each_extent(&a, block.len() as u64, |_| {}).is_ok();
     if let Ok(c) = scratch_file(root) {
-        caps.fallocate = fallocate(&c, FallocateFlags::empty(), 0, 1 << 20).is_ok();
+        // Success that allocates nothing (ZFS) is not a reservation: see reserve.rs.
+        caps.fallocate = fallocate(&c, FallocateFlags::empty(), 0, 1 << 20).is_ok()
+            && crate::reserve::allocation_holds(c.as_fd(), 1 << 20);
         if caps.fallocate && caps.fiemap {
             let mut unwritten = false;
             let _ = fiemap::for_each_extent(c.as_fd(), 1 << 20, |e| {

@@ -76,12 +76,45 @@ pub(crate) fn reserve(
         off += len;
         reporter.advance(len);
     };
+    // fallocate's success is not enough: a copy-on-write filesystem (ZFS) checks the free
+    // space, answers 0 and allocates nothing. A reservation is only as good as the blocks.
+    let result = result.and_then(|()| {
+        if allocation_holds(fd, size) {
+            Ok(())
+        } else {
+            Err(
+                Error::new(ErrorKind::NotSupported, OP, path.to_owned()).with_detail(
+                    "fallocate succeeded but allocated nothing: this filesystem (ZFS or \
+                     another copy-on-write one) cannot reserve space for one file; reserve it \
+                     for the whole dataset instead (zfs set refreservation=SIZE DATASET)"
+                        .to_owned(),
+                ),
+            )
+        }
+    });
     if result.is_err() {
         give_back(fd, &holes, off.min(size));
         let _ = rustix::fs::fsync(fd);
     }
     journal.done();
     result.map(|()| reporter.finish())
+}
+
+/// Whether every byte of `[0, size)` of `fd` has blocks: no gap in the extent map (unwritten
+/// extents count), or where there is no FIEMAP, `st_blocks` covering `size` (after an
+/// `fsync`, for filesystems that account allocations late).
+pub(crate) fn allocation_holds(fd: BorrowedFd<'_>, size: u64) -> bool {
+    let mut covered_to = 0u64;
+    let mut gap = false;
+    let mapped = fiemap::for_each_extent(fd, size, |e| {
+        gap |= e.logical > covered_to;
+        covered_to = covered_to.max(e.logical.saturating_add(e.length));
+    });
+    if mapped.is_ok() {
+        return !gap && covered_to >= size;
+    }
+    let _ = rustix::fs::fsync(fd);
+    rustix::fs::fstat(fd).is_ok_and(|st| (st.st_blocks as u64).saturating_mul(512) >= size)
 }
 
 /// Undoes the reservation `entry` describes, on the file it names (if it is still that

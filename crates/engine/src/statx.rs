@@ -17,7 +17,7 @@ pub enum AllocType {
     Lzt,
     /// Thin: `[0, size)` has at least one hole.
     Thin,
-    /// The filesystem cannot tell (no FIEMAP).
+    /// The filesystem cannot tell (no FIEMAP, and `SEEK_HOLE` not answered either).
     Unknown,
 }
 
@@ -39,7 +39,15 @@ pub struct StatX {
 /// Holes are found from the extent map (a gap between extents below `st_size`) rather than
 /// with `SEEK_HOLE`, because XFS and ext4 report unwritten extents as holes to `SEEK_HOLE`,
 /// which would make every reserved (LZT) file look thin.
-pub(crate) fn statx(fd: BorrowedFd<'_>, st: &Stat, path: &str) -> Result<StatX, Error> {
+///
+/// Without FIEMAP (ZFS), see [`without_fiemap`]; `reflink` says whether the filesystem can
+/// share blocks between files at all.
+pub(crate) fn statx(
+    fd: BorrowedFd<'_>,
+    st: &Stat,
+    path: &str,
+    reflink: bool,
+) -> Result<StatX, Error> {
     let size = st.st_size as u64;
     let alloced = (st.st_blocks as u64).saturating_mul(512);
     let mut covered = 0u64;
@@ -57,12 +65,7 @@ pub(crate) fn statx(fd: BorrowedFd<'_>, st: &Stat, path: &str) -> Result<StatX, 
     match walk {
         Ok(()) => {}
         Err(Errno::OPNOTSUPP | Errno::NOTTY | Errno::NOSYS | Errno::INVAL) => {
-            return Ok(StatX {
-                total_bytes: size,
-                alloced_bytes: alloced,
-                unique_bytes: alloced,
-                alloc_type: AllocType::Unknown,
-            })
+            return Ok(without_fiemap(fd, size, alloced, reflink))
         }
         Err(e) => return Err(Error::sys("statx", path, e)),
     }
@@ -79,4 +82,31 @@ pub(crate) fn statx(fd: BorrowedFd<'_>, st: &Stat, path: &str) -> Result<StatX, 
         unique_bytes: alloced.saturating_sub(shared),
         alloc_type,
     })
+}
+
+/// [`StatX`] where the extent map cannot be read (ZFS has no FIEMAP):
+/// - the allocation type from `lseek(fd, 0, SEEK_HOLE)` and the allocated bytes: no hole
+///   before the end is EZT (every block written; ZFS turns all-zero blocks into holes when
+///   compression is on, so they do not count); a "hole" while the blocks cover the whole size
+///   is allocated but unwritten (tmpfs reports fallocated ranges so), LZT; any other hole is
+///   THIN; UNKNOWN if the seek fails;
+/// - unique bytes: where the filesystem can share blocks between files (block cloning) and
+///   cannot say which are shared, 0 — never more than deleting the file would free;
+///   elsewhere nothing can be shared, so all of them;
+/// - allocated bytes are `st_blocks * 512` as the filesystem reports them (on ZFS, compressed,
+///   and updated when the transaction group syncs, within seconds of a write).
+fn without_fiemap(fd: BorrowedFd<'_>, size: u64, alloced: u64, reflink: bool) -> StatX {
+    let alloc_type = match rustix::fs::seek(fd, rustix::fs::SeekFrom::Hole(0)) {
+        Ok(hole) if hole < size && alloced >= size => AllocType::Lzt,
+        Ok(hole) if hole < size => AllocType::Thin,
+        Ok(_) => AllocType::Ezt,
+        Err(Errno::NXIO) if size == 0 => AllocType::Ezt,
+        Err(_) => AllocType::Unknown,
+    };
+    StatX {
+        total_bytes: size,
+        alloced_bytes: alloced,
+        unique_bytes: if reflink { 0 } else { alloced },
+        alloc_type,
+    }
 }

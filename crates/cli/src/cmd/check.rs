@@ -209,7 +209,9 @@ pub fn run(args: &Args) -> Result<u8> {
         (
             prim::RESVSPACE,
             "RESVSPACE",
-            "the filesystem cannot fallocate, or the export is read-only",
+            "the filesystem cannot reserve space (no fallocate, or, as on ZFS, one that \
+             allocates nothing: reserve for the dataset with a refreservation instead), or \
+             the export is read-only",
         ),
         (prim::STATX, "STATX", "the daemon refused the export"),
     ] {

@@ -11,6 +11,7 @@ mod cross_export;
 mod direct;
 mod failures;
 mod layouts;
+mod no_fiemap;
 mod paths;
 mod publish;
 mod reserve_statx;

@@ -116,9 +116,10 @@ mod statx_of_a_file_with_ten_thousand_extents_is_fast {
     });
 }
 
-/// Where FIEMAP is missing (tmpfs) the type is UNKNOWN and unique equals alloced.
+/// Where FIEMAP is missing (tmpfs) the type comes from SEEK_HOLE (see no_fiemap.rs) and,
+/// without reflink, unique equals alloced.
 #[test]
-fn statx_is_unknown_without_fiemap() {
+fn statx_without_fiemap_seeks_for_holes() {
     let Ok(dir) = tempfile::tempdir_in("/dev/shm") else {
         return;
     };
@@ -129,7 +130,7 @@ fn statx_is_unknown_without_fiemap() {
     assert!(!export.capabilities().fiemap && !export.capabilities().reflink);
     write_layout(&dir.path().join("f"), &[Run::Data(MIB), Run::Hole(MIB)], 1).unwrap();
     let st = export.statx("f").unwrap();
-    assert_eq!(st.alloc_type, AllocType::Unknown);
+    assert_eq!(st.alloc_type, AllocType::Thin);
     assert_eq!(st.unique_bytes, st.alloced_bytes);
     assert_eq!(st.total_bytes, 2 * MIB);
     // LAZY is not supported there, a full copy is.
