@@ -9,7 +9,7 @@
 use std::net::IpAddr;
 
 use anyhow::Context;
-use openvaai_engine::{Export, ExportLock};
+use openvaai_engine::{Export, ExportLock, LockError};
 use openvaai_proto::access::{AccessFile, ACCESS_FILE};
 use openvaai_proto::auth::Secret;
 
@@ -24,12 +24,13 @@ pub fn lock(export: &Export, name: &str) -> anyhow::Result<ExportLock> {
     let me = format!("pid {} (starting)", std::process::id());
     match dir.lock(LOCK_FILE, &me) {
         Ok(lock) => Ok(lock),
-        Err(Ok(holder)) => anyhow::bail!(
-            "export {name} is already served by another openvaaid ({}): stop that one first \
-             (one export, one daemon), or serve another directory",
-            holder.0
+        Err(LockError::Held(holder)) => anyhow::bail!(
+            "export {name} is already served by another openvaaid ({holder}): stop that one \
+             first (one export, one daemon), or serve another directory"
         ),
-        Err(Err(e)) => Err(anyhow::Error::new(e).context(format!("locking export {name}"))),
+        Err(LockError::Failed(e)) => {
+            Err(anyhow::Error::new(e).context(format!("locking export {name}")))
+        }
     }
 }
 

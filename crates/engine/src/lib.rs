@@ -30,7 +30,7 @@ pub use error::{kind_of_errno, Error, ErrorKind, Side};
 pub use export::Export;
 pub use journal::RecoveryReport;
 pub use path::{PRIVATE_DIR, TEMP_PREFIX};
-pub use private::{ExportLock, Holder, PrivateDir};
+pub use private::{ExportLock, LockError, PrivateDir};
 pub use progress::{CancelToken, Progress};
 pub use statx::{AllocType, StatX};
 

@@ -34,9 +34,14 @@ pub struct ExportLock {
     fd: OwnedFd,
 }
 
-/// What the holder of a lock wrote into it, for the message of whoever finds it taken.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Holder(pub String);
+/// Why [`PrivateDir::lock`] did not take the lock.
+#[derive(Debug)]
+pub enum LockError {
+    /// Another process holds it; what it wrote there (its pid and addresses).
+    Held(String),
+    /// The lock file could not be opened or locked.
+    Failed(Error),
+}
 
 impl PrivateDir {
     /// Opens `<root>/.openvaai`, making it (mode 0700) if missing.
@@ -130,30 +135,32 @@ impl PrivateDir {
         Ok(out)
     }
 
-    /// Takes an exclusive lock on file `name` (made if missing) for as long as the result
-    /// lives, and writes `holder` into it. When another process holds it:
-    /// `Err(Ok(Holder))` with what that one wrote.
-    pub fn lock(&self, name: &str, holder: &str) -> Result<ExportLock, Result<Holder, Error>> {
+    /// Takes an exclusive lock (`flock`) on file `name` (made if missing) for as long as the
+    /// result lives, and writes `holder` into it.
+    pub fn lock(&self, name: &str, holder: &str) -> Result<ExportLock, LockError> {
+        let failed = |e| LockError::Failed(Error::sys(OP, name, e));
         let fd = openat(
             &self.fd,
             name,
             OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
             Mode::RUSR | Mode::WUSR,
         )
-        .map_err(|e| Err(Error::sys(OP, name, e)))?;
-        let st = fstat(&fd).map_err(|e| Err(Error::sys(OP, name, e)))?;
-        crate::resolve::ensure_regular(&st, OP, name).map_err(Err)?;
+        .map_err(failed)?;
+        let st = fstat(&fd).map_err(failed)?;
+        crate::resolve::ensure_regular(&st, OP, name).map_err(LockError::Failed)?;
         match flock(&fd, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
             Err(Errno::WOULDBLOCK) => {
-                let text = self.read(name, 4096).map_err(Err)?;
-                return Err(Ok(Holder(String::from_utf8_lossy(&text).trim().to_owned())));
+                let text = self.read(name, 4096).map_err(LockError::Failed)?;
+                return Err(LockError::Held(
+                    String::from_utf8_lossy(&text).trim().to_owned(),
+                ));
             }
-            Err(e) => return Err(Err(Error::sys(OP, name, e))),
+            Err(e) => return Err(failed(e)),
         }
-        ftruncate(&fd, 0).map_err(|e| Err(Error::sys(OP, name, e)))?;
-        rustix::io::pwrite(&fd, holder.as_bytes(), 0).map_err(|e| Err(Error::sys(OP, name, e)))?;
-        Ok(ExportLock { fd })
+        let lock = ExportLock { fd };
+        self.relabel(&lock, holder).map_err(LockError::Failed)?;
+        Ok(lock)
     }
 
     /// Rewrites what a lock held by this process says of its holder.
