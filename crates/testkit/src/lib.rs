@@ -14,6 +14,7 @@
 
 mod artifacts;
 mod daemon;
+pub mod guest;
 mod layout;
 mod testfs;
 
