@@ -137,8 +137,9 @@ pub fn parse(text: &str) -> Result<FileView, String> {
     })
 }
 
-/// The view of a host file (`stat` and `filefrag` run here).
-pub fn host_view(path: &Path) -> Result<FileView, String> {
+/// The view of a file here (`stat` and `filefrag` run by this process: on the host, or in
+/// the guest for a test running there).
+pub fn local_view(path: &Path) -> Result<FileView, String> {
     let out = run_tool(
         Command::new("sh")
             .arg("-c")
@@ -188,7 +189,7 @@ impl ImageMount {
 
     /// The view of `rel` on this filesystem.
     pub fn view(&self, rel: &str) -> Result<FileView, String> {
-        host_view(&self.mount_point.join(rel))
+        local_view(&self.mount_point.join(rel))
     }
 }
 

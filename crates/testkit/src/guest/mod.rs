@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 
 pub use control::Output;
 pub use image::{guest_dir, shared_libraries, KERNEL_DEB_ENV, KERNEL_PACKAGE};
-pub use inspect::{host_view, shell_quote, Extent, FileView, ImageMount};
+pub use inspect::{local_view, shell_quote, Extent, FileView, ImageMount};
 pub use machine::{GUEST_CTL_PORT, GUEST_NFS_PORT};
 
 use crate::testfs::{require_fs_tests, REQUIRE_ENV};
