@@ -92,6 +92,11 @@ fn engine_and_plugin_on_the_guests_kernel_and_nfs_mounts() {
         // Room for the engine tests' own images (TMPDIR): sparse, on the host too.
         .disk("scratch", FsKind::Ext4, 8 << 30)
         .memory_mib(1536)
+        // No NFSv4 delegations, as with ESXi's NFS 4.1 client. The guest's Linux client takes
+        // read delegations, and openvaaid's O_NONBLOCK opens of a delegated file then fail
+        // with EAGAIN while knfsd recalls the delegation (RESVSPACE -> VIX_E_FILE_ERROR):
+        // an open problem of the daemon on a knfsd server with Linux NFSv4 clients.
+        .setup("echo 0 > /proc/sys/fs/leases-enable")
         .program(&me, &at("knfsd"))
         .program(&daemon_bin(), &at("openvaaid"))
         .program(&plugin_so(), &at("libopenvaai.so"))
@@ -116,6 +121,7 @@ fn engine_and_plugin_on_the_guests_kernel_and_nfs_mounts() {
     );
     let n = passed(&engine_out);
     assert!(n >= 10, "only {n} engine tests passed:\n{engine_out}");
+    eprintln!("knfsd guest: {n} engine tests passed on {kernel}");
     assert!(
         !engine_out.contains("skipping"),
         "engine tests skipped in the guest:\n{engine_out}"
