@@ -103,7 +103,11 @@ fn host_version(package: &str) -> Result<String, String> {
 /// `apt-get download` into `target/guest/debs`, else Debian 12's newest cloud kernel.
 pub(super) fn kernel_deb() -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os(KERNEL_DEB_ENV) {
-        return Ok(PathBuf::from(p));
+        let p = PathBuf::from(p);
+        return match p.is_file() {
+            true => Ok(p),
+            false => Err(format!("{KERNEL_DEB_ENV}={} is not a file", p.display())),
+        };
     }
     let debs = guest_dir().join("debs");
     std::fs::create_dir_all(&debs).map_err(|e| format!("{}: {e}", debs.display()))?;
