@@ -15,6 +15,7 @@
 mod artifacts;
 mod daemon;
 pub mod dns;
+pub mod guest;
 mod layout;
 mod testfs;
 

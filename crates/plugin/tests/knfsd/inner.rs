@@ -1,0 +1,230 @@
+//! The guest-side half: run inside the knfsd guest by the test in `main.rs`, with
+//! `OPENVAAI_IN_GUEST=1`. `openvaaid` serves `/export/xfs` (the guest's XFS disk, which knfsd
+//! exports); the guest mounts that export from 127.0.0.1 with NFSv3 and NFSv4.1; the plugin's
+//! datastore is each mount (`localMountPoint` a real NFS mount: the access file is read
+//! through the NFS client and its caches). The server's truth is read on `/export/xfs`
+//! directly.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use openvaai_abi::{alloc, clone_flag as f, prim, vix, VixError};
+use openvaai_host::{Datastore, Plugin};
+use openvaai_testkit::guest::local_view;
+use openvaai_testkit::{assert_same_content, plugin_so, write_layout, Daemon, Run};
+
+use crate::IN_GUEST;
+
+/// The ignored tests `main.rs` runs in the guest.
+pub const NAMES: &[&str] = &[
+    "inner::every_primitive_through_nfs_mounts",
+    "inner::a_daemon_restart_during_a_session_is_seen_through_the_mount",
+];
+
+const EXPORT: &str = "/export/xfs";
+const MIB: u64 = 1 << 20;
+/// The session timeout (ESXi's timeoutMS).
+const TIMEOUT_MS: u64 = 30_000;
+
+/// `(mount point, mount options, fsType, fsVersion)` as ESXi mounts datastores.
+const MOUNTS: &[(&str, &str, &str, u32)] = &[
+    ("/mnt/v3", "vers=3,nolock", "NFS", 3),
+    ("/mnt/v41", "vers=4.1", "NFS41", 4),
+];
+
+fn in_guest() {
+    assert_eq!(
+        std::env::var(IN_GUEST).as_deref(),
+        Ok("1"),
+        "this test runs inside the knfsd guest only: run \
+         engine_and_plugin_on_the_guests_kernel_and_nfs_mounts, which boots it"
+    );
+}
+
+fn sh(script: &str) -> String {
+    let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "`{script}` failed:\n{text}");
+    text
+}
+
+/// The NFS mounts of the export, made once per test (and kept: the guest is powered off after).
+fn mount_all() {
+    for (dir, opts, _, _) in MOUNTS {
+        sh(&format!(
+            "mkdir -p {dir}; grep -q ' {dir} nfs' /proc/mounts || \
+             mount -t nfs -o {opts} 127.0.0.1:{EXPORT} {dir}"
+        ));
+        let line = sh(&format!("grep ' {dir} nfs' /proc/mounts"));
+        let vers = opts.split(',').next().unwrap();
+        assert!(line.contains(vers), "{dir} is not mounted {vers}: {line}");
+    }
+}
+
+fn datastore(mount: &str, fs_type: &str, fs_version: u32) -> Datastore {
+    Datastore {
+        fs_type: fs_type.into(),
+        fs_version,
+        remote_ip: Some("127.0.0.1".into()),
+        remote_mount_point: Some(EXPORT.into()),
+        local_mount_point: Some(mount.into()),
+    }
+}
+
+fn name(err: VixError) -> String {
+    format!("{} ({err})", vix::name(err).unwrap_or("?"))
+}
+
+#[track_caller]
+fn assert_vix(got: VixError, want: VixError, what: &str) {
+    assert_eq!(name(got), name(want), "{what}");
+}
+
+fn plugin() -> Plugin {
+    let mut plugin = Plugin::load(&plugin_so()).unwrap();
+    assert_eq!(plugin.init(), vix::OK);
+    plugin
+}
+
+fn server(file: &str) -> openvaai_testkit::guest::FileView {
+    local_view(&Path::new(EXPORT).join(file)).unwrap()
+}
+
+#[test]
+#[ignore = "runs inside the knfsd guest (engine_and_plugin_on_the_guests_kernel_and_nfs_mounts)"]
+fn every_primitive_through_nfs_mounts() {
+    in_guest();
+    let daemon = Daemon::serve(Path::new(EXPORT));
+    mount_all();
+    let plugin = plugin();
+    for (seed, &(mount, _, fs_type, version)) in MOUNTS.iter().enumerate() {
+        let tag = &mount[5..]; // v3, v41
+        let p = |n: &str| format!("{mount}/{tag}-{n}.vmdk");
+        let file = |n: &str| format!("{tag}-{n}.vmdk");
+        let id = plugin
+            .start_session(&datastore(mount, fs_type, version), Some(TIMEOUT_MS))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "StartSession on {mount}: {}\n{}",
+                    name(e),
+                    daemon.log_text()
+                )
+            });
+        for pr in [prim::CLONEFILE, prim::RESVSPACE, prim::STATX] {
+            assert_vix(plugin.support_status(id, pr), vix::OK, mount);
+        }
+        // Written through the NFS client; closed, so flushed to the server (close-to-open).
+        let runs = [Run::Data(2 * MIB), Run::Hole(4 * MIB), Run::Data(MIB)];
+        let size = write_layout(Path::new(&p("src")), &runs, 40 + seed as u64).unwrap();
+
+        let sx = plugin.statx(id, &p("src")).unwrap();
+        assert_vix(sx.common.status, vix::OK, "STATX");
+        assert_eq!(sx.total_bytes, size, "{mount}");
+        assert!(
+            sx.alloced_bytes >= 3 * MIB && sx.alloced_bytes < size,
+            "{mount}: {sx:?}"
+        );
+        assert_eq!(sx.alloc_type, alloc::THIN, "{mount}");
+
+        let st = plugin.clone_file(id, &p("src"), &p("lazy"), f::LAZY, None, None);
+        assert_vix(st.unwrap(), vix::OK, "lazy CLONEFILE");
+        assert_same_content(Path::new(&p("src")), Path::new(&p("lazy")));
+        let lazy = server(&file("lazy"));
+        assert!(
+            lazy.mapped_bytes() >= 3 * MIB && lazy.shared_bytes() == lazy.mapped_bytes(),
+            "{mount}: the lazy clone shares no blocks on the server: {lazy:?}"
+        );
+
+        let st = plugin.clone_file(id, &p("src"), &p("lazy"), f::LAZY | f::GUARDED, None, None);
+        assert_vix(st.unwrap(), vix::E_FILE_ALREADY_EXISTS, "guarded CLONEFILE");
+
+        let st = plugin.clone_file(id, &p("src"), &p("full"), 0, None, None);
+        assert_vix(st.unwrap(), vix::OK, "full CLONEFILE");
+        assert_same_content(Path::new(&p("src")), Path::new(&p("full")));
+        let full = server(&file("full"));
+        assert_eq!(
+            full.shared_bytes(),
+            0,
+            "{mount}: a full clone shares: {full:?}"
+        );
+        assert!(
+            full.holes().is_empty() && full.allocated >= size,
+            "{mount}: {full:?}"
+        );
+
+        let st = plugin.reserve(id, &p("src"), None);
+        let log = || format!("RESVSPACE on {mount}:\n{}", daemon.log_text());
+        assert_vix(st.unwrap(), vix::OK, &log());
+        let src = server(&file("src"));
+        assert!(
+            src.holes().is_empty(),
+            "{mount}: holes after RESVSPACE: {src:?}"
+        );
+        assert_same_content(Path::new(&p("full")), Path::new(&p("src")));
+        let sx = plugin.statx(id, &p("src")).unwrap();
+        assert_vix(sx.common.status, vix::OK, "STATX after RESVSPACE");
+        assert!(sx.alloced_bytes >= size, "{mount}: {sx:?}");
+        assert_ne!(sx.alloc_type, alloc::THIN, "{mount}: {sx:?}");
+
+        assert_vix(plugin.end_session(id), vix::OK, "EndSession");
+
+        // The C host (disklib's stand-in in C) on the same mount.
+        let out = Command::new(format!("{}/host", crate::GUEST_BIN))
+            .args([
+                "e2e",
+                plugin_so().to_str().unwrap(),
+                mount,
+                "127.0.0.1",
+                EXPORT,
+            ])
+            .arg(file("full"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "C host on {mount}:\n{text}\n{}",
+            daemon.log_text()
+        );
+    }
+}
+
+#[test]
+#[ignore = "runs inside the knfsd guest (engine_and_plugin_on_the_guests_kernel_and_nfs_mounts)"]
+fn a_daemon_restart_during_a_session_is_seen_through_the_mount() {
+    in_guest();
+    let mut daemon = Daemon::serve(Path::new(EXPORT));
+    mount_all();
+    let plugin = plugin();
+    for (seed, &(mount, _, fs_type, version)) in MOUNTS.iter().enumerate() {
+        let tag = &mount[5..];
+        let p = |n: &str| format!("{mount}/{tag}-r-{n}.vmdk");
+        write_layout(Path::new(&p("src")), &[Run::Data(MIB)], 60 + seed as u64).unwrap();
+        let id = plugin
+            .start_session(&datastore(mount, fs_type, version), Some(TIMEOUT_MS))
+            .unwrap_or_else(|e| panic!("StartSession on {mount}: {}", name(e)));
+        assert_vix(
+            plugin.statx(id, &p("src")).unwrap().common.status,
+            vix::OK,
+            "STATX",
+        );
+        // New secrets in a new access file, written on the server; the plugin reads it
+        // through the NFS client, whose attribute cache may still hold the old one.
+        daemon.restart();
+        let began = Instant::now();
+        let st = plugin.clone_file(id, &p("src"), &p("after"), f::LAZY, None, None);
+        let took = began.elapsed();
+        assert_vix(st.unwrap(), vix::OK, "CLONEFILE after the restart");
+        assert!(
+            took < Duration::from_millis(TIMEOUT_MS),
+            "{mount}: {took:?}"
+        );
+        assert_same_content(Path::new(&p("src")), Path::new(&p("after")));
+        let sx = plugin.statx(id, &p("after")).unwrap();
+        assert_vix(sx.common.status, vix::OK, "STATX after the restart");
+        assert_vix(plugin.end_session(id), vix::OK, "EndSession");
+        eprintln!("{mount}: the first call after the restart took {took:?}");
+    }
+}
