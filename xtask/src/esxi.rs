@@ -18,14 +18,16 @@ pub fn workspace_root() -> PathBuf {
         .to_owned()
 }
 
-/// Builds, checks and writes `target/esxi/libopenvaai.so`; returns its path.
-pub fn build() -> Result<PathBuf> {
+/// `cargo zigbuild --release` of `packages` against glibc 2.17 (into `target/esxi-build`,
+/// shared by the ESXi plugin and the portable NAS build); returns the release directory.
+pub fn zig_release(packages: &[&str]) -> Result<PathBuf> {
     let root = workspace_root();
     let build_dir = root.join("target/esxi-build");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(&cargo)
         .current_dir(&root)
-        .args(["zigbuild", "--release", "--locked", "-p", "openvaai-plugin"])
+        .args(["zigbuild", "--release", "--locked"])
+        .args(packages.iter().flat_map(|p| ["-p", p]))
         .arg("--target")
         .arg(format!("{TARGET}.2.17"))
         .arg("--target-dir")
@@ -38,7 +40,14 @@ pub fn build() -> Result<PathBuf> {
              `pip install ziglang`"
         );
     }
-    let built = build_dir.join(TARGET).join("release/libopenvaai.so");
+    Ok(build_dir.join(TARGET).join("release"))
+}
+
+/// Builds, checks and writes `target/esxi/libopenvaai.so`; returns its path.
+pub fn build() -> Result<PathBuf> {
+    let root = workspace_root();
+    let release = zig_release(&["openvaai-plugin"])?;
+    let built = release.join("libopenvaai.so");
     let out_dir = root.join("target/esxi");
     std::fs::create_dir_all(&out_dir)?;
     let out = out_dir.join("libopenvaai.so");

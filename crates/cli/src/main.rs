@@ -75,6 +75,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // OPENVAAI_WRITE_MANUAL=DIR: the man page and completions, for the packages.
+    if let Some(code) = openvaai_manual::write_if_asked(<Cli as clap::CommandFactory>::command()) {
+        return code;
+    }
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Demo(a) => cmd::demo::run(a),

@@ -64,6 +64,10 @@ enum Outcome {
 }
 
 fn main() -> ExitCode {
+    // OPENVAAI_WRITE_MANUAL=DIR: the man page and completions, for the packages.
+    if let Some(code) = openvaai_manual::write_if_asked(<Cli as clap::CommandFactory>::command()) {
+        return code;
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

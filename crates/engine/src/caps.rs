@@ -24,6 +24,20 @@ pub struct Capabilities {
     pub fs_type: String,
     /// `st_dev` of the root: two exports can share extents only if these are equal.
     pub same_fs_id: u64,
+    /// `copy_file_range` is carried out below this machine (an NFS mount: a server-side COPY;
+    /// CephFS: RADOS object copies), so full clones use it rather than reading and writing
+    /// every byte through this gateway.
+    pub copy_offload: bool,
+}
+
+/// `statfs.f_type` of NFS (`NFS_SUPER_MAGIC`).
+pub(crate) const NFS_MAGIC: u64 = 0x6969;
+/// `statfs.f_type` of CephFS (`CEPH_SUPER_MAGIC`).
+pub(crate) const CEPH_MAGIC: u64 = 0x00c3_6400;
+
+/// Whether `copy_file_range` on a filesystem of this magic copies below this machine.
+pub(crate) fn offloads_copy(magic: u64) -> bool {
+    matches!(magic, NFS_MAGIC | CEPH_MAGIC)
 }
 
 /// Names `statfs.f_type` magics.
@@ -34,7 +48,8 @@ pub(crate) fn fs_type_name(magic: u64) -> String {
         0xef53 => "ext4".into(),
         0x2fc1_2fc1 => "zfs".into(),
         0x0102_1994 => "tmpfs".into(),
-        0x6969 => "nfs".into(),
+        NFS_MAGIC => "nfs".into(),
+        CEPH_MAGIC => "ceph".into(),
         0x794c_7630 => "overlayfs".into(),
         other => format!("{other:#x}"),
     }
@@ -43,9 +58,17 @@ pub(crate) fn fs_type_name(magic: u64) -> String {
 /// Probes `root` (an open directory): scratch files are `O_TMPFILE`s, so nothing is left
 /// behind. On a read-only filesystem only FIEMAP (on the directory itself) can be tried.
 pub(crate) fn probe(root: BorrowedFd<'_>) -> Capabilities {
-    let fs_type = fstatfs(root)
-        .map(|s| fs_type_name(s.f_type as u64))
-        .unwrap_or_else(|_| "unknown".into());
+    let magic = fstatfs(root).map(|s| s.f_type as u64);
+    let fs_type = magic.map(fs_type_name).unwrap_or_else(|_| "unknown".into());
+    let copy_offload = magic.is_ok_and(offloads_copy);
+    if copy_offload {
+        tracing::info!(
+            fs = %fs_type,
+            "full clones by copy_file_range: this filesystem copies below the gateway"
+        );
+    } else {
+        tracing::debug!(fs = %fs_type, "full clones read and write here (or reflink)");
+    }
     let same_fs_id = fstat(root).map(|s| s.st_dev).unwrap_or(0);
     let mut caps = Capabilities {
         reflink: false,
@@ -54,6 +77,7 @@ pub(crate) fn probe(root: BorrowedFd<'_>) -> Capabilities {
         unwritten_extents: false,
         fs_type,
         same_fs_id,
+        copy_offload,
     };
     let Ok(a) = scratch_file(root) else {
         caps.fiemap = fiemap::for_each_extent(root, 1, |_| {}).is_ok();
@@ -91,5 +115,16 @@ mod tests {
         assert_eq!(fs_type_name(0x9123683e), "btrfs");
         assert_eq!(fs_type_name(0xef53), "ext4");
         assert_eq!(fs_type_name(0x1234), "0x1234");
+        assert_eq!(fs_type_name(0x6969), "nfs");
+        assert_eq!(fs_type_name(0x00c36400), "ceph");
+    }
+
+    #[test]
+    fn nfs_and_ceph_offload_copies_and_local_filesystems_do_not() {
+        assert!(offloads_copy(0x6969));
+        assert!(offloads_copy(0x00c3_6400));
+        for local in [0x5846_5342, 0x9123_683e, 0xef53, 0x2fc1_2fc1, 0x0102_1994] {
+            assert!(!offloads_copy(local), "{local:#x}");
+        }
     }
 }

@@ -8,11 +8,11 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 
-use rustix::fs::{openat2, unlinkat, AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags};
+use rustix::fs::{unlinkat, AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 
 use crate::path::{PRIVATE_DIR, TEMP_PREFIX};
-use crate::resolve::RESOLVE;
+use crate::resolve::{open_beneath, RESOLVE};
 
 /// Directories deeper than this are not visited (and are reported).
 pub const MAX_DEPTH: usize = 64;
@@ -142,7 +142,7 @@ pub(crate) fn cleanup(root: &OwnedFd) -> CleanupReport {
                     report.problem(&shown(), "cannot be reached");
                     continue;
                 };
-                match openat2(parent, name, dir_flags, Mode::empty(), flags) {
+                match open_beneath(parent, name.to_bytes(), dir_flags, flags) {
                     Ok(fd) => match Dir::new(fd) {
                         Ok(dir) => {
                             let path = shown();

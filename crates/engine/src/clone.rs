@@ -113,13 +113,12 @@ impl Export {
             data_bytes(src_fd.as_fd(), size)
         } else {
             let same_fs = src_st.st_dev == dir_st.st_dev;
-            let plan = CopyPlan {
-                skip_zeroes: flags.skip_zeroes,
-                zero_block: zero_block(dir.as_fd()),
-                copy_file_range: same_fs
-                    && !self.capabilities().reflink
-                    && self.capabilities().fs_type == "ext4",
-            };
+            let plan = CopyPlan::for_clone(
+                self.capabilities(),
+                same_fs,
+                flags.skip_zeroes,
+                zero_block(dir.as_fd()),
+            );
             copy::copy(src_fd.as_fd(), tmp, size, &plan, &mut reporter, cancel, dst)?
         };
         cancel.check(OP, dst)?;

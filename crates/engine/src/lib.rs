@@ -32,6 +32,7 @@ pub use journal::RecoveryReport;
 pub use path::{PRIVATE_DIR, TEMP_PREFIX};
 pub use private::{ExportLock, LockError, PrivateDir};
 pub use progress::{CancelToken, Progress};
+pub use resolve::{Resolver, RESOLVER_ENV};
 pub use statx::{AllocType, StatX};
 
 #[cfg(test)]

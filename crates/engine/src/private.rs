@@ -11,14 +11,14 @@
 use std::os::fd::{AsFd, OwnedFd};
 
 use rustix::fs::{
-    fchmod, flock, fstat, fsync, ftruncate, mkdirat, openat, openat2, renameat, unlinkat, AtFlags,
-    FileType, FlockOperation, Mode, OFlags, ResolveFlags,
+    fchmod, flock, fstat, fsync, ftruncate, mkdirat, openat, renameat, unlinkat, AtFlags, FileType,
+    FlockOperation, Mode, OFlags, ResolveFlags,
 };
 use rustix::io::Errno;
 
 use crate::error::{Error, ErrorKind};
 use crate::path::PRIVATE_DIR;
-use crate::resolve::RESOLVE;
+use crate::resolve::{open_beneath, RESOLVE};
 
 const OP: &str = "private directory";
 
@@ -52,7 +52,7 @@ impl PrivateDir {
     pub(crate) fn open(root: &OwnedFd) -> Result<PrivateDir, Error> {
         let flags = RESOLVE | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_XDEV;
         let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let open = || openat2(root, PRIVATE_DIR, dir_flags, Mode::empty(), flags);
+        let open = || open_beneath(root.as_fd(), PRIVATE_DIR, dir_flags, flags);
         let fd = match open() {
             Ok(fd) => fd,
             Err(Errno::NOENT) => {

@@ -6,8 +6,15 @@
 //! outside: EXDEV), any `/proc` magic link (ELOOP), and any step into another mounted
 //! filesystem (a bind mount or any filesystem mounted inside the export: EXDEV too). All
 //! become [`ErrorKind::AccessDenied`]; a mount crossing says so in its message.
+//!
+//! Every such lookup in the engine goes through [`open_beneath`]. Kernels without `openat2`
+//! (before 5.6) get the same guarantees and errnos from a walk one component at a time
+//! ([`walk`]); which one is used is probed once and logged.
+
+mod walk;
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::OnceLock;
 
 use rustix::fs::{openat2, FileType, Mode, OFlags, ResolveFlags, Stat};
 use rustix::io::Errno;
@@ -20,6 +27,84 @@ pub(crate) const RESOLVE: ResolveFlags = ResolveFlags::BENEATH
     .union(ResolveFlags::NO_MAGICLINKS)
     .union(ResolveFlags::NO_XDEV);
 
+/// How confined lookups are done on this kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resolver {
+    /// `openat2` with `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV` (Linux 5.6+).
+    Openat2,
+    /// One component at a time with `openat(O_PATH | O_NOFOLLOW)` (older kernels).
+    Walk,
+}
+
+/// Set to `walk` to force the component walk even where `openat2` works (read once; for the
+/// test suites, which run both ways).
+pub const RESOLVER_ENV: &str = "OPENVAAI_RESOLVER";
+
+impl Resolver {
+    /// The one in use in this process: probed on first use (and logged), then fixed.
+    pub fn current() -> Resolver {
+        static CURRENT: OnceLock<Resolver> = OnceLock::new();
+        *CURRENT.get_or_init(|| {
+            let forced = std::env::var(RESOLVER_ENV).is_ok_and(|v| v == "walk");
+            let r = if forced {
+                Resolver::Walk
+            } else {
+                Resolver::probe()
+            };
+            match (r, forced) {
+                (Resolver::Openat2, _) => tracing::info!("confined lookups: openat2"),
+                (Resolver::Walk, true) => tracing::info!(
+                    "confined lookups: component walk (forced by {RESOLVER_ENV}=walk)"
+                ),
+                (Resolver::Walk, false) => tracing::warn!(
+                    "confined lookups: component walk (this kernel has no openat2, Linux 5.6+)"
+                ),
+            }
+            r
+        })
+    }
+
+    /// `openat2` of `/` answered with `ENOSYS` (no such syscall) or `EPERM` (a seccomp filter
+    /// that does not know it, as in older container runtimes): walk instead.
+    fn probe() -> Resolver {
+        match openat2(
+            rustix::fs::CWD,
+            "/",
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::empty(),
+        ) {
+            Err(Errno::NOSYS) | Err(Errno::PERM) => Resolver::Walk,
+            _ => Resolver::Openat2,
+        }
+    }
+}
+
+/// `openat2(root, path, oflags, 0, how)`, or its equivalent walk (see [`Resolver`]): the one
+/// function every confined lookup in the engine goes through.
+pub(crate) fn open_beneath(
+    root: BorrowedFd<'_>,
+    path: impl AsRef<[u8]>,
+    oflags: OFlags,
+    how: ResolveFlags,
+) -> Result<OwnedFd, Errno> {
+    open_with(Resolver::current(), root, path.as_ref(), oflags, how)
+}
+
+/// [`open_beneath`] with the resolver chosen by the caller (the tests compare the two).
+pub(crate) fn open_with(
+    resolver: Resolver,
+    root: BorrowedFd<'_>,
+    path: &[u8],
+    oflags: OFlags,
+    how: ResolveFlags,
+) -> Result<OwnedFd, Errno> {
+    match resolver {
+        Resolver::Openat2 => openat2(root, path, oflags, Mode::empty(), how),
+        Resolver::Walk => walk::open_beneath(root, path, oflags, how),
+    }
+}
+
 /// Maps an errno from resolving `path` beneath `root`: escaping the root or crossing into
 /// another mount is an access error, told apart by a second look without `NO_XDEV`.
 pub(crate) fn resolve_error(
@@ -31,14 +116,7 @@ pub(crate) fn resolve_error(
     match errno {
         Errno::XDEV => {
             let flags = RESOLVE.difference(ResolveFlags::NO_XDEV);
-            let crossing = openat2(
-                root,
-                path,
-                OFlags::PATH | OFlags::CLOEXEC,
-                Mode::empty(),
-                flags,
-            )
-            .is_ok();
+            let crossing = open_beneath(root, path, OFlags::PATH | OFlags::CLOEXEC, flags).is_ok();
             let e = Error::sys_kind(ErrorKind::AccessDenied, op, path, errno);
             if crossing {
                 e.with_detail(
@@ -62,11 +140,10 @@ pub(crate) fn open_dir(
     path: &str,
     op: &'static str,
 ) -> Result<OwnedFd, Error> {
-    openat2(
+    open_beneath(
         root,
         path,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
         RESOLVE,
     )
     .map_err(|e| resolve_error(root, op, path, e))
@@ -83,22 +160,15 @@ pub(crate) fn open_regular(
     write: bool,
     op: &'static str,
 ) -> Result<(OwnedFd, Stat), Error> {
-    let probe = openat2(
-        root,
-        path,
-        OFlags::PATH | OFlags::CLOEXEC,
-        Mode::empty(),
-        RESOLVE,
-    )
-    .map_err(|e| resolve_error(root, op, path, e))?;
+    let probe = open_beneath(root, path, OFlags::PATH | OFlags::CLOEXEC, RESOLVE)
+        .map_err(|e| resolve_error(root, op, path, e))?;
     let st = rustix::fs::fstat(&probe).map_err(|e| Error::sys(op, path, e))?;
     ensure_regular(&st, op, path)?;
     let access = if write { OFlags::RDWR } else { OFlags::RDONLY };
-    let fd = openat2(
+    let fd = open_beneath(
         root,
         path,
         access | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
-        Mode::empty(),
         RESOLVE,
     )
     .map_err(|e| resolve_error(root, op, path, e))?;
@@ -150,7 +220,7 @@ impl Protected {
         let protected = self;
         let flags = RESOLVE | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_XDEV;
         let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let Ok(dir) = openat2(root, PRIVATE_DIR, dir_flags, Mode::empty(), flags) else {
+        let Ok(dir) = open_beneath(root, PRIVATE_DIR, dir_flags, flags) else {
             return;
         };
         let mut stack = vec![dir];
@@ -170,7 +240,7 @@ impl Protected {
                     continue;
                 }
                 if entry.file_type() == FileType::Directory {
-                    if let Ok(sub) = openat2(dir.as_fd(), name, dir_flags, Mode::empty(), flags) {
+                    if let Ok(sub) = open_beneath(dir.as_fd(), name.to_bytes(), dir_flags, flags) {
                         stack.push(sub);
                         continue;
                     }
@@ -193,3 +263,6 @@ impl Protected {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

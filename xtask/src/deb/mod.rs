@@ -8,7 +8,7 @@ mod config;
 mod control;
 mod dpkg;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
 
@@ -46,6 +46,8 @@ pub struct Inputs {
     pub docs: Vec<(String, Vec<u8>)>,
     /// The Depends field.
     pub depends: String,
+    /// Man pages and completions, at their install paths (see [`crate::manual`]).
+    pub manual: Vec<Entry>,
 }
 
 /// Every file the package installs, without parent directories; paths without `/`.
@@ -65,6 +67,7 @@ pub fn data_files(i: &Inputs) -> Vec<Entry> {
             data.clone(),
         ));
     }
+    files.extend(i.manual.iter().cloned());
     files
 }
 
@@ -110,32 +113,44 @@ pub fn file_name(version: &str) -> String {
     format!("{PACKAGE}_{version}_{ARCH}.deb")
 }
 
-/// Builds the release binaries, checks the shipped configuration with the real daemon,
-/// packages the binaries without debug sections, writes `target/deb/openvaai_<version>_amd64.deb` and checks it with dpkg-deb.
-pub fn run() -> Result<()> {
-    let version = pkg::package_version()?;
-    let release = pkg::release_build(&["openvaai-daemon", "openvaai-cli", "openvaai-plugin"])?;
+/// Reads what every package ships from the portable build: binaries without debug sections,
+/// the documents, the man pages and completions (for `layout`).
+pub fn inputs(
+    p: &crate::portable::Portable,
+    layout: crate::manual::Layout,
+    scratch: &Path,
+) -> Result<Inputs> {
     let root = crate::esxi::workspace_root();
     let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
-    let bins = [
-        release.join("openvaaid"),
-        release.join("openvaai"),
-        release.join("libopenvaai.so"),
-    ];
-    let depends = shlib_depends(&bins.iter().map(PathBuf::as_path).collect::<Vec<_>>())?;
+    let depends = shlib_depends(&p.binaries())?;
     let mut docs = Vec::new();
     for (src, name) in DOCS {
         docs.push((name.to_owned(), read(&root.join(src))?));
     }
-    let out = pkg::out_dir("deb")?;
-    let stripped = out.join("stripped");
-    let inputs = Inputs {
-        openvaaid: pkg::strip_debug(&bins[0], &stripped)?,
-        openvaai: pkg::strip_debug(&bins[1], &stripped)?,
-        plugin: pkg::strip_debug(&bins[2], &stripped)?,
+    let manual =
+        crate::manual::Manual::read(&p.manual)?.entries(layout, pkg::source_date_epoch())?;
+    Ok(Inputs {
+        openvaaid: pkg::strip_debug(&p.openvaaid, scratch)?,
+        openvaai: pkg::strip_debug(&p.openvaai, scratch)?,
+        plugin: pkg::strip_debug(&p.plugin, scratch)?,
         docs,
         depends,
-    };
+        manual,
+    })
+}
+
+/// Builds the portable binaries, checks the shipped configuration with the real daemon,
+/// packages the binaries without debug sections, writes `target/deb/openvaai_<version>_amd64.deb` and checks it with dpkg-deb.
+pub fn run() -> Result<()> {
+    let version = pkg::package_version()?;
+    let portable = crate::portable::build()?;
+    let out = pkg::out_dir("deb")?;
+    let inputs = inputs(
+        &portable,
+        crate::manual::Layout::Debian,
+        &out.join("stripped"),
+    )?;
+    let bins = [portable.openvaaid.clone()];
     check_default_config(&bins[0], &out.join("config-check"))?;
     println!("shipped {CONFFILE}: refused as is (no export), accepted with an export and fully uncommented");
 
@@ -159,7 +174,7 @@ pub fn run() -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub const DATE: u64 = 1_767_225_600;
@@ -171,6 +186,9 @@ mod tests {
             plugin: b"plugin".to_vec(),
             docs: vec![("README.md".into(), b"# openvaai\n".to_vec())],
             depends: "libc6 (>= 2.34), libgcc-s1 (>= 4.2)".into(),
+            manual: crate::manual::sample()
+                .entries(crate::manual::Layout::Debian, DATE)
+                .unwrap(),
         }
     }
 
@@ -221,6 +239,8 @@ mod tests {
                 ("./usr/lib/openvaai/libopenvaai.so", 0o644),
                 ("./usr/share/doc/openvaai/README.md", 0o644),
                 ("./usr/share/doc/openvaai/copyright", 0o644),
+                ("./usr/share/man/man1/openvaai.1.gz", 0o644),
+                ("./usr/share/zsh/vendor-completions/_openvaai", 0o644),
             ]
         );
         assert!(data.iter().filter(|e| e.2).all(|e| e.1 == 0o755));

@@ -8,6 +8,10 @@
 //! Data goes direct (`O_DIRECT`, a reader thread beside the writer: [`direct`]) where both
 //! filesystems take it, else through the page cache: by `copy_file_range` where that is a
 //! real copy (ext4), or with readahead and write-behind hints.
+//!
+//! Where the filesystem offloads `copy_file_range` below this machine (an NFS mount: a
+//! server-side COPY; CephFS: RADOS object copies), a full clone uses it before anything
+//! else, so that no byte crosses the gateway ([`CopyPlan::for_clone`]).
 
 mod direct;
 
@@ -33,13 +37,52 @@ const WRITE_BEHIND: u64 = 16 << 20;
 static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 
 /// How to copy.
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) struct CopyPlan {
     /// Keep the destination thin: holes stay holes, all-zero blocks are not written.
     pub skip_zeroes: bool,
     /// Granularity of zero detection (the filesystem block size, at most 64 KiB).
     pub zero_block: usize,
-    /// Use `copy_file_range` for data: only where it cannot share extents.
-    pub copy_file_range: bool,
+    /// How `copy_file_range` is used for data.
+    pub copy_file_range: Cfr,
+}
+
+/// Whether and how data goes by `copy_file_range`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Cfr {
+    /// Never (`pread`/`pwrite`): it may share extents where the filesystem can reflink.
+    No,
+    /// When the copy is not direct: a real in-kernel copy on this machine (ext4).
+    Local,
+    /// Always, before direct I/O: the filesystem copies below us (NFS, CephFS).
+    Offloaded,
+}
+
+impl CopyPlan {
+    /// The plan for a non-LAZY clone onto the export with `caps`, the source on the same
+    /// filesystem or not. A thin copy (`skip_zeroes`) must look at every block, so it never
+    /// goes by `copy_file_range`.
+    pub(crate) fn for_clone(
+        caps: &crate::Capabilities,
+        same_fs: bool,
+        skip_zeroes: bool,
+        zero_block: usize,
+    ) -> CopyPlan {
+        let copy_file_range = if !same_fs || skip_zeroes {
+            Cfr::No
+        } else if caps.copy_offload {
+            Cfr::Offloaded
+        } else if !caps.reflink && caps.fs_type == "ext4" {
+            Cfr::Local
+        } else {
+            Cfr::No
+        };
+        CopyPlan {
+            skip_zeroes,
+            zero_block,
+            copy_file_range,
+        }
+    }
 }
 
 const OP: &str = "copy";
@@ -60,7 +103,9 @@ pub(crate) fn copy(
     // those blocks after close. (Never truncate it again at the end: on XFS even a same-size
     // truncate writes the file back and waits.)
     rustix::fs::ftruncate(dst, size).map_err(sys)?;
-    let direct = size >= direct::MIN_SIZE && direct::enable(src, dst);
+    let direct = plan.copy_file_range != Cfr::Offloaded
+        && size >= direct::MIN_SIZE
+        && direct::enable(src, dst);
     if !direct {
         let _ = rustix::fs::fadvise(src, 0, None, Advice::Sequential);
     }
@@ -75,6 +120,7 @@ pub(crate) fn copy(
         written: 0,
         can_fallocate: true,
         flushed: 0,
+        cfr: plan.copy_file_range != Cfr::No,
     };
     let regions = Regions { src, off: 0, size };
     if direct {
@@ -154,6 +200,8 @@ struct Ctx<'a, 'r, 'c> {
     can_fallocate: bool,
     /// Writeback has been started for the destination below this offset.
     flushed: u64,
+    /// `copy_file_range` is (still) to be used: it is dropped if the kernel refuses it.
+    cfr: bool,
 }
 
 impl Ctx<'_, '_, '_> {
@@ -193,9 +241,14 @@ impl Ctx<'_, '_, '_> {
 
     /// `[start, end)` holds data in the source.
     fn data(&mut self, start: u64, end: u64) -> Result<(), Error> {
-        if self.plan.copy_file_range && !self.plan.skip_zeroes {
-            return self.data_cfr(start, end);
-        }
+        let start = if self.cfr && !self.plan.skip_zeroes {
+            match self.data_cfr(start, end)? {
+                None => return Ok(()),
+                Some(rest) => rest,
+            }
+        } else {
+            start
+        };
         if self.buf.is_empty() {
             self.buf = vec![0u8; CHUNK];
         }
@@ -245,8 +298,10 @@ impl Ctx<'_, '_, '_> {
     }
 
     /// `copy_file_range(src, &off, dst, &off, len)` — an in-kernel copy; only used where the
-    /// filesystem cannot share extents, so it is a real copy.
-    fn data_cfr(&mut self, start: u64, end: u64) -> Result<(), Error> {
+    /// filesystem cannot share extents, so it is a real copy. `Some(offset)` if the kernel
+    /// refuses it (`EXDEV`, `EOPNOTSUPP`, `ENOSYS`): the rest is copied by reading and
+    /// writing from there, and so are later regions.
+    fn data_cfr(&mut self, start: u64, end: u64) -> Result<Option<u64>, Error> {
         let mut off = start;
         while off < end {
             self.cancel.check(OP, self.path)?;
@@ -258,17 +313,24 @@ impl Ctx<'_, '_, '_> {
                 self.dst.fd(),
                 Some(&mut off_out),
                 want,
-            )
-            .map_err(|e| self.sys(e))?;
+            );
+            let n = match n {
+                Ok(n) => n,
+                Err(Errno::XDEV | Errno::OPNOTSUPP | Errno::NOSYS) => {
+                    self.cfr = false;
+                    return Ok(Some(off));
+                }
+                Err(e) => return Err(self.sys(e)),
+            };
             if n == 0 {
                 self.reporter.advance(end - off);
-                return Ok(());
+                return Ok(None);
             }
             off += n as u64;
             self.written += n as u64;
             self.reporter.advance(n as u64);
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Writes the data `buf` read at `off`: all of it, or (SKIPZEROES) its non-zero blocks.
@@ -319,3 +381,6 @@ impl Ctx<'_, '_, '_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

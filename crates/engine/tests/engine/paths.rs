@@ -135,3 +135,16 @@ mod hostile_paths_are_refused_with_the_right_kind {
         );
     });
 }
+
+/// The suite runs twice in CI, the second time with `OPENVAAI_RESOLVER=walk`: make sure the
+/// switch took, and that on this kernel (5.6+) the default is openat2.
+#[test]
+fn the_resolver_is_the_one_asked_for() {
+    let forced = std::env::var(openvaai_engine::RESOLVER_ENV).is_ok_and(|v| v == "walk");
+    let want = if forced {
+        openvaai_engine::Resolver::Walk
+    } else {
+        openvaai_engine::Resolver::Openat2
+    };
+    assert_eq!(openvaai_engine::Resolver::current(), want);
+}
