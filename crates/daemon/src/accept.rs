@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::loglimit::limited;
-use crate::server::Shared;
 use crate::slots::Room;
+use crate::state::Shared;
 
 /// Connections accepted and waiting for an unauthenticated slot, at most.
 pub const MAX_WAITING: usize = 1024;
