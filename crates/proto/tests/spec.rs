@@ -256,11 +256,14 @@ fn agrees(spec: &Spec, name: &str, bytes: Vec<u8>, want: &[(&str, V)]) {
     assert_eq!(got, want, "{name}: field order differs");
 }
 
+/// A struct of the spec, the code's encoding of a value, and that value's fields by name.
+type Case = (&'static str, Vec<u8>, Vec<(&'static str, V)>);
+
 #[test]
 fn structs_have_the_fields_of_the_spec_in_order() {
     let spec = Spec::parse(SPEC);
     let n = |b: u8| [b; 32];
-    let cases: Vec<(&str, Vec<u8>, Vec<(&str, V)>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "hello_args",
             to_bytes(&HelloArgs {
