@@ -171,7 +171,7 @@ mod tests {
                 assert!(out.status.success());
                 assert_eq!(String::from_utf8_lossy(&out.stdout), "debian-binary\nodd\n");
             }
-            Err(e) => eprintln!("skipping: GNU ar not available ({e})"),
+            Err(e) => crate::pkg::tool_missing(&format!("GNU ar is not available ({e})")),
         }
     }
 }

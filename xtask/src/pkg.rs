@@ -300,6 +300,17 @@ pub fn test_dir(name: &str) -> TestDir {
     TestDir(dir)
 }
 
+/// A test that cannot check something because a tool is missing: says so, and under
+/// `OPENVAAI_REQUIRE_FS_TESTS=1` (CI, which installs every tool) fails instead, so that a
+/// missing tool cannot turn into a green run that checked nothing.
+#[cfg(test)]
+pub fn tool_missing(why: &str) {
+    if std::env::var_os("OPENVAAI_REQUIRE_FS_TESTS").is_some_and(|v| v == "1") {
+        panic!("OPENVAAI_REQUIRE_FS_TESTS=1 but {why}");
+    }
+    eprintln!("skipping: {why}");
+}
+
 /// The text between `<tag ...>` and `</tag>` (first occurrence); for checks, not a parser.
 pub fn xml_text<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
     let open = format!("<{tag}");

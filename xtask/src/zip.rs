@@ -187,7 +187,7 @@ mod tests {
                     "x/y.txt:5:0o100644 z:0:0o100644\nhello\n"
                 );
             }
-            Err(e) => eprintln!("skipping: python3 not available ({e})"),
+            Err(e) => crate::pkg::tool_missing(&format!("python3 is not available ({e})")),
         }
     }
 }

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::loglimit::limited;
-use crate::server::Shared;
 use crate::slots::Room;
+use crate::state::Shared;
 
 /// A TLS record (RFC 8446 §5.1, §6): content type alert (21), legacy version 3.3, length 2,
 /// level fatal (2), description access_denied (49).

@@ -379,17 +379,45 @@ mod tests {
 
     #[test]
     fn mistakes_are_refused() {
-        for bad in [
-            "",
-            "[[export]]\npath = \"rel\"",
-            "[[export]]\npath = \"/a\"\n[[export]]\npath = \"/a\"",
-            "[[export]]\npath = \"/a\"\nallowed_networks = []",
-            "[[export]]\npath = \"/a\"\nallowed_networks = [\"10.0.0.0/33\"]",
-            "[[export]]\npath = \"/a\"\ncolour = 1",
-            "[limits]\nmax_jobs = 0\n[[export]]\npath = \"/a\"",
-            "listen = [\"nowhere\"]\n[[export]]\npath = \"/a\"",
+        // Each mistake with the reason it must be refused for: a case refused for another
+        // reason (an earlier check tripping) would not test its own check.
+        for (bad, reason) in [
+            ("", "no export: give --export DIR"),
+            (
+                "[[export]]\npath = \"rel\"",
+                "export path rel is not absolute",
+            ),
+            (
+                "[[export]]\npath = \"/a\"\n[[export]]\npath = \"/a\"",
+                "export name `/a` given twice",
+            ),
+            (
+                "[[export]]\npath = \"/a\"\nallowed_networks = []",
+                "export /a: allowed_networks is empty",
+            ),
+            (
+                "[[export]]\npath = \"/a\"\nallowed_networks = [\"10.0.0.0/33\"]",
+                "network `10.0.0.0/33`: bad prefix length",
+            ),
+            (
+                "[[export]]\npath = \"/a\"\ncolour = 1",
+                "unknown field `colour`",
+            ),
+            (
+                "[limits]\nmax_jobs = 0\n[[export]]\npath = \"/a\"",
+                "limits.max_jobs must be at least 1",
+            ),
+            (
+                "listen = [\"nowhere\"]\n[[export]]\npath = \"/a\"",
+                "listen address `nowhere`",
+            ),
         ] {
             assert!(parse(bad).is_err(), "accepted: {bad}");
+            let err = format!("{:#}", parse(bad).unwrap_err());
+            assert!(
+                err.contains(reason),
+                "{bad:?}: refused for {err:?}, not {reason:?}"
+            );
         }
     }
 

@@ -19,7 +19,7 @@ use rustls::{ServerConnection, StreamOwned};
 
 use crate::handlers::{self, Session};
 use crate::loglimit::limited;
-use crate::server::Shared;
+use crate::state::Shared;
 
 type Tls = StreamOwned<ServerConnection, DeadlineStream>;
 

@@ -15,7 +15,7 @@ use std::result::Result;
 
 use crate::jobs::Job;
 use crate::loglimit::limited;
-use crate::server::{ExportState, Shared};
+use crate::state::{ExportState, Shared};
 use crate::status::{ended_by, of_engine_error};
 
 /// How long CANCEL waits for the job to clean up before answering with its state anyway.

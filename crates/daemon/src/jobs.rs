@@ -12,13 +12,14 @@ mod runner;
 mod tests;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use openvaai_engine::{CancelToken, Progress};
 use openvaai_proto::{Failure, JobInfo, JobState, Side, Status};
 
+use crate::sync::lock;
 use runner::{Admitted, Runner};
 
 /// Fewest jobs (running, queued and finished) held at once; see
@@ -90,11 +91,6 @@ struct JobInner {
     owed: bool,
     /// Its end has been answered to a client (WAIT, CANCEL or COMMIT).
     reported: bool,
-}
-
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding one of these locks leaves plain data behind; keep serving.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Job {

@@ -36,7 +36,7 @@ impl Limiter {
     /// Whether a line of `kind` may be written at `now`: `Some(held)` with how many of that
     /// kind were held back before it, or `None` to hold this one back.
     pub fn admit(&self, kind: &'static str, now: Instant) -> Option<u64> {
-        let mut windows = crate::jobs::lock(&self.windows);
+        let mut windows = crate::sync::lock(&self.windows);
         let w = windows.entry(kind).or_insert(Window {
             start: now,
             written: 0,
@@ -57,7 +57,7 @@ impl Limiter {
 
     /// The kinds whose window ended with lines held back, and how many; their counts restart.
     pub fn expired(&self, now: Instant) -> Vec<(&'static str, u64)> {
-        let mut windows = crate::jobs::lock(&self.windows);
+        let mut windows = crate::sync::lock(&self.windows);
         let mut out = Vec::new();
         windows.retain(|kind, w| {
             if now.duration_since(w.start) < INTERVAL {

@@ -14,7 +14,9 @@ mod loglimit;
 mod net;
 mod server;
 mod slots;
+mod state;
 mod status;
+mod sync;
 mod throttle;
 mod tls;
 
@@ -145,7 +147,7 @@ fn serve(config: Config) -> anyhow::Result<usize> {
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, shutdown.clone()).context("installing signal handlers")?;
     }
-    let (shared, listeners) = server::prepare(config, shutdown)?;
+    let (shared, listeners) = state::prepare(config, shutdown)?;
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "openvaaid ready");
     Ok(server::serve(shared, listeners))
 }

@@ -1,20 +1,14 @@
-//! The daemon's state and its acceptor: listeners, the connection limit, shutdown.
+//! The acceptor loop: listeners, the connection queue, the reaper, shutdown.
 
 use std::io::ErrorKind as IoKind;
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-use openvaai_proto::auth::Secret;
-
 use crate::accept::Acceptor;
-use crate::config::{Config, ExportConfig};
-use crate::jobs::JobTable;
 use crate::loglimit::limited;
-use crate::slots::Slots;
-use crate::tls::Identity;
+use crate::state::Shared;
 
 /// How often the acceptor looks at the shutdown flag (it wakes at once for a connection)
 /// and the reaper at the job table.
@@ -23,117 +17,6 @@ const TICK: Duration = Duration::from_millis(50);
 const WAITING_TICK: Duration = Duration::from_millis(5);
 /// On shutdown, how long connections get to finish the replies they are writing.
 const CLOSE_BOUND: Duration = Duration::from_secs(1);
-
-/// One export being served.
-pub struct ExportState {
-    pub cfg: ExportConfig,
-    pub engine: openvaai_engine::Export,
-    pub secret: Secret,
-    /// One export, one daemon: held for as long as the export is served.
-    _lock: openvaai_engine::ExportLock,
-}
-
-/// Everything the threads share.
-pub struct Shared {
-    pub config: Config,
-    pub exports: Vec<Arc<ExportState>>,
-    pub jobs: JobTable,
-    pub tls: Arc<rustls::ServerConfig>,
-    pub shutdown: Arc<AtomicBool>,
-    pub slots: Slots,
-}
-
-/// Opens and locks the exports, binds the listeners, makes or loads the certificate, and
-/// writes the access files, in that order: everything that can fail at start fails here,
-/// before serving, and a start that fails (another daemon on an export, an address in use)
-/// has written nothing — no certificate, no access file.
-pub fn prepare(
-    config: Config,
-    shutdown: Arc<AtomicBool>,
-) -> anyhow::Result<(Arc<Shared>, Vec<TcpListener>)> {
-    refuse_nested_on_disk(&config)?;
-    let mut opened = Vec::new();
-    for e in &config.exports {
-        let engine = openvaai_engine::Export::open(&e.path)
-            .with_context(|| format!("opening export {}", e.path.display()))?;
-        let lock = crate::access::lock(&engine, &e.name)?;
-        opened.push((e, engine, lock));
-    }
-    // No export's clients may reach another's private directory, not even by a hard link.
-    for i in 0..opened.len() {
-        let (before, rest) = opened.split_at_mut(i);
-        let ((_, me, _), after) = rest.split_first_mut().expect("i < len");
-        for (_, other, _) in before.iter().chain(after.iter()) {
-            me.guard_private_dir_of(other)?;
-        }
-    }
-    let mut listeners = Vec::new();
-    for a in &config.listen {
-        let l = TcpListener::bind(a).with_context(|| format!("listening on {a}"))?;
-        l.set_nonblocking(true)?;
-        tracing::info!(address = %l.local_addr()?, "listening");
-        listeners.push(l);
-    }
-    let port = listeners[0].local_addr()?.port();
-    let listening = listeners
-        .iter()
-        .filter_map(|l| l.local_addr().ok())
-        .map(|a| a.to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
-    crate::fsutil::ensure_dir(&config.state_dir, 0o700)?;
-    let identity: Identity = crate::tls::load_or_create(&config.state_dir)?;
-    let mut exports = Vec::new();
-    for (e, engine, lock) in opened {
-        crate::access::label(&engine, &lock, &listening)?;
-        crate::cleanup::at_start(&engine, &e.name);
-        let secret =
-            crate::access::publish(&engine, port, &config.advertise, identity.cert_sha256)?;
-        let caps = engine.capabilities();
-        tracing::info!(
-            export = %e.name, path = %e.path.display(), fs = %caps.fs_type,
-            reflink = caps.reflink, read_only = e.read_only, "serving export"
-        );
-        exports.push(Arc::new(ExportState {
-            cfg: e.clone(),
-            engine,
-            secret,
-            _lock: lock,
-        }));
-    }
-    let shared = Arc::new(Shared {
-        jobs: JobTable::new(
-            config.limits.max_jobs,
-            config.limits.max_queued_jobs,
-            config.limits.lease,
-        ),
-        slots: Slots::new(
-            config.limits.max_unauthenticated,
-            config.limits.max_connections,
-        ),
-        config,
-        exports,
-        tls: identity.config,
-        shutdown,
-    });
-    Ok((shared, listeners))
-}
-
-/// Nested exports, judged by where the directories really are (the configuration's paths
-/// may go through symlinks).
-fn refuse_nested_on_disk(config: &Config) -> anyhow::Result<()> {
-    let real: Vec<_> = config
-        .exports
-        .iter()
-        .map(|e| std::fs::canonicalize(&e.path).unwrap_or_else(|_| e.path.clone()))
-        .collect();
-    for (i, a) in real.iter().enumerate() {
-        for b in &real[..i] {
-            crate::config::nested_paths(a, b)?;
-        }
-    }
-    Ok(())
-}
 
 /// Accepts connections until `shared.shutdown` is set (by SIGTERM or SIGINT), then stops the jobs and the
 /// connections. Returns the number of jobs that did not stop in time.

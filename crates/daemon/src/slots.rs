@@ -16,7 +16,7 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::jobs::lock;
+use crate::sync::lock;
 
 /// How long a new connection keeps its unauthenticated slot before a newer one may take it.
 pub const GRACE: Duration = Duration::from_secs(1);

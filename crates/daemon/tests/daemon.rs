@@ -625,5 +625,22 @@ fn pinning_refuses_another_certificate() {
     )
     .unwrap();
     let mut c = Client::new(rustls::StreamOwned::new(conn, sock));
-    assert!(c.null().is_err());
+    let err = c
+        .null()
+        .expect_err("a pin of another certificate must be refused");
+    // Refused by the pin, not for any other reason (a daemon that is not listening, a
+    // protocol error after the handshake).
+    let refusal = err
+        .io_error()
+        .and_then(|io| io.get_ref())
+        .and_then(|e| e.downcast_ref::<rustls::Error>());
+    assert!(
+        matches!(
+            refusal,
+            Some(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::ApplicationVerificationFailure
+            ))
+        ),
+        "not the certificate refusal: {err} ({refusal:?})"
+    );
 }

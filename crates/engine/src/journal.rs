@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rustix::fs::{AtFlags, Dir};
 
 use crate::error::Error;
+use crate::path::PRIVATE_DIR;
 use crate::private::PrivateDir;
 
 const PREFIX: &str = "reserve-";
@@ -146,7 +147,7 @@ pub(crate) fn recover(
         Err(e) => {
             report
                 .problems
-                .push(format!(".openvaai: cannot be read ({e})"));
+                .push(format!("{PRIVATE_DIR}: cannot be read ({e})"));
             return report;
         }
     };
@@ -158,7 +159,7 @@ pub(crate) fn recover(
             .and_then(|t| Entry::parse(&t));
         match entry {
             None => report.problems.push(format!(
-                ".openvaai/{name}: not a journal entry this version reads"
+                "{PRIVATE_DIR}/{name}: not a journal entry this version reads"
             )),
             Some(e) => match undo(&e) {
                 Ok(bytes) => report.given_back.push(format!(

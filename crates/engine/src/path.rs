@@ -5,11 +5,10 @@
 
 use crate::error::{Error, ErrorKind};
 
-/// The directory, directly under an export root, where the daemon keeps its access file.
-pub const PRIVATE_DIR: &str = ".openvaai";
-
-/// The prefix of the named temporaries that the fallback publish path creates.
-pub const TEMP_PREFIX: &str = ".openvaai-tmp-";
+/// The directory, directly under an export root, where the daemon keeps its access file; and
+/// the prefix of the named temporaries that the fallback publish path creates. Both are
+/// visible to clients through the mount, so the protocol crate defines them.
+pub use openvaai_proto::layout::{PRIVATE_DIR, TEMP_PREFIX};
 
 /// Longest path accepted (Linux's PATH_MAX including the NUL).
 const PATH_MAX: usize = 4095;

@@ -2,7 +2,7 @@
 //!
 //! # Safety
 //!
-//! This is the only module of the plugin with `unsafe` code. It trusts disklib for what the
+//! With `shim` (the outgoing log call), the only module of the plugin with `unsafe` code. It trusts disklib for what the
 //! interface promises and nothing more: pointers are either NULL or valid for the duration of
 //! the call, strings are NUL-terminated, `common.result` points to the result type that
 //! `primitiveID` implies, and callbacks are callable. Every NULL is checked, every entry point
@@ -21,31 +21,20 @@ use openvaai_abi::{
     NASPLUGIN_MINOR_VERSION,
 };
 
-use crate::datastore::RawDataStore;
-use crate::session::{self, Outcome, Progress, Request};
+use openvaai_client::RawDataStore;
 
-extern "C" {
-    /// `openvaai_log_shim(cb, msg)` — calls `cb("%s", msg)` with a real `va_list`
-    /// (csrc/log_shim.c).
-    fn openvaai_log_shim(cb: LogFunc, msg: *const c_char);
-}
-
-/// Passes one finished message to one of disklib's log functions.
-pub(crate) fn call_log(func: LogFunc, msg: &CStr) {
-    // SAFETY: `func` came from disklib's Init as a VixDiskLibGenericLogFunc, and the shim
-    // calls it with the format "%s" and one valid NUL-terminated string argument.
-    unsafe { openvaai_log_shim(func, msg.as_ptr()) }
-}
+use crate::primitive::{Outcome, Progress, Request};
+use crate::session;
 
 /// The plugin table, in a wrapper that lets it live in a `static` (it holds raw pointers,
 /// which are `!Sync`; the table is read-only, so sharing it between threads is sound).
 #[repr(transparent)]
-pub struct Table(VixDiskLibNasPlugin);
+struct Table(VixDiskLibNasPlugin);
 // SAFETY: the table is immutable and points only to static data and functions.
 unsafe impl Sync for Table {}
 
 #[repr(transparent)]
-pub struct List([*const VixDiskLibPlugin; 2]);
+struct List([*const VixDiskLibPlugin; 2]);
 // SAFETY: immutable; points to the immutable static table.
 unsafe impl Sync for List {}
 

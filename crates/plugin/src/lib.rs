@@ -11,17 +11,17 @@
 //! - no threads of its own, no async runtime, and every call is bounded in time;
 //! - session IDs are opaque keys into a registry, never pointers.
 //!
-//! Only [`ffi`] holds `unsafe` code; everything behind it is safe Rust.
+//! The crate exports the C ABI and nothing else: every module is private. Reaching openvaaid
+//! (the access file, addresses, pinned TLS, connections) is the `openvaai-client` library,
+//! which tools and tests use directly. Only `ffi` (the entry points) and `shim` (the one
+//! call out to C) hold `unsafe` code; everything behind them is safe Rust.
 #![deny(unsafe_code)]
 
-mod address;
-mod conn;
-pub mod datastore;
-mod exec;
+mod backend;
 mod ffi;
-pub mod log;
-mod reach;
-pub mod session;
-pub mod tls;
+mod log;
+mod primitive;
+mod session;
+mod shim;
 
-pub use openvaai_abi as abi;
+pub(crate) use log::{info, warning};

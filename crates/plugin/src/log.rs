@@ -60,13 +60,13 @@ pub(crate) fn clear() {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Level {
+pub(crate) enum Level {
     Info,
     Warning,
 }
 
 /// Formats and emits one message.
-pub fn emit(level: Level, args: fmt::Arguments<'_>) {
+pub(crate) fn emit(level: Level, args: fmt::Arguments<'_>) {
     write(level, args, true)
 }
 
@@ -87,7 +87,7 @@ fn write(level: Level, args: fmt::Arguments<'_>, may_wait: bool) {
     let Some(func) = func else { return };
     let text = format!("openvaai: {args}\n").replace('\0', "\\0");
     if let Ok(msg) = CString::new(text) {
-        crate::ffi::call_log(func, &msg);
+        crate::shim::call_log(func, &msg);
     }
 }
 
@@ -99,13 +99,18 @@ fn pick(s: &Sinks, level: Level) -> Option<LogFunc> {
 }
 
 /// `info!("...", args)`: a line in the host's log.
-#[macro_export]
 macro_rules! info {
     ($($t:tt)*) => { $crate::log::emit($crate::log::Level::Info, format_args!($($t)*)) };
 }
 
 /// `warning!("...", args)`: a warning in the host's log.
-#[macro_export]
 macro_rules! warning {
     ($($t:tt)*) => { $crate::log::emit($crate::log::Level::Warning, format_args!($($t)*)) };
+}
+
+pub(crate) use {info, warning};
+
+/// A [`openvaai_client::Note`] that writes to the host's log.
+pub(crate) fn note(args: fmt::Arguments<'_>) {
+    emit(Level::Info, args)
 }

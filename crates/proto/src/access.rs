@@ -23,7 +23,7 @@ use crate::hex;
 pub use crate::limits::MAX_ACCESS_FILE;
 
 /// The directory, under the export root, that holds the access file.
-pub const ACCESS_DIR: &str = ".openvaai";
+pub const ACCESS_DIR: &str = crate::layout::PRIVATE_DIR;
 /// The access file's name in [`ACCESS_DIR`].
 pub const ACCESS_FILE: &str = "access";
 /// The magic word of the first line.

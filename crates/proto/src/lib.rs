@@ -15,6 +15,7 @@ pub mod client;
 pub mod deadline;
 mod error;
 mod hex;
+pub mod layout;
 pub mod limits;
 pub mod record;
 pub mod rpc;

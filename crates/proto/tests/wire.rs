@@ -6,8 +6,10 @@ use std::io::{Read, Write};
 use openvaai_proto::access::AccessFile;
 use openvaai_proto::limits::{MAX_PATH, MAX_RECORD};
 use openvaai_proto::record::{read_record, write_record};
-use openvaai_proto::rpc::{self, decode_call, decode_reply, encode_call, encode_reply, AcceptStat};
-use openvaai_proto::xdr::{from_bytes, to_bytes};
+use openvaai_proto::rpc::{
+    self, decode_call, decode_reply, encode_call, encode_reply, AcceptStat, CallError,
+};
+use openvaai_proto::xdr::{from_bytes, to_bytes, Xdr};
 use openvaai_proto::*;
 use proptest::prelude::*;
 
@@ -98,6 +100,95 @@ fn failure_call_and_reply_bytes_are_pinned() {
     );
     assert_eq!(from_bytes::<FailureRes>(&to_bytes(&res)).unwrap(), res);
     assert_eq!(Side::from_u32(9), Side::Unknown(9));
+}
+
+#[test]
+fn clone_start_call_bytes_are_pinned() {
+    let args = CloneArgs {
+        export: "/dst".into(),
+        src_export: Some("/s".into()),
+        src: "a.vmdk".into(),
+        dst: "b".into(),
+        flags: CLONE_GUARDED | CLONE_LAZY | CLONE_HOLD,
+    };
+    let call = encode_call(9, PROC_CLONE_START, &to_bytes(&args));
+    let want: Vec<u8> = vec![
+        0, 0, 0, 9, // xid
+        0, 0, 0, 0, // CALL
+        0, 0, 0, 2, // RPC version 2
+        0x2f, 0x56, 0x41, 0x4a, // program
+        0, 0, 0, 1, // version 1
+        0, 0, 0, 4, // OVPROC_CLONE_START
+        0, 0, 0, 0, 0, 0, 0, 0, // cred AUTH_NONE
+        0, 0, 0, 0, 0, 0, 0, 0, // verf AUTH_NONE
+        0, 0, 0, 4, b'/', b'd', b's', b't', // export
+        0, 0, 0, 1, 0, 0, 0, 2, b'/', b's', 0, 0, // src_export: present, "/s", padded
+        0, 0, 0, 6, b'a', b'.', b'v', b'm', b'd', b'k', 0, 0, // src
+        0, 0, 0, 1, b'b', 0, 0, 0, // dst
+        0, 1, 0, 3, // GUARDED | LAZY | HOLD
+    ];
+    assert_eq!(call, want);
+    let parsed = decode_call(&call).unwrap();
+    assert_eq!(parsed.header.proc_, PROC_CLONE_START);
+    assert_eq!(from_bytes::<CloneArgs>(parsed.args).unwrap(), args);
+    // The same export for both: src_export absent, one word.
+    let same = CloneArgs {
+        src_export: None,
+        ..args
+    };
+    assert_eq!(to_bytes(&same)[8..12], [0, 0, 0, 0]);
+    let started: StartRes = Ok(0x0102_0304_0506_0708);
+    assert_eq!(to_bytes(&started), [0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    let busy: StartRes = Err(Status::ObjectIsBusy);
+    assert_eq!(to_bytes(&busy), [0, 0, 0, 5]);
+}
+
+#[test]
+fn wait_call_and_reply_bytes_are_pinned() {
+    let args = WaitArgs {
+        job: 0xa1b2,
+        threshold: 0x1_0000_0000,
+        max_wait_ms: 15_000,
+    };
+    let call = encode_call(3, PROC_WAIT, &to_bytes(&args));
+    let mut want: Vec<u8> = vec![
+        0, 0, 0, 3, // xid
+        0, 0, 0, 0, // CALL
+        0, 0, 0, 2, // RPC version 2
+        0x2f, 0x56, 0x41, 0x4a, // program
+        0, 0, 0, 1, // version 1
+        0, 0, 0, 6, // OVPROC_WAIT
+        0, 0, 0, 0, 0, 0, 0, 0, // cred AUTH_NONE
+        0, 0, 0, 0, 0, 0, 0, 0, // verf AUTH_NONE
+    ];
+    want.extend_from_slice(&[
+        0, 0, 0, 0, 0, 0, 0xa1, 0xb2, // job
+        0, 0, 0, 1, 0, 0, 0, 0, // threshold
+        0, 0, 0x3a, 0x98, // max_wait_ms 15000
+    ]);
+    assert_eq!(call, want);
+    let res: WaitRes = Ok(JobInfo {
+        state: JobState::Ready,
+        done: 4096,
+        total: 8192,
+        result: Status::ObjectIsBusy,
+    });
+    let reply = encode_reply(3, &rpc::accepted(AcceptStat::Success), &to_bytes(&res));
+    let want_reply: Vec<u8> = vec![
+        0, 0, 0, 3, // xid
+        0, 0, 0, 1, // REPLY
+        0, 0, 0, 0, // MSG_ACCEPTED
+        0, 0, 0, 0, 0, 0, 0, 0, // verf AUTH_NONE
+        0, 0, 0, 0, // SUCCESS
+        0, 0, 0, 0, // OV_OK
+        0, 0, 0, 3, // OV_JOB_READY
+        0, 0, 0, 0, 0, 0, 0x10, 0, // done
+        0, 0, 0, 0, 0, 0, 0x20, 0, // total
+        0, 0, 0, 5, // result OV_OBJECT_IS_BUSY
+    ];
+    assert_eq!(reply, want_reply);
+    let lost: WaitRes = Err(Status::ObjectNotFound);
+    assert_eq!(to_bytes(&lost), [0, 0, 0, 25]);
 }
 
 #[test]
@@ -237,25 +328,173 @@ fn client_detects_a_server_that_does_not_know_the_secret() {
     assert_eq!(e.kind(), ErrorKind::ServerProof);
 }
 
+/// What any bytes must give a decoder of `T`: a value that encodes back to exactly those
+/// bytes (the codec is canonical: no trailing bytes, zero padding, bools 0 or 1), or a
+/// decode error of kind Decode or TooLarge, never anything else.
+fn strict<T: Xdr + PartialEq + std::fmt::Debug>(b: &[u8]) {
+    match from_bytes::<T>(b) {
+        Ok(v) => assert_eq!(
+            to_bytes(&v),
+            b,
+            "{v:?} decoded from bytes it does not encode to"
+        ),
+        Err(e) => assert!(
+            matches!(e.kind(), ErrorKind::Decode | ErrorKind::TooLarge),
+            "{} gave {e} ({:?})",
+            std::any::type_name::<T>(),
+            e.kind()
+        ),
+    }
+}
+
+/// Every decoder on `b`, each held to what it must give for hostile input.
 fn decode_everything(b: &[u8]) {
-    let _ = read_record(&mut &b[..]);
-    let _ = decode_call(b);
-    let _ = decode_reply(b);
-    let _ = from_bytes::<HelloArgs>(b);
-    let _ = from_bytes::<HelloRes>(b);
-    let _ = from_bytes::<AuthArgs>(b);
-    let _ = from_bytes::<AuthRes>(b);
-    let _ = from_bytes::<ExportArgs>(b);
-    let _ = from_bytes::<CapsRes>(b);
-    let _ = from_bytes::<CloneArgs>(b);
-    let _ = from_bytes::<PathArgs>(b);
-    let _ = from_bytes::<StartRes>(b);
-    let _ = from_bytes::<WaitArgs>(b);
-    let _ = from_bytes::<JobArgs>(b);
-    let _ = from_bytes::<WaitRes>(b);
-    let _ = from_bytes::<FailureRes>(b);
-    let _ = from_bytes::<StatxRes>(b);
-    let _ = AccessFile::parse(b);
+    // Record marking: nothing only from nothing; a record within the limit and the input;
+    // else a stream error (EOF mid-record), an oversized length, or a decode error.
+    match read_record(&mut &b[..]) {
+        Ok(None) => assert!(b.is_empty(), "no record from {} bytes", b.len()),
+        Ok(Some(r)) => assert!(r.len() <= MAX_RECORD && r.len() + 4 <= b.len()),
+        Err(e) => assert!(
+            matches!(
+                e.kind(),
+                ErrorKind::Io | ErrorKind::TooLarge | ErrorKind::Decode
+            ),
+            "read_record: {e}"
+        ),
+    }
+    // A call: its arguments are the rest of the record; a reject is a well-formed reply to
+    // the same xid that refuses; anything else drops the connection as a decode error.
+    match decode_call(b) {
+        Ok(call) => {
+            assert!(b.ends_with(call.args));
+            assert_eq!(
+                (call.header.prog, call.header.vers),
+                (PROGRAM, PROTOCOL_VERSION)
+            );
+        }
+        Err(CallError::Reject { xid, reply }) => {
+            let (rxid, body, results) = decode_reply(&reply).expect("a reject decodes");
+            assert_eq!(rxid, xid);
+            assert!(results.is_empty());
+            assert_ne!(
+                body,
+                rpc::accepted(AcceptStat::Success),
+                "a reject that accepts"
+            );
+        }
+        Err(CallError::Malformed(e)) => assert_eq!(e.kind(), ErrorKind::Decode, "{e}"),
+    }
+    // A reply: a decode error, or not a reply at all (a call, a bad verifier).
+    if let Err(e) = decode_reply(b) {
+        assert!(
+            matches!(
+                e.kind(),
+                ErrorKind::Decode | ErrorKind::TooLarge | ErrorKind::UnexpectedReply
+            ),
+            "{e}"
+        );
+    }
+    strict::<HelloArgs>(b);
+    strict::<HelloRes>(b);
+    strict::<AuthArgs>(b);
+    strict::<AuthRes>(b);
+    strict::<ExportArgs>(b);
+    strict::<CapsRes>(b);
+    strict::<CloneArgs>(b);
+    strict::<PathArgs>(b);
+    strict::<StartRes>(b);
+    strict::<WaitArgs>(b);
+    strict::<JobArgs>(b);
+    strict::<WaitRes>(b);
+    strict::<FailureRes>(b);
+    strict::<StatxRes>(b);
+    // The access file: parsed, or refused as an access file (or one too large).
+    if let Err(e) = AccessFile::parse(b) {
+        assert!(
+            matches!(e.kind(), ErrorKind::AccessFile | ErrorKind::TooLarge),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn hostile_inputs_get_what_they_must() {
+    let call = valid_call(4);
+    // Too short for a header, or a reply where a call belongs: the connection is dropped.
+    for b in [
+        &call[..0],
+        &call[..7],
+        &encode_reply(1, &rpc::accepted(AcceptStat::Success), &[])[..],
+    ] {
+        match decode_call(b) {
+            Err(CallError::Malformed(e)) => assert_eq!(e.kind(), ErrorKind::Decode),
+            other => panic!("{b:?}: {other:?}"),
+        }
+    }
+    // Header fields: each refused with its own RPC reject, to the caller's xid.
+    let reject = |at: usize, value: u32| {
+        let mut b = call.clone();
+        b[at..at + 4].copy_from_slice(&value.to_be_bytes());
+        match decode_call(&b) {
+            Err(CallError::Reject { xid, reply }) => {
+                let (rxid, body, _) = decode_reply(&reply).unwrap();
+                assert_eq!((rxid, xid), (1, 1));
+                body
+            }
+            other => panic!("{at}={value}: {other:?}"),
+        }
+    };
+    assert_eq!(
+        reject(8, 3),
+        rpc::ReplyBody::Denied(rpc::RejectStat::RpcMismatch { low: 2, high: 2 })
+    );
+    assert_eq!(
+        reject(12, PROGRAM + 1),
+        rpc::accepted(AcceptStat::ProgUnavail)
+    );
+    assert_eq!(
+        reject(16, 2),
+        rpc::accepted(AcceptStat::ProgMismatch { low: 1, high: 1 })
+    );
+    assert_eq!(
+        reject(24, 7),
+        rpc::ReplyBody::Denied(rpc::RejectStat::AuthError(1))
+    );
+    // Arguments: truncated, trailing, a length past the input, a length past the limit,
+    // a bool that is neither, non-zero padding, a string that is not UTF-8.
+    let args = decode_call(&call).unwrap().args.to_vec();
+    let kind = |b: &[u8]| from_bytes::<CloneArgs>(b).unwrap_err().kind();
+    assert_eq!(kind(&args[..args.len() - 1]), ErrorKind::Decode);
+    assert_eq!(
+        kind(&[&args[..], &[0, 0, 0, 0]].concat()),
+        ErrorKind::Decode
+    );
+    let mut long = args.clone();
+    long[..4].copy_from_slice(&1000u32.to_be_bytes());
+    assert_eq!(kind(&long), ErrorKind::Decode);
+    let mut huge = args.clone();
+    huge[..4].copy_from_slice(&u32::MAX.to_be_bytes());
+    assert_eq!(kind(&huge), ErrorKind::TooLarge);
+    // "/exports/a" is 10 bytes and 2 of padding; then the src_export option's bool.
+    let mut bad_bool = args.clone();
+    bad_bool[16..20].copy_from_slice(&2u32.to_be_bytes());
+    assert_eq!(kind(&bad_bool), ErrorKind::Decode);
+    let mut bad_pad = args.clone();
+    bad_pad[15] = 1;
+    assert_eq!(kind(&bad_pad), ErrorKind::Decode);
+    let mut not_utf8 = args.clone();
+    not_utf8[4] = 0xff;
+    assert_eq!(kind(&not_utf8), ErrorKind::Decode);
+    // The access file: garbage and an oversized one are refused as such.
+    assert_eq!(
+        AccessFile::parse(b"port = 1").unwrap_err().kind(),
+        ErrorKind::AccessFile
+    );
+    let big = vec![b'#'; openvaai_proto::access::MAX_ACCESS_FILE + 1];
+    assert_eq!(
+        AccessFile::parse(&big).unwrap_err().kind(),
+        ErrorKind::TooLarge
+    );
 }
 
 /// A valid call of procedure `which`, to mutate.
@@ -319,7 +558,7 @@ proptest! {
         b.truncate(cut % (b.len() + 1));
         decode_everything(&b);
         if let Ok(c) = decode_call(&b) {
-            let _ = from_bytes::<CloneArgs>(c.args);
+            strict::<CloneArgs>(c.args);
         }
     }
 
@@ -348,6 +587,11 @@ proptest! {
             Just("port = 1".to_owned()),
             "[a-z-]{0,12} ?= ?[0-9a-f.:, ]{0,70}",
         ], 0..8)) {
-        let _ = AccessFile::parse(lines.join("\n").as_bytes());
+        let text = lines.join("\n");
+        match AccessFile::parse(text.as_bytes()) {
+            // Only a file that starts with the magic line parses.
+            Ok(_) => prop_assert!(text.starts_with("openvaai-access 1")),
+            Err(e) => prop_assert_eq!(e.kind(), ErrorKind::AccessFile, "{}", e),
+        }
     }
 }

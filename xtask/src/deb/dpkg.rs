@@ -125,7 +125,7 @@ mod tests {
         std::fs::write(&path, build_deb(&i, "0.1.0-1", DATE).unwrap()).unwrap();
         let checked = check_with_dpkg(&path, &pkg::with_parents(&data_files(&i), "./")).unwrap();
         if !checked {
-            eprintln!("skipping: dpkg-deb not installed");
+            pkg::tool_missing("dpkg-deb is not installed");
         }
     }
 }

@@ -111,7 +111,7 @@ fn standard_tools_agree() {
         assert!(out.contains("-rwxr-xr-x root/root"), "{out}");
         assert!(out.contains("usr/lib/vmware/nas_plugins/lib64/libopenvaai.so"));
     } else {
-        eprintln!("skipping the ar/tar half: binutils or tar missing");
+        crate::pkg::tool_missing("binutils or tar is missing (the ar/tar half)");
     }
     let py = "import io, sys, zipfile\nz = zipfile.ZipFile('b.zip')\nassert z.testzip() is None\nm = zipfile.ZipFile(io.BytesIO(z.read('metadata.zip')))\nassert m.testzip() is None\nprint(sorted(m.namelist()))";
     if sh("command -v python3").status.success() {
@@ -126,6 +126,6 @@ fn standard_tools_agree() {
             "['bulletins/openvaai.xml', 'vendor-index.xml', 'vibs/openvaai-0.1.0-1.800.xml', 'vmware.xml']\n"
         );
     } else {
-        eprintln!("skipping the zipfile half: python3 missing");
+        crate::pkg::tool_missing("python3 is missing (the zipfile half)");
     }
 }

@@ -88,7 +88,7 @@ pub fn run(args: &Args) -> Result<u8> {
     };
 
     // 2. The access file the daemon writes, read through the mount as ESXi would.
-    let access_path = std::path::Path::new(&mount).join(".openvaai/access");
+    let access_path = openvaai_client::datastore::access_path(std::path::Path::new(&mount));
     let access = std::fs::read(&access_path)
         .map_err(|e| access_failure(&e))
         .and_then(|b| {
@@ -148,7 +148,7 @@ pub fn run(args: &Args) -> Result<u8> {
     };
 
     // 4. What the daemon says about the export.
-    let raw_ds = openvaai::datastore::RawDataStore {
+    let raw_ds = openvaai_client::RawDataStore {
         fs_type: Some(ds.fs_type.as_bytes()),
         fs_version: ds.fs_version,
         remote_ip: ds.remote_ip.as_deref().map(str::as_bytes),
@@ -156,7 +156,8 @@ pub fn run(args: &Args) -> Result<u8> {
         local_mount_point: ds.local_mount_point.as_deref().map(str::as_bytes),
     };
     let mut lazy = false;
-    match openvaai::session::probe(&raw_ds, args.ds.timeout()) {
+    let timeout = openvaai_client::timeout::effective_timeout(args.ds.timeout());
+    match openvaai_client::probe(&raw_ds, timeout) {
         Ok(p) => {
             let c = &p.capabilities;
             lazy = c.reflink;
@@ -190,11 +191,11 @@ pub fn run(args: &Args) -> Result<u8> {
                 None,
             );
         }
-        Err((e, why)) => r.step(
+        Err(failure) => r.step(
             "daemon",
             false,
-            format!("{}: {why}", super::vix_name(e)),
-            hint("StartSession", e, &why),
+            format!("{}: {}", super::vix_name(failure.vix), failure.detail),
+            hint("StartSession", failure.vix, &failure.detail),
         ),
     }
 

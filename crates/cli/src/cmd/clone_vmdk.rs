@@ -67,8 +67,11 @@ fn write_atomic(path: &Path, text: &str, replace: bool) -> Result<()> {
         bail!("{} exists (use --force to replace it)", path.display());
     }
     let dir = path.parent().context("no directory")?;
+    // The engine's temporary prefix: a descriptor left half-written by a crash is one more
+    // stray temporary that openvaaid removes at its next start.
     let tmp = dir.join(format!(
-        ".{}.openvaai-tmp",
+        "{}{}",
+        openvaai_proto::layout::TEMP_PREFIX,
         path.file_name()
             .and_then(|n| n.to_str())
             .unwrap_or("descriptor")

@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use openvaai_proto::Status;
 
-use super::{lock, run, Job, Work};
+use super::{run, Job, Work};
+use crate::sync::lock;
 
 /// Where a started job went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -122,7 +122,7 @@ pub use openvaai_testkit::access_path;
 
 /// The pinned client configuration the plugin uses.
 pub fn client_config(pin: [u8; 32]) -> Arc<rustls::ClientConfig> {
-    openvaai::tls::pinned_config(pin).expect("a TLS client configuration")
+    openvaai_client::tls::pinned_config(pin).expect("a TLS client configuration")
 }
 
 /// WAITs until the job ends (bounded), returning its final info.

@@ -16,7 +16,7 @@ pub type Tls<S = TcpStream> = StreamOwned<ClientConnection, S>;
 
 /// The pinned client configuration the plugin uses.
 pub fn client_config(pin: [u8; 32]) -> Arc<rustls::ClientConfig> {
-    openvaai::tls::pinned_config(pin).expect("a TLS client configuration")
+    openvaai_client::tls::pinned_config(pin).expect("a TLS client configuration")
 }
 
 /// Where export `access` says the daemon is, on `ip`.

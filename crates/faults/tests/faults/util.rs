@@ -15,8 +15,8 @@ pub const MIB: u64 = 1 << 20;
 pub const TIMEOUT_MS: u64 = 2000;
 /// What a call may take beyond the session timeout.
 pub const MARGIN: Duration = Duration::from_millis(1500);
-/// The prefix of the engine's named temporaries (`crates/engine/src/path.rs`).
-pub const TEMP_PREFIX: &str = ".openvaai-tmp-";
+/// The prefix of the engine's named temporaries.
+pub use openvaai_proto::layout::TEMP_PREFIX;
 
 /// Tests that load the machine (the load test, the connection flood) run alone; the others
 /// share. A timing assertion must not fail because 256 threads were cloning next door.

@@ -58,7 +58,14 @@ pub fn lost(err: &openvaai_proto::Error) -> Failure {
     let vix = match err.kind() {
         ProtoKind::ServerProof => vix::E_AUTHENTICATION_FAIL,
         // A peer that rejects or garbles our calls, or a stream that breaks or times out.
-        _ => vix::E_HOST_CONNECTION_LOST,
+        ProtoKind::Io
+        | ProtoKind::Decode
+        | ProtoKind::TooLarge
+        | ProtoKind::Rejected
+        | ProtoKind::UnexpectedReply => vix::E_HOST_CONNECTION_LOST,
+        // Not raised on a connection (the access file is parsed before one is opened); if
+        // it were, the exchange is as lost as any.
+        ProtoKind::AccessFile => vix::E_HOST_CONNECTION_LOST,
     };
     Failure::broken(vix, err.to_string())
 }

@@ -12,12 +12,16 @@ use openvaai_abi::{alloc, clone_flag, vix};
 use openvaai_proto::limits::MAX_WAIT_MS;
 use openvaai_proto::{self as proto, AllocType, CloneArgs, JobInfo, JobState, Side, Status};
 
-use crate::conn::{self, Conn, ExportKey, Failure};
-use crate::datastore::{DataStore, PathError};
-use crate::session::{Outcome, Progress, Request, Session, StatxFigures};
+use openvaai_client::conn::status_vix;
+use openvaai_client::timeout::MAX_TIMEOUT;
+use openvaai_client::{DataStore, ExportKey, Failure, PathError, RawDataStore};
+
+use super::pool::Lease;
+use super::Openvaaid;
+use crate::primitive::{Outcome, Progress, Request, StatxFigures};
 
 /// Runs one primitive on a session.
-pub fn run(session: &Session, request: &Request<'_>, progress: &mut dyn Progress) -> Outcome {
+pub fn run(session: &Openvaaid, request: &Request<'_>, progress: &mut dyn Progress) -> Outcome {
     let result = match request {
         Request::Statx { file } => statx(session, file),
         Request::Reserve { file } => {
@@ -45,16 +49,19 @@ fn path_failure(e: PathError, path: &[u8]) -> Failure {
 }
 
 fn refused(status: Status, what: &str) -> Failure {
-    Failure::new(conn::status_vix(status), format!("{what}: {status:?}"))
+    Failure::new(status_vix(status), format!("{what}: {status:?}"))
 }
 
-fn statx(session: &Session, file: &[u8]) -> Result<Outcome, Failure> {
+fn statx(session: &Openvaaid, file: &[u8]) -> Result<Outcome, Failure> {
     let path = session
         .datastore
         .relative(file)
         .map_err(|e| path_failure(e, file))?;
     let export = session.export();
-    match session.exchange(|c| c.statx(export, &path))? {
+    match session
+        .pool
+        .exchange(session.deadline(), |c| c.statx(export, &path))?
+    {
         Ok(sx) => Ok(Outcome {
             status: vix::OK,
             statx: Some(StatxFigures {
@@ -73,14 +80,14 @@ fn statx(session: &Session, file: &[u8]) -> Result<Outcome, Failure> {
     }
 }
 
-fn reserve(session: &Session, file: &[u8], progress: &mut dyn Progress) -> Result<(), Failure> {
+fn reserve(session: &Openvaaid, file: &[u8], progress: &mut dyn Progress) -> Result<(), Failure> {
     let path = session
         .datastore
         .relative(file)
         .map_err(|e| path_failure(e, file))?;
     let export = session.export().to_owned();
     let deadline = session.deadline();
-    let mut conn = session.acquire(deadline)?;
+    let mut conn = session.pool.lease(deadline)?;
     let started = conn.with(deadline, |c| c.reserve_start(&export, &path))?;
     let paths = JobPaths {
         src: None,
@@ -96,11 +103,11 @@ struct Source {
 }
 
 fn clone(
-    session: &Session,
+    session: &Openvaaid,
     src: &[u8],
     dst: &[u8],
     flags: openvaai_abi::CloneFlags,
-    src_datastore: Option<&crate::datastore::RawDataStore<'_>>,
+    src_datastore: Option<&RawDataStore<'_>>,
     progress: &mut dyn Progress,
 ) -> Result<(), Failure> {
     if flags & !clone_flag::ALL != 0 {
@@ -148,7 +155,7 @@ fn clone(
         })
         .collect();
     let deadline = session.deadline();
-    let mut conn = session.acquire(deadline)?;
+    let mut conn = session.pool.lease(deadline)?;
     for key in &extra {
         conn.authenticate(key, deadline)?;
     }
@@ -162,11 +169,11 @@ fn clone(
 
 /// The source datastore of a cross-datastore clone. It must be an export of the same daemon
 /// (the same certificate): a clone between two NAS servers cannot be offloaded.
-fn source(session: &Session, raw: &crate::datastore::RawDataStore<'_>) -> Result<Source, Failure> {
+fn source(session: &Openvaaid, raw: &RawDataStore<'_>) -> Result<Source, Failure> {
     let datastore = DataStore::claim(raw)
         .map_err(|d| Failure::new(d.vix_error(), format!("source datastore: {d}")))?;
     let access = datastore.read_access()?;
-    if access.cert_sha256 != session.trust().access.cert_sha256 {
+    if access.cert_sha256 != session.pool.trust().access.cert_sha256 {
         return Err(Failure::new(
             vix::E_NOT_SUPPORTED,
             format!(
@@ -223,8 +230,8 @@ fn report_steps(
 /// READY state until the last progress report has been answered, so that an abort at any
 /// report, the last one included, leaves nothing behind. COMMIT then publishes it.
 fn pump(
-    session: &Session,
-    conn: Conn,
+    session: &Openvaaid,
+    conn: Lease<'_>,
     started: proto::StartRes,
     extra: &[ExportKey<'_>],
     paths: &JobPaths<'_>,
@@ -233,7 +240,7 @@ fn pump(
     let job = match started {
         Ok(job) => job,
         Err(status) => {
-            session.release(conn);
+            drop(conn);
             return Err(refused(status, "the NAS refused the job"));
         }
     };
@@ -248,7 +255,7 @@ fn pump(
     loop {
         let stall_deadline = last_progress + session.timeout;
         let threshold = reported.saturating_add(step);
-        let call = |c: &mut proto::Client<conn::Stream>| {
+        let call = |c: &mut proto::Client<openvaai_client::Stream>| {
             if commit_next {
                 c.commit(job)
             } else {
@@ -257,14 +264,16 @@ fn pump(
         };
         let reply = match conn.as_mut() {
             Some(c) => c.with(stall_deadline, call),
-            None => reconnect(session, extra, stall_deadline)
+            None => session
+                .pool
+                .reconnect(extra, stall_deadline)
                 .and_then(|c| conn.insert(c).with(stall_deadline, call)),
         };
         let info = match reply {
             Ok(Ok(info)) => info,
             Ok(Err(status)) => {
                 // The job is unknown: it ended by lease, or the daemon restarted.
-                release(session, conn);
+                drop(conn);
                 return Err(lost_job(status, job));
             }
             Err(failure) if failure.broken && Instant::now() < stall_deadline => {
@@ -301,7 +310,7 @@ fn pump(
                 last_progress = Instant::now();
             }
             JobState::Done => {
-                release(session, conn);
+                drop(conn);
                 // A job without hold (a reservation): the rest, once done. The space is
                 // reserved by now, so an abort answered here has nothing left to stop.
                 if !report_steps(progress, &mut reported, info.done, step, true) {
@@ -319,13 +328,13 @@ fn pump(
 
 /// Asks the NAS which path a failed job concerns (FAILURE). A daemon older than that
 /// procedure rejects it: then nothing is known, and the connection is not reused.
-fn failed_side(session: &Session, conn: Option<Conn>, job: u64) -> Side {
+fn failed_side(session: &Openvaaid, conn: Option<Lease<'_>>, job: u64) -> Side {
     let Some(mut conn) = conn else {
         return Side::None;
     };
     match conn.with(session.deadline(), |c| c.failure(job)) {
         Ok(reply) => {
-            session.release(conn);
+            drop(conn);
             reply.map_or(Side::None, |f| f.side)
         }
         Err(_) => Side::None,
@@ -334,12 +343,12 @@ fn failed_side(session: &Session, conn: Option<Conn>, job: u64) -> Side {
 
 /// Whether the job waits its turn on the NAS behind `max_jobs` others (RUNNING, nothing
 /// done, OBJECT_IS_BUSY): alive though it makes no progress, while the daemon says so, for
-/// at most [`crate::session::MAX_TIMEOUT`] since its start.
+/// at most [`MAX_TIMEOUT`] since its start.
 fn queued(info: &JobInfo, started_at: Instant) -> bool {
     info.state == JobState::Running
         && info.done == 0
         && info.result == Status::ObjectIsBusy
-        && started_at.elapsed() < crate::session::MAX_TIMEOUT
+        && started_at.elapsed() < MAX_TIMEOUT
 }
 
 fn job_failure(info: &JobInfo, job: u64, side: Side, paths: &JobPaths<'_>) -> Failure {
@@ -366,7 +375,7 @@ fn job_failure(info: &JobInfo, job: u64, side: Side, paths: &JobPaths<'_>) -> Fa
         ),
         _ => format!("job {job:#x} failed: {status:?}{detail}"),
     };
-    Failure::new(conn::status_vix(status), text)
+    Failure::new(status_vix(status), text)
 }
 
 /// WAIT or COMMIT of a job the NAS no longer knows.
@@ -380,51 +389,17 @@ fn lost_job(status: Status, job: u64) -> Failure {
     f
 }
 
-fn release(session: &Session, conn: Option<Conn>) {
-    if let Some(c) = conn {
-        session.release(c);
-    }
-}
-
-fn reconnect(
-    session: &Session,
-    extra: &[ExportKey<'_>],
-    deadline: Instant,
-) -> Result<Conn, Failure> {
-    let mut last = None;
-    while Instant::now() < deadline {
-        let attempt = session.acquire(deadline).and_then(|mut c| {
-            for key in extra {
-                c.authenticate(key, deadline)?;
-            }
-            Ok(c)
-        });
-        match attempt {
-            Ok(c) => return Ok(c),
-            Err(f) => {
-                last = Some(f);
-                // The daemon may be restarting: try again shortly, within the deadline.
-                let left = deadline.saturating_duration_since(Instant::now());
-                std::thread::sleep(left.min(Duration::from_millis(200)));
-            }
-        }
-    }
-    Err(last.unwrap_or_else(|| {
-        Failure::new(vix::E_HOST_CONNECTION_LOST, "the session timeout ran out")
-    }))
-}
-
 /// Cancels a job and waits (within the session timeout) until the NAS has cleaned it up.
 fn cancel(
-    session: &Session,
-    conn: Option<Conn>,
+    session: &Openvaaid,
+    conn: Option<Lease<'_>>,
     extra: &[ExportKey<'_>],
     job: u64,
 ) -> Result<(), Failure> {
     let deadline = session.deadline();
     let mut conn = match conn {
         Some(c) => c,
-        None => reconnect(session, extra, deadline)?,
+        None => session.pool.reconnect(extra, deadline)?,
     };
     let bound = wait_bound(session.timeout);
     let mut reply = conn.with(deadline, |c| c.cancel(job))?;
@@ -441,12 +416,12 @@ fn cancel(
                 ..
             }) => {
                 // Finished before the cancel reached it: the clone is complete and durable.
-                session.release(conn);
+                drop(conn);
                 crate::info!("job {job:#x} finished before the abort reached the NAS");
                 return Ok(());
             }
             Ok(_) | Err(_) => {
-                session.release(conn);
+                drop(conn);
                 return Err(Failure::new(vix::E_CANCELLED, "aborted by the user"));
             }
         }

@@ -12,12 +12,15 @@ use std::path::{Path, PathBuf};
 use std::io::Read;
 
 use openvaai_abi::{vix, VixError, FSTYPE_NFS, FSTYPE_NFS41};
-use openvaai_proto::access::{AccessFile, MAX_ACCESS_FILE};
+use openvaai_proto::access::{AccessFile, ACCESS_DIR, ACCESS_FILE, MAX_ACCESS_FILE};
 
 use crate::conn::Failure;
 
-/// Where the daemon leaves the access file, relative to the root of an export.
-pub const ACCESS_FILE: &str = ".openvaai/access";
+/// `<mount>/.openvaai/access`: where the daemon leaves the access file of the export mounted
+/// at `mount`.
+pub fn access_path(mount: &Path) -> PathBuf {
+    mount.join(ACCESS_DIR).join(ACCESS_FILE)
+}
 
 /// A datastore as `VixDiskLibNasPluginDataStoreParams` describes it, with every string that
 /// the plugin needs present.
@@ -146,7 +149,7 @@ impl DataStore {
 
     /// `<localMountPoint>/.openvaai/access`.
     pub fn access_file(&self) -> PathBuf {
-        self.local_mount_point.join(ACCESS_FILE)
+        access_path(&self.local_mount_point)
     }
 
     /// Reads and parses the access file (at most [`MAX_ACCESS_FILE`] bytes are read).
@@ -268,15 +271,6 @@ mod tests {
     }
 
     #[test]
-    fn the_access_file_is_where_the_daemon_writes_it() {
-        use openvaai_proto::access;
-        assert_eq!(
-            ACCESS_FILE,
-            format!("{}/{}", access::ACCESS_DIR, access::ACCESS_FILE)
-        );
-    }
-
-    #[test]
     fn vmfs_is_declined_before_anything_else() {
         let r = raw("VMFS", "", "", "");
         assert_eq!(DataStore::from_raw(&r), Err(Decline::FsType("VMFS".into())));
@@ -355,8 +349,8 @@ mod tests {
             Err(Decline::NoAccessFile(p)) => assert!(p.ends_with(".openvaai/access")),
             other => panic!("expected NoAccessFile, got {other:?}"),
         }
-        std::fs::create_dir(dir.path().join(".openvaai")).unwrap();
-        std::fs::write(dir.path().join(ACCESS_FILE), "x").unwrap();
+        std::fs::create_dir(dir.path().join(ACCESS_DIR)).unwrap();
+        std::fs::write(dir.path().join(ACCESS_DIR).join(ACCESS_FILE), "x").unwrap();
         assert!(DataStore::claim(&r).is_ok());
     }
 }

@@ -14,6 +14,7 @@ use rustls::ClientConfig;
 
 use crate::conn::{self, Conn, ExportKey, Failure};
 use crate::datastore::DataStore;
+use crate::Note;
 
 /// The first pause before trying to connect again; each next one doubles, up to
 /// [`RETRY_MAX`], and is spread by ±50 % so that a burst of clients does not come back in
@@ -134,14 +135,15 @@ pub fn connect(
     datastore: &DataStore,
     trust: &mut Arc<Trust>,
     deadline: Instant,
+    note: Note<'_>,
 ) -> Result<Conn, Failure> {
     let export = &datastore.remote_mount_point;
     let changed = |trust: &mut Arc<Trust>| match trust.newer(datastore, deadline) {
         Some(fresh) => {
-            crate::info!(
+            note(format_args!(
                 "{}: the access file changed (daemon restarted?); connecting with it",
                 datastore.mount().display()
-            );
+            ));
             *trust = Arc::new(fresh);
             true
         }
@@ -175,10 +177,10 @@ pub fn connect(
             return Err(failure);
         }
         if last.is_none() {
-            crate::info!(
+            note(format_args!(
                 "{}: {failure}; trying again for up to {left:?}",
                 datastore.mount().display()
-            );
+            ));
         }
         last = Some(failure);
         std::thread::sleep(jitter(pause).min(left));
