@@ -9,6 +9,7 @@
 //! filesystems take it, else through the page cache: by `copy_file_range` where that is a
 //! real copy (ext4), or with readahead and write-behind hints.
 
+mod budget;
 mod direct;
 
 use std::os::fd::BorrowedFd;
