@@ -13,6 +13,9 @@
 //!
 //! Deadlock-free: a lent buffer is always being read into, queued for its copy's writer, or
 //! being written, and none of these needs another buffer, so every lease ends.
+//!
+//! The full-size buffers are made on first need and then kept for later copies: at most
+//! [`BUFFERS`] ever exist, so the process's copy memory is bounded by the budget for good.
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -63,7 +66,10 @@ impl Buf {
 }
 
 struct State {
-    /// Full-size buffers made earlier and not lent now.
+    /// Full-size buffers made earlier and not lent now: kept for the next copy, so the
+    /// process never holds more than `max` of them, made once. (Freed and made again, they
+    /// came back from whichever of the allocator's per-thread arenas the next reader thread
+    /// used, and the peak RSS of a 16-clone pool reached twice the budget.)
     free: Vec<Buf>,
     /// Buffers lent now.
     lent: usize,
@@ -72,8 +78,6 @@ struct State {
     /// Tickets of the waiting copies, in arrival order.
     queue: VecDeque<u64>,
     next: u64,
-    /// Copies running now (see [`Budget::enter`]).
-    copies: usize,
 }
 
 /// A pool of at most `max` buffers, lent in arrival order.
@@ -95,7 +99,6 @@ impl Budget {
                 peak: 0,
                 queue: VecDeque::new(),
                 next: 0,
-                copies: 0,
             }),
             cv: Condvar::new(),
             max,
@@ -160,36 +163,16 @@ impl Budget {
     fn give_back(&self, buf: Buf) {
         let mut st = self.lock();
         st.lent -= 1;
-        if buf.cap == CHUNK && st.copies > 0 {
+        if buf.cap == CHUNK {
             st.free.push(buf);
         }
         self.cv.notify_all();
-    }
-
-    /// Marks a copy running until the guard drops: the pool keeps its free buffers for
-    /// reuse while any copy runs, and hands them back to the allocator when the last ends.
-    pub(super) fn enter(&self) -> Entered<'_> {
-        self.lock().copies += 1;
-        Entered(self)
     }
 
     /// The most buffers ever lent at once.
     #[cfg(test)]
     pub(super) fn peak(&self) -> usize {
         self.lock().peak
-    }
-}
-
-/// A running copy (see [`Budget::enter`]).
-pub(super) struct Entered<'b>(&'b Budget);
-
-impl Drop for Entered<'_> {
-    fn drop(&mut self) {
-        let mut st = self.0.lock();
-        st.copies -= 1;
-        if st.copies == 0 {
-            st.free.clear();
-        }
     }
 }
 
@@ -238,7 +221,6 @@ mod tests {
         std::thread::scope(|s| {
             for _ in 0..12 {
                 s.spawn(|| {
-                    let _copy = budget.enter();
                     for _ in 0..20 {
                         let mut l = budget.lease(CHUNK, &|| false).unwrap();
                         let n = out.fetch_add(1, Ordering::SeqCst) + 1;
@@ -258,7 +240,11 @@ mod tests {
         );
         let st = budget.lock();
         assert_eq!(st.lent, 0);
-        assert!(st.free.is_empty(), "an idle pool keeps no memory");
+        assert_eq!(
+            st.free.len(),
+            3,
+            "the three buffers made, kept for the next copies"
+        );
     }
 
     #[test]

@@ -165,7 +165,6 @@ enum Piece {
 
 /// Copies the regions of the source with a reader thread feeding `ctx`'s writes.
 pub(super) fn copy(ctx: &mut Ctx<'_, '_, '_>, regions: Regions<'_>) -> Result<(), Error> {
-    let _running = budget::GLOBAL.enter();
     let (full_tx, full_rx) = sync_channel::<Piece>(QUEUED);
     let cap = (CHUNK as u64).min(regions.size.next_multiple_of(ALIGN as u64)) as usize;
     let src = Dio::new(ctx.src, true);
