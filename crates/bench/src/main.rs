@@ -50,9 +50,10 @@ struct Args {
     /// bring them up to date first.
     #[arg(long)]
     no_build: bool,
-    /// Run only these cases (repeatable): full, full-nfs (both links; or full-nfs-10g,
-    /// full-nfs-1g), lazy, thin, statx, lazy-frag, reserve, load, plugin-rss. The report then
-    /// lacks the other rows and the run exits 1.
+    /// Run only these cases (repeatable): full (with limit and cpu-per-gib), full-nfs (both
+    /// links; or full-nfs-10g, full-nfs-1g), lazy, thin, statx, lazy-frag, reserve, load,
+    /// plugin-rss, pool-16, storm-1000, statx-1m. The report then lacks the other rows and
+    /// the run exits 1.
     #[arg(long, value_name = "CASE")]
     only: Vec<String>,
     /// Put the loop device in direct-I/O mode, so that the image file is not cached a second
@@ -221,7 +222,7 @@ fn run(args: &Args) -> Result<ExitCode> {
 /// Every case in order (those in `only`, if any); a case that fails is reported and the
 /// others still run.
 fn cases(b: &mut Bench<'_>, only: &[String]) -> Vec<String> {
-    use cases::{clone, link, load, memory, nfs, reserve, statx};
+    use cases::{clone, extents, link, load, memory, nfs, pool, reserve, statx, storm};
     let want = |case: &str| only.is_empty() || only.iter().any(|o| o == case);
     // `full-nfs` runs every link; `full-nfs-10g` one.
     let links: Vec<&link::LinkSpec> = link::LINKS
@@ -291,5 +292,16 @@ fn cases(b: &mut Bench<'_>, only: &[String]) -> Vec<String> {
         step("plugin memory", memory::plugin_rss(b));
     }
     b.rm(&[DENSE]);
+    // Last: they reset the daemon's VmHWM, which `daemon-rss-load` reads over the run.
+    if want("pool-16") {
+        step("pool deploy", pool::pool(b));
+    }
+    if want("storm-1000") {
+        step("storm of lazy clones", storm::storm(b));
+    }
+    b.rm(&[pool::TEMPLATE]);
+    if want("statx-1m") {
+        step("statx of a million extents", extents::statx_1m(b));
+    }
     errors
 }

@@ -92,6 +92,42 @@ pub fn proc_status_kib(pid: Option<i32>, field: &str) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
+/// CPU time (user + system) from `/proc/PID/stat`: of the process `pid` itself, or (with
+/// `children`) of this process's children that have been waited for (`cp`, `dd`, ...).
+pub fn cpu(pid: Option<i32>, children: bool) -> Option<Duration> {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/stat"),
+        None => "/proc/self/stat".to_owned(),
+    };
+    let text = std::fs::read_to_string(path).ok()?;
+    // The fields after the command name (which may hold spaces), from the state on.
+    let rest = &text[text.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime, stime are fields 14 and 15 of stat(5); cutime, cstime 16 and 17.
+    let at = if children { 13 } else { 11 };
+    let ticks: u64 = f.get(at)?.parse::<u64>().ok()? + f.get(at + 1)?.parse::<u64>().ok()?;
+    let hz = rustix::param::clock_ticks_per_second().max(1);
+    Some(Duration::from_secs_f64(ticks as f64 / hz as f64))
+}
+
+/// Resets the peak resident set (`VmHWM`) of `pid` to its current size (`echo 5 >
+/// /proc/PID/clear_refs`, root), so that the next `VmHWM` is the peak from now on.
+pub fn reset_peak_rss(pid: i32) -> Result<()> {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5")
+        .with_context(|| format!("resetting the peak RSS of pid {pid} (needs root)"))
+}
+
+/// Free bytes of the filesystem holding `dir`, for unprivileged writers.
+pub fn free_bytes(dir: &Path) -> Option<u64> {
+    let st = rustix::fs::statvfs(dir).ok()?;
+    Some(st.f_bavail * st.f_frsize)
+}
+
+/// KiB as the table shows them.
+pub fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / KIB as f64)
+}
+
 /// A duration as the table shows it.
 pub fn dur(d: Duration) -> String {
     let s = d.as_secs_f64();
@@ -158,6 +194,21 @@ mod tests {
         assert_eq!(percentile(&v, 99.0), Duration::from_millis(99));
         assert_eq!(percentile(&v[..1], 99.0), Duration::from_millis(1));
         assert_eq!(median(&v[..3]), Duration::from_millis(2));
+    }
+
+    #[test]
+    fn cpu_times_of_this_process_and_its_children() {
+        let own = cpu(None, false).expect("own CPU time");
+        cmd("true", &[]).unwrap();
+        assert!(cpu(None, true).is_some(), "children's CPU time");
+        let spin = Instant::now();
+        while spin.elapsed() < Duration::from_millis(100) {
+            std::hint::black_box(0u64);
+        }
+        assert!(
+            cpu(None, false).unwrap() > own,
+            "100 ms of spinning counted"
+        );
     }
 
     #[test]

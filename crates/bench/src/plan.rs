@@ -33,6 +33,16 @@ pub struct Plan {
     pub clones: usize,
     /// ... from this many clients at once.
     pub clients: usize,
+    /// Full clones of one template at once in the pool deploy ...
+    pub pool_jobs: usize,
+    /// ... of a template this big (also the storm's template).
+    pub pool_size: u64,
+    /// Lazy clones in the storm ...
+    pub storm_clones: usize,
+    /// ... from this many sessions at once.
+    pub storm_clients: usize,
+    /// Extents of the file of `statx-1m`.
+    pub big_extents: u64,
     /// `sync; fstrim; echo 3 > /proc/sys/vm/drop_caches` before each timed run.
     pub drop_caches: bool,
     /// Pause after dropping caches, for XFS's background inode inactivation of what the
@@ -56,6 +66,11 @@ impl Plan {
             dd: 2 * GIB,
             clones: 256,
             clients: 16,
+            pool_jobs: 16,
+            pool_size: 2 * GIB,
+            storm_clones: 1000,
+            storm_clients: 64,
+            big_extents: 1_000_000,
             drop_caches: true,
             settle: Duration::from_millis(1500),
         }
@@ -73,6 +88,7 @@ impl Plan {
             thin_runs: 16,
             frag: 16 * GIB,
             dd: 512 * MIB,
+            pool_size: 512 * MIB,
             ..Plan::full()
         }
     }
@@ -92,16 +108,27 @@ impl Plan {
             dd: 32 * MIB,
             clones: 32,
             clients: 4,
+            pool_jobs: 4,
+            pool_size: 4 * MIB,
+            storm_clones: 64,
+            storm_clients: 8,
+            big_extents: 1000,
             drop_caches: false,
             settle: Duration::ZERO,
         }
     }
 
     /// The XFS image: room for the reservation (made twice, one after the other, not at
-    /// once), the dense file and one copy of it, the thin disk's data twice, the zeros, and
+    /// once), the dense file and one copy of it, the thin disk's data twice, the zeros, the
+    /// pool's template and its copies, the million extents (allocated, not written), and
     /// slack. Sparse: it costs only what is written.
     pub fn image_size(&self) -> u64 {
-        let need = self.reserve + 3 * self.full + 3 * self.thin_data + self.dd;
+        let need = self.reserve
+            + 3 * self.full
+            + 3 * self.thin_data
+            + self.dd
+            + (self.pool_jobs as u64 + 1) * self.pool_size
+            + self.big_extents * 4 * KIB;
         (need + need / 4 + 2 * GIB).next_multiple_of(GIB)
     }
 

@@ -81,6 +81,8 @@ pub const ROW_IDS: &[&str] = &[
     "rtt",
     "full-cp",
     "full-host",
+    "limit",
+    "cpu-per-gib",
     "full-nfs-10g",
     "full-nfs-1g",
     "thin-cp",
@@ -97,6 +99,17 @@ pub const ROW_IDS: &[&str] = &[
     "daemon-rss-idle",
     "daemon-rss-load",
     "plugin-rss",
+    "pool-16",
+    "pool-16-threads",
+    "pool-16-spread",
+    "pool-16-rss",
+    "pool-16-cpu",
+    "storm-1000",
+    "storm-1000-p99",
+    "storm-1000-max",
+    "storm-1000-failed",
+    "statx-1m",
+    "statx-1m-rss",
 ];
 
 fn cell(s: &str) -> String {

@@ -11,6 +11,8 @@ const ROWS: &[&str] = &[
     "rtt",
     "full-cp",
     "full-host",
+    "limit",
+    "cpu-per-gib",
     "full-nfs-10g",
     "full-nfs-1g",
     "thin-cp",
@@ -27,6 +29,17 @@ const ROWS: &[&str] = &[
     "daemon-rss-idle",
     "daemon-rss-load",
     "plugin-rss",
+    "pool-16",
+    "pool-16-threads",
+    "pool-16-spread",
+    "pool-16-rss",
+    "pool-16-cpu",
+    "storm-1000",
+    "storm-1000-p99",
+    "storm-1000-max",
+    "storm-1000-failed",
+    "statx-1m",
+    "statx-1m-rss",
 ];
 
 #[test]
@@ -63,6 +76,10 @@ fn smoke_run_has_every_row_and_no_failed_operation() {
     }
     assert!(!report.contains("FAILED"), "a failed operation:\n{report}");
     assert!(report.contains("| `load-failed` |") && report.contains("0 of 32"));
+    assert!(
+        report.contains("0 of 64 failed, 0 wrong"),
+        "the storm's clones all made and verified:\n{report}"
+    );
     for fact in ["CPU:", "memory:", "kernel:", "disk under the image:"] {
         assert!(report.contains(fact), "{fact} missing:\n{report}");
     }

@@ -1,13 +1,14 @@
 //! CLONEFILE: full, thin (SKIPZEROES) and lazy clones through the plugin, against `cp` and
 //! against the host copying every byte itself.
 
+use std::cell::Cell;
 use std::path::Path;
 
 use anyhow::Result;
 use openvaai_abi::clone_flag;
 use openvaai_testkit::{write_layout, Run};
 
-use super::{compare, Bench, Contender};
+use super::{compare, limit, Bench, Contender};
 use crate::measure::{self, cmd, s, size};
 use crate::table::Row;
 
@@ -37,22 +38,40 @@ fn cp(args: &[&str], src: &Path, dst: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Full clone of the dense file vs `cp --reflink=never` and vs the host copy on the NAS
-/// itself (a local loop: what any host copy costs before the network).
+/// Full clone of the dense file vs `cp --reflink=never`, vs the host copy on the NAS
+/// itself (a local loop: what any host copy costs before the network), and vs the disk's
+/// copy limit (`limit::pipe`); with the CPU the daemon and `cp` spend on it.
 pub fn full(b: &mut Bench<'_>) -> Result<()> {
     let bytes = b.plan.full;
-    let (src, d_cp, d_host) = (b.p(DENSE), b.p("full-cp.vmdk"), b.p("full-host.vmdk"));
+    let (src, d_cp, d_host, d_dd) = (
+        b.p(DENSE),
+        b.p("full-cp.vmdk"),
+        b.p("full-host.vmdk"),
+        b.p("full-dd.vmdk"),
+    );
     let session = &b.session;
+    let (daemon_cpu, cp_cpu, dd_cpu) = (Cell::default(), Cell::default(), Cell::default());
+    let pid = Some(b.daemon_pid);
     let mut contenders: Vec<Contender<'_>> = vec![
-        Box::new(|| session.clone_file(DENSE, "full-clone.vmdk", 0, bytes)),
-        Box::new(|| cp(&["--reflink=never"], &src, &d_cp)),
+        Box::new(|| {
+            limit::counting_cpu(pid, &daemon_cpu, || {
+                session.clone_file(DENSE, "full-clone.vmdk", 0, bytes)
+            })
+        }),
+        Box::new(|| limit::counting_cpu(None, &cp_cpu, || cp(&["--reflink=never"], &src, &d_cp))),
         Box::new(|| host_copy(&src, &d_host)),
+        Box::new(|| limit::counting_cpu(None, &dd_cpu, || limit::pipe(&src, &d_dd))),
     ];
     let export = b.export.clone();
     let times = b.race(&mut contenders, &mut || {
         super::rm(
             &export,
-            &["full-clone.vmdk", "full-cp.vmdk", "full-host.vmdk"],
+            &[
+                "full-clone.vmdk",
+                "full-cp.vmdk",
+                "full-host.vmdk",
+                "full-dd.vmdk",
+            ],
         )
     })?;
     drop(contenders);
@@ -69,7 +88,7 @@ pub fn full(b: &mut Bench<'_>) -> Result<()> {
     ));
     b.push(compare(
         "full-host",
-        what,
+        what.clone(),
         &times[0],
         "host-side copy through the datastore path on the NAS itself, no network (1 MiB \
          read/write, fsync): the ≥ 2× target is judged across a link, `full-nfs-*`",
@@ -77,6 +96,20 @@ pub fn full(b: &mut Bench<'_>) -> Result<()> {
         Some(bytes),
         "",
         |_, _| true,
+    ));
+    b.push(limit::row(what, &times[0], &times[3], bytes));
+    let copied = bytes * b.plan.runs as u64;
+    b.push(limit::cpu_row(
+        "cpu-per-gib",
+        "CPU (user + system) per GiB copied in the full clones above: openvaaid's \
+         (/proc/PID/stat) against the peer's processes' (cutime + cstime; the kernel's \
+         writeback threads, which write cp's page cache back, are not counted)"
+            .to_owned(),
+        daemon_cpu.get(),
+        "`cp --reflink=never` + `sync FILE`",
+        cp_cpu.get(),
+        copied,
+        Some(dd_cpu.get()),
     ));
     Ok(())
 }

@@ -16,21 +16,25 @@ use crate::plan::KIB;
 use crate::table::Row;
 
 /// What one load run gave.
-struct Load {
-    wall: Duration,
-    latencies: Vec<Duration>,
-    failures: Vec<String>,
+pub(crate) struct Load {
+    pub wall: Duration,
+    pub latencies: Vec<Duration>,
+    pub failures: Vec<String>,
 }
 
 impl Load {
-    fn rate(&self) -> f64 {
+    pub fn rate(&self) -> f64 {
         self.latencies.len() as f64 / self.wall.as_secs_f64()
     }
 }
 
-/// `clients` threads, each with `per` operations named by (client, k); the clock starts
-/// when all are ready.
-fn drive(clients: usize, per: usize, op: &(dyn Fn(usize, usize) -> Result<()> + Sync)) -> Load {
+/// `clients` threads sharing `total` operations: client `c` runs `op(c, i)` for `i` = `c`,
+/// `c + clients`, ... below `total`; the clock starts when all are ready.
+pub(crate) fn drive(
+    clients: usize,
+    total: usize,
+    op: &(dyn Fn(usize, usize) -> Result<()> + Sync),
+) -> Load {
     let ready = Barrier::new(clients + 1);
     let latencies = Mutex::new(Vec::new());
     let failures = Mutex::new(Vec::new());
@@ -39,9 +43,9 @@ fn drive(clients: usize, per: usize, op: &(dyn Fn(usize, usize) -> Result<()> + 
             let (ready, latencies, failures) = (&ready, &latencies, &failures);
             scope.spawn(move || {
                 ready.wait();
-                for k in 0..per {
+                for i in (c..total).step_by(clients) {
                     let t = Instant::now();
-                    match op(c, k) {
+                    match op(c, i) {
                         Ok(()) => latencies.lock().unwrap().push(t.elapsed()),
                         Err(e) => failures.lock().unwrap().push(format!("{e:#}")),
                     }
@@ -73,7 +77,7 @@ fn clean(b: &Bench<'_>, clients: usize, per: usize) {
 }
 
 /// Samples the daemon's VmRSS every 5 ms while `f` runs; returns `f`'s value and the peak.
-fn sampling<T>(pid: i32, f: impl FnOnce() -> T) -> (T, u64) {
+pub(crate) fn sampling<T>(pid: i32, f: impl FnOnce() -> T) -> (T, u64) {
     let stop = AtomicBool::new(false);
     let peak = AtomicU64::new(0);
     let v = std::thread::scope(|scope| {
@@ -107,8 +111,8 @@ pub fn load(b: &mut Bench<'_>) -> Result<()> {
     clean(b, clients, per);
     b.cold()?;
     let (ours, peak_kib) = sampling(pid, || {
-        drive(clients, per, &|c, k| {
-            sessions[c].clone_file(DENSE, &name(c, k), clone_flag::LAZY, bytes)
+        drive(clients, clients * per, &|c, i| {
+            sessions[c].clone_file(DENSE, &name(c, i / clients), clone_flag::LAZY, bytes)
         })
     });
     drop(sessions);
@@ -117,8 +121,8 @@ pub fn load(b: &mut Bench<'_>) -> Result<()> {
     b.cold()?;
     let src = b.p(DENSE);
     let export = b.export.clone();
-    let theirs = drive(clients, per, &|c, k| {
-        let dst = export.join(name(c, k));
+    let theirs = drive(clients, clients * per, &|c, i| {
+        let dst = export.join(name(c, i / clients));
         cmd("cp", &["--reflink=always", s(&src), s(&dst)])?;
         cmd("sync", &[s(&dst)])?;
         Ok(())

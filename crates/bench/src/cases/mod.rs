@@ -1,12 +1,16 @@
 //! The cases, each beside its peer: one module per primitive, plus the load and memory.
 
 pub mod clone;
+pub mod extents;
+pub mod limit;
 pub mod link;
 pub mod load;
 pub mod memory;
 pub mod nfs;
+pub mod pool;
 pub mod reserve;
 pub mod statx;
+pub mod storm;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

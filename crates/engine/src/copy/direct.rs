@@ -14,21 +14,21 @@
 //! buffered from then on.
 
 use std::os::fd::BorrowedFd;
-use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender, TryRecvError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use rustix::fs::OFlags;
 use rustix::io::{pread, pwrite, Errno};
 
+use super::budget::{self, Lease, CHUNK};
 use super::{Ctx, Region, Regions};
 use crate::error::{Error, ErrorKind};
 
-/// Bytes per direct read and write.
-const CHUNK: usize = 4 << 20;
-
-/// Buffers in flight: one being read, one being written, one queued between them. The
-/// memory of a copy is at most `DEPTH * CHUNK`; buffers are made as the reader needs them,
-/// no larger than the file, so a small copy takes one small buffer.
-const DEPTH: usize = 3;
+/// Buffers in flight per copy: one being read, one queued, one being written (the queue
+/// between reader and writer holds one piece). Each comes from the process's shared
+/// [`budget`], in turn with the other copies running, and goes back once written; so one
+/// copy alone has three, and many at once share [`budget::BUFFERS`] between them.
+const QUEUED: usize = 1;
 
 /// Alignment of a direct transfer's offset, length and memory: the page size, a multiple of
 /// every disk's logical block size.
@@ -150,61 +150,13 @@ impl<'a> Dio<'a> {
     }
 }
 
-/// A chunk buffer aligned on [`ALIGN`].
-struct Buf {
-    mem: Vec<u8>,
-    at: usize,
-    len: usize,
-}
-
-impl Buf {
-    fn new(cap: usize) -> Buf {
-        let mem = vec![0u8; cap + ALIGN];
-        let at = mem.as_ptr().align_offset(ALIGN);
-        Buf { mem, at, len: 0 }
-    }
-
-    /// The first `len` bytes of the buffer (`len` at most its size).
-    fn space(&mut self, len: usize) -> &mut [u8] {
-        &mut self.mem[self.at..self.at + len]
-    }
-
-    fn data(&self) -> &[u8] {
-        &self.mem[self.at..self.at + self.len]
-    }
-}
-
-/// The reader's supply of buffers: those the writer handed back, or a new one while fewer
-/// than [`DEPTH`] exist.
-struct Free {
-    rx: Receiver<Buf>,
-    made: usize,
-    /// The size of a buffer.
-    cap: usize,
-}
-
-impl Free {
-    /// A buffer to read into; `None` once the writer has gone.
-    fn take(&mut self) -> Option<Buf> {
-        match self.rx.try_recv() {
-            Ok(buf) => Some(buf),
-            Err(TryRecvError::Empty) if self.made < DEPTH => {
-                self.made += 1;
-                Some(Buf::new(self.cap))
-            }
-            Err(TryRecvError::Empty) => self.rx.recv().ok(),
-            Err(TryRecvError::Disconnected) => None,
-        }
-    }
-}
-
 /// What the reader hands the writer, in file order.
 enum Piece {
     Hole(u64, u64),
     /// `buf` holds the data at `off`, in a data region ending at `end`; empty if the source
     /// ended before `off` (it shrank while being copied).
     Data {
-        buf: Buf,
+        buf: Lease<'static>,
         off: u64,
         end: u64,
     },
@@ -213,20 +165,19 @@ enum Piece {
 
 /// Copies the regions of the source with a reader thread feeding `ctx`'s writes.
 pub(super) fn copy(ctx: &mut Ctx<'_, '_, '_>, regions: Regions<'_>) -> Result<(), Error> {
-    let (full_tx, full_rx) = sync_channel::<Piece>(DEPTH);
-    let (free_tx, free_rx) = channel::<Buf>();
+    let (full_tx, full_rx) = sync_channel::<Piece>(QUEUED);
     let cap = (CHUNK as u64).min(regions.size.next_multiple_of(ALIGN as u64)) as usize;
-    let free = Free {
-        rx: free_rx,
-        made: 0,
-        cap,
-    };
     let src = Dio::new(ctx.src, true);
     let (cancel, path) = (ctx.cancel, ctx.path);
+    let writer_gone = AtomicBool::new(false);
     std::thread::scope(|s| {
-        let reader = s.spawn(move || read(src, regions, full_tx, free, cancel, path));
-        let result = write(ctx, full_rx, free_tx);
-        // `write` dropped its ends of both channels: a reader waiting on either returns.
+        let gone = &writer_gone;
+        let stop = move || cancel.is_cancelled() || gone.load(Ordering::Relaxed);
+        let reader = s.spawn(move || read(src, regions, full_tx, cap, &stop, path));
+        let result = write(ctx, full_rx);
+        // `write` dropped its end of the queue: a reader sending returns, one waiting for
+        // a buffer gives up.
+        writer_gone.store(true, Ordering::Relaxed);
         match reader.join() {
             Ok(()) => result,
             Err(_) => result.and(Err(Error::new(ErrorKind::Io, "copy", path.to_owned()))),
@@ -234,15 +185,16 @@ pub(super) fn copy(ctx: &mut Ctx<'_, '_, '_>, regions: Regions<'_>) -> Result<()
     })
 }
 
-/// The reader thread: walks the regions, reads each data region chunk by chunk into a free
-/// buffer, and queues the pieces; returns when done, on the first error (queued), or when
-/// the writer has gone.
+/// The reader thread: walks the regions, reads each data region chunk by chunk into a
+/// buffer of the budget (of `cap` bytes at most), and queues the pieces; returns when done,
+/// on the first error (queued), or when `stop` says the copy is cancelled or the writer has
+/// gone.
 fn read(
     mut src: Dio<'_>,
     regions: Regions<'_>,
     full: SyncSender<Piece>,
-    mut free: Free,
-    cancel: &crate::progress::CancelToken,
+    cap: usize,
+    stop: &dyn Fn() -> bool,
     path: &str,
 ) {
     for region in regions {
@@ -261,11 +213,10 @@ fn read(
         };
         let mut off = start;
         while off < end {
-            if cancel.is_cancelled() {
+            let Some(mut buf) = budget::GLOBAL.lease(cap, stop) else {
                 return;
-            }
-            let Some(mut buf) = free.take() else { return };
-            let want = (CHUNK as u64).min(end - off) as usize;
+            };
+            let want = (cap as u64).min(end - off) as usize;
             let n = match src.read_full(buf.space(want), off) {
                 Ok(n) => n,
                 Err(e) => {
@@ -286,25 +237,93 @@ fn read(
 }
 
 /// The writer (the job's thread): writes the pieces in order, reports progress, checks the
-/// cancel token, and hands each buffer back.
-fn write(ctx: &mut Ctx<'_, '_, '_>, full: Receiver<Piece>, free: Sender<Buf>) -> Result<(), Error> {
+/// cancel token, and gives each buffer back to the budget once written.
+fn write(ctx: &mut Ctx<'_, '_, '_>, full: Receiver<Piece>) -> Result<(), Error> {
     for piece in full {
         ctx.cancel.check(super::OP, ctx.path)?;
         match piece {
             Piece::Hole(a, b) => ctx.hole(a, b)?,
             Piece::Data { buf, off, end } => {
-                if buf.len == 0 {
-                    // The rest of the region reads as zeros (the size was set first).
-                    ctx.reporter.advance(end - off);
-                } else {
+                let n = buf.len as u64;
+                if n > 0 {
                     ctx.write_data(buf.data(), off)?;
-                    ctx.reporter.advance(buf.len as u64);
                 }
-                let _ = free.send(buf);
+                // Back to the budget before reporting (pacing sleeps in the report), for
+                // the next copy in line.
+                drop(buf);
+                // Nothing read: the rest of the region reads as zeros (the size was set first).
+                ctx.reporter.advance(if n == 0 { end - off } else { n });
             }
             Piece::Failed(e) => return Err(e),
         }
     }
     // The reader also stops, without a word, when the token fires.
     ctx.cancel.check(super::OP, ctx.path)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::fd::AsFd;
+
+    use super::super::{copy, CopyPlan};
+    use super::*;
+    use crate::progress::{CancelToken, Reporter};
+
+    /// Twelve full copies at once, through the direct path: never more buffers lent than
+    /// the budget holds (each copy alone would take three: 36), every copy exact.
+    #[test]
+    fn many_copies_at_once_share_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let size = 3 * CHUNK + 4096;
+        let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+        let src_path = dir.path().join("src");
+        std::fs::File::create(&src_path)
+            .unwrap()
+            .write_all(&data)
+            .unwrap();
+        let plan = CopyPlan {
+            skip_zeroes: false,
+            zero_block: 4096,
+            copy_file_range: false,
+        };
+        std::thread::scope(|s| {
+            for i in 0..12 {
+                let (dir, src_path, plan) = (dir.path(), &src_path, &plan);
+                s.spawn(move || {
+                    let src = std::fs::File::open(src_path).unwrap();
+                    let dst_path = dir.join(format!("dst-{i}"));
+                    let dst = std::fs::File::options()
+                        .read(true)
+                        .write(true)
+                        .create_new(true)
+                        .open(&dst_path)
+                        .unwrap();
+                    let mut cb = |_| {};
+                    let mut reporter = Reporter::new(&mut cb, size as u64);
+                    let cancel = CancelToken::new();
+                    copy(
+                        src.as_fd(),
+                        dst.as_fd(),
+                        size as u64,
+                        plan,
+                        &mut reporter,
+                        &cancel,
+                        "dst",
+                    )
+                    .unwrap();
+                });
+            }
+        });
+        for i in 0..12 {
+            let got = std::fs::read(dir.path().join(format!("dst-{i}"))).unwrap();
+            assert!(got == data, "copy {i} differs from its source");
+        }
+        let peak = budget::GLOBAL.peak();
+        assert!(
+            (1..=budget::BUFFERS).contains(&peak),
+            "{peak} buffers lent at once (budget {})",
+            budget::BUFFERS
+        );
+    }
 }

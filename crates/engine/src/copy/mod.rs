@@ -13,6 +13,7 @@
 //! server-side COPY; CephFS: RADOS object copies), a full clone uses it before anything
 //! else, so that no byte crosses the gateway ([`CopyPlan::for_clone`]).
 
+mod budget;
 mod direct;
 
 use std::os::fd::BorrowedFd;
