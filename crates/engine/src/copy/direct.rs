@@ -285,7 +285,7 @@ mod tests {
         let plan = CopyPlan {
             skip_zeroes: false,
             zero_block: 4096,
-            copy_file_range: false,
+            copy_file_range: crate::copy::Cfr::No,
         };
         std::thread::scope(|s| {
             for i in 0..12 {
