@@ -165,13 +165,22 @@ pub(crate) fn open_regular(
     let st = rustix::fs::fstat(&probe).map_err(|e| Error::sys(op, path, e))?;
     ensure_regular(&st, op, path)?;
     let access = if write { OFlags::RDWR } else { OFlags::RDONLY };
-    let fd = open_beneath(
-        root,
-        path,
-        access | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
-        RESOLVE,
-    )
-    .map_err(|e| resolve_error(root, op, path, e))?;
+    let fd = open_past_leases(|| {
+        open_beneath(
+            root,
+            path,
+            access | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+            RESOLVE,
+        )
+    })
+    .map_err(|e| match e {
+        Errno::WOULDBLOCK => Error::sys_kind(ErrorKind::Busy, op, path, e).with_detail(format!(
+            "a lease on the file (an NFSv4 client's delegation) was not given back within \
+             {} s",
+            LEASE_WAIT.as_secs()
+        )),
+        e => resolve_error(root, op, path, e),
+    })?;
     let st2 = rustix::fs::fstat(&fd).map_err(|e| Error::sys(op, path, e))?;
     ensure_regular(&st2, op, path)?;
     if (st.st_dev, st.st_ino) != (st2.st_dev, st2.st_ino) {
@@ -180,6 +189,29 @@ pub(crate) fn open_regular(
     // Regular files ignore O_NONBLOCK for I/O, but clear it anyway for clarity.
     rustix::fs::fcntl_setfl(&fd, access).map_err(|e| Error::sys(op, path, e))?;
     Ok((fd, st2))
+}
+
+/// How long an open waits for a lease (an NFSv4 delegation knfsd handed a client) to be
+/// given back.
+const LEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs `open` (an `O_NONBLOCK` open) until it gets past the leases on the file. A file a
+/// knfsd client holds a delegation on answers `EWOULDBLOCK` to a conflicting non-blocking
+/// open, and that open starts the recall; once the client gives the delegation back (within
+/// milliseconds, usually) the open goes through. Retried with a short backoff for at most
+/// [`LEASE_WAIT`]; then `EWOULDBLOCK` stands.
+fn open_past_leases(mut open: impl FnMut() -> Result<OwnedFd, Errno>) -> Result<OwnedFd, Errno> {
+    let deadline = std::time::Instant::now() + LEASE_WAIT;
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        match open() {
+            Err(Errno::WOULDBLOCK) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(200));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Fails with [`ErrorKind::IncorrectFileType`] unless `st` describes a regular file.

@@ -112,8 +112,9 @@ fn a_reservation_killed_half_way_is_given_back_at_the_next_start() {
             .all(|n| n == "access" || n == "lock"),
         "the journal entry is gone"
     );
-    // And a reservation now completes as usual.
-    let id = fx.session(0);
+    // And a reservation now completes as usual (paced: 8 s of work, so a timeout that a
+    // loaded machine's slow first chunk cannot trip).
+    let id = fx.session_with(0, Some(30_000));
     assert_vix(
         fx.plugin
             .reserve(id, &fx.s(0, "thick-flat.vmdk"), None)

@@ -92,11 +92,9 @@ fn engine_and_plugin_on_the_guests_kernel_and_nfs_mounts() {
         // Room for the engine tests' own images (TMPDIR): sparse, on the host too.
         .disk("scratch", FsKind::Ext4, 8 << 30)
         .memory_mib(1536)
-        // No NFSv4 delegations, as with ESXi's NFS 4.1 client. The guest's Linux client takes
-        // read delegations, and openvaaid's O_NONBLOCK opens of a delegated file then fail
-        // with EAGAIN while knfsd recalls the delegation (RESVSPACE -> VIX_E_FILE_ERROR):
-        // an open problem of the daemon on a knfsd server with Linux NFSv4 clients.
-        .setup("echo 0 > /proc/sys/fs/leases-enable")
+        // NFSv4 delegations stay on: the guest's Linux client takes read delegations, and the
+        // engine's opens of a delegated file must wait out knfsd's recall (they once failed
+        // with EAGAIN: RESVSPACE -> VIX_E_FILE_ERROR).
         .program(&me, &at("knfsd"))
         .program(&daemon_bin(), &at("openvaaid"))
         .program(&plugin_so(), &at("libopenvaai.so"))
