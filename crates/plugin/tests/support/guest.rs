@@ -39,3 +39,30 @@ pub fn in_guest(outer: &str) {
         "this test runs inside the knfsd guest only: run {outer}, which boots it"
     );
 }
+
+/// Builds `openvaaid` and the `openvaai` CLI now (cargo does nothing when they are up to
+/// date): `cargo test -p openvaai-plugin` does not, and the testkit takes whatever binary is
+/// in the profile directory, so a guest suite would otherwise run a stale daemon.
+pub fn build_daemon_and_cli() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args([
+        "build",
+        "-p",
+        "openvaai-daemon",
+        "--bin",
+        "openvaaid",
+        "-p",
+        "openvaai-cli",
+        "--bin",
+        "openvaai",
+    ]);
+    if openvaai_testkit::profile_dir().ends_with("release") {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("running cargo build");
+    assert!(
+        status.success(),
+        "cargo build of openvaaid and openvaai failed"
+    );
+}

@@ -23,11 +23,12 @@ use std::time::{Duration, Instant};
 use openvaai_testkit::guest::Knfsd;
 use openvaai_testkit::{cli_bin, daemon_bin, plugin_so};
 
-use guest::{passed, run_in_guest, GUEST_BIN, IN_GUEST};
+use guest::{build_daemon_and_cli, passed, run_in_guest, GUEST_BIN, IN_GUEST};
 
 #[test]
 fn openvaaid_on_a_zfs_dataset_through_nfs_mounts() {
     let started = Instant::now();
+    build_daemon_and_cli();
     let me = std::env::current_exe().unwrap();
     let at = |name: &str| format!("{GUEST_BIN}/{name}");
     let Some(nfs) = Knfsd::builder()
