@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use guest::{passed, run_in_guest};
+use guest::{build_daemon_and_cli, passed, run_in_guest};
 pub use guest::{GUEST_BIN, IN_GUEST};
 use openvaai_testkit::guest::Knfsd;
 use openvaai_testkit::{daemon_bin, plugin_so, profile_dir, FsKind};
@@ -58,6 +58,7 @@ fn engine_test_binary() -> PathBuf {
 #[test]
 fn engine_and_plugin_on_the_guests_kernel_and_nfs_mounts() {
     let started = Instant::now();
+    build_daemon_and_cli();
     let engine = engine_test_binary();
     let tmp = tempfile::tempdir().unwrap();
     let host = chost::build(tmp.path());
