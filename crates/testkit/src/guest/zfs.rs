@@ -30,7 +30,14 @@ fn usable(dir: &Path) -> bool {
 /// beside any directory above it, or above the test binary: CI runs with a copy of `shared/`
 /// next to the clone); an error saying where it looked.
 pub fn zfs_dir() -> Result<PathBuf, String> {
-    if let Some(d) = std::env::var_os(ZFS_DIR_ENV) {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let exe = std::env::current_exe().unwrap_or_default();
+    find_zfs_dir(std::env::var_os(ZFS_DIR_ENV), &[repo, &exe])
+}
+
+/// [`zfs_dir`] with the environment variable's value and the starting points given.
+fn find_zfs_dir(env: Option<std::ffi::OsString>, starts: &[&Path]) -> Result<PathBuf, String> {
+    if let Some(d) = env {
         let d = PathBuf::from(d);
         return match usable(&d) {
             true => Ok(d),
@@ -41,10 +48,8 @@ pub fn zfs_dir() -> Result<PathBuf, String> {
             )),
         };
     }
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).to_owned();
-    let exe = std::env::current_exe().unwrap_or_default();
     let mut looked = Vec::new();
-    for start in [repo.as_path(), exe.as_path()] {
+    for start in starts {
         for dir in start.ancestors().skip(1) {
             let candidate = dir.join("shared/zfs");
             if usable(&candidate) {
@@ -149,5 +154,68 @@ pub(super) fn kernel_fits(deb: &Path) -> Result<(), String> {
             super::KERNEL_PACKAGE,
             super::KERNEL_DEB_ENV
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fake_build(dir: &Path) {
+        for f in NEEDED {
+            let p = dir.join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b"").unwrap();
+        }
+        std::fs::create_dir_all(dir.join("lib")).unwrap();
+    }
+
+    #[test]
+    fn the_build_is_found_beside_the_repository_or_named_or_the_error_says_where_it_looked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = tmp.path().join("clone/crates/testkit");
+        std::fs::create_dir_all(&repo).unwrap();
+        let err = find_zfs_dir(None, &[&repo]).unwrap_err();
+        assert!(
+            err.contains(&tmp.path().join("shared/zfs").display().to_string()),
+            "{err}"
+        );
+        assert!(err.contains(ZFS_DIR_ENV), "{err}");
+
+        fake_build(&tmp.path().join("shared/zfs"));
+        assert_eq!(
+            find_zfs_dir(None, &[&repo]).unwrap(),
+            tmp.path().join("shared/zfs")
+        );
+        // Named but incomplete: an error, not a search elsewhere.
+        let empty = tmp.path().join("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        let err = find_zfs_dir(Some(empty.clone().into()), &[&repo]).unwrap_err();
+        assert!(err.contains("modules/zfs.ko"), "{err}");
+        fake_build(&empty);
+        assert_eq!(
+            find_zfs_dir(Some(empty.clone().into()), &[&repo]).unwrap(),
+            empty
+        );
+    }
+
+    #[test]
+    fn a_partitioned_image_has_one_gpt_partition_over_the_disk() {
+        if super::super::which("sfdisk").is_none() {
+            assert!(
+                !crate::testfs::require_fs_tests(),
+                "sfdisk missing (apt-get install fdisk)"
+            );
+            eprintln!("skipping: no sfdisk");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let img = tmp.path().join("disk.img");
+        partitioned_image(&img, 64 << 20).unwrap();
+        let dump = run_tool(Command::new("sfdisk").arg("--dump").arg(&img)).unwrap();
+        assert!(dump.contains("label: gpt"), "{dump}");
+        let parts: Vec<&str> = dump.lines().filter(|l| l.contains(" : start=")).collect();
+        assert_eq!(parts.len(), 1, "{dump}");
+        assert_eq!(std::fs::metadata(&img).unwrap().len(), 64 << 20);
     }
 }
