@@ -225,6 +225,11 @@ fn every_primitive_on_zfs_with_block_cloning() {
             vix::E_NOT_SUPPORTED,
             &format!("RESVSPACE on {mount}"),
         );
+        let log = daemon.log_text();
+        assert!(
+            log.contains("allocated nothing") && log.contains("refreservation"),
+            "{mount}: the daemon's log does not say why RESVSPACE failed:\n{log}"
+        );
         assert_same_content(Path::new(&p("sparse")), Path::new(&p("full")));
         let sx = plugin.statx(id, &p("sparse")).unwrap();
         assert_eq!(
