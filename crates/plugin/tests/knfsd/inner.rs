@@ -14,8 +14,6 @@ use openvaai_host::{Datastore, Plugin};
 use openvaai_testkit::guest::local_view;
 use openvaai_testkit::{assert_same_content, plugin_so, write_layout, Daemon, Run};
 
-use crate::IN_GUEST;
-
 /// The ignored tests `main.rs` runs in the guest.
 pub const NAMES: &[&str] = &[
     "inner::every_primitive_through_nfs_mounts",
@@ -34,12 +32,7 @@ const MOUNTS: &[(&str, &str, &str, u32)] = &[
 ];
 
 fn in_guest() {
-    assert_eq!(
-        std::env::var(IN_GUEST).as_deref(),
-        Ok("1"),
-        "this test runs inside the knfsd guest only: run \
-         engine_and_plugin_on_the_guests_kernel_and_nfs_mounts, which boots it"
-    );
+    crate::guest::in_guest("engine_and_plugin_on_the_guests_kernel_and_nfs_mounts");
 }
 
 fn sh(script: &str) -> String {

@@ -9,20 +9,18 @@
 
 #[path = "../support/chost.rs"]
 mod chost;
+#[path = "../support/guest.rs"]
+mod guest;
 mod inner;
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use guest::{build_daemon_and_cli, passed, run_in_guest};
+pub use guest::{GUEST_BIN, IN_GUEST};
 use openvaai_testkit::guest::Knfsd;
 use openvaai_testkit::{daemon_bin, plugin_so, profile_dir, FsKind};
-
-/// Where the programs go in the guest: the test binary beside `openvaaid` and the plugin,
-/// where the testkit looks for them.
-pub const GUEST_BIN: &str = "/opt/openvaai";
-/// The environment variable that marks a run inside the guest.
-pub const IN_GUEST: &str = "OPENVAAI_IN_GUEST";
 
 /// The engine's integration test binary, built (or found up to date) by cargo.
 fn engine_test_binary() -> PathBuf {
@@ -57,31 +55,10 @@ fn engine_test_binary() -> PathBuf {
         .unwrap_or_else(|| panic!("cargo named no engine test binary:\n{text}"))
 }
 
-/// Runs `script` in the guest within `bound`; its output, or a panic with it.
-fn run_in_guest(nfs: &Knfsd, what: &str, script: &str, bound: Duration) -> String {
-    let started = Instant::now();
-    let out = nfs
-        .exec_timeout(script, bound)
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert_eq!(out.status, 0, "{what} failed in the guest:\n{}", out.text);
-    eprintln!(
-        "knfsd guest: {what}: {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    out.text
-}
-
-/// `N` from libtest's "test result: ok. N passed".
-fn passed(text: &str) -> u32 {
-    text.lines()
-        .filter_map(|l| l.split_once("test result: ok. "))
-        .filter_map(|(_, r)| r.split_whitespace().next()?.parse::<u32>().ok())
-        .sum()
-}
-
 #[test]
 fn engine_and_plugin_on_the_guests_kernel_and_nfs_mounts() {
     let started = Instant::now();
+    build_daemon_and_cli();
     let engine = engine_test_binary();
     let tmp = tempfile::tempdir().unwrap();
     let host = chost::build(tmp.path());

@@ -162,7 +162,20 @@ fn deb_field(deb: &Path, field: &str) -> Result<String, String> {
 
 /// The libraries `ldd` names for `program` (the dynamic loader included).
 pub fn shared_libraries(program: &Path) -> Result<Vec<PathBuf>, String> {
-    let out = Command::new("ldd")
+    shared_libraries_with(program, None)
+}
+
+/// Like [`shared_libraries`], with `LD_LIBRARY_PATH` set to `lib_path` (a program's own
+/// libraries outside the system's directories, e.g. OpenZFS's).
+pub fn shared_libraries_with(
+    program: &Path,
+    lib_path: Option<&Path>,
+) -> Result<Vec<PathBuf>, String> {
+    let mut ldd = Command::new("ldd");
+    if let Some(dir) = lib_path {
+        ldd.env("LD_LIBRARY_PATH", dir);
+    }
+    let out = ldd
         .arg(program)
         .output()
         .map_err(|e| format!("running ldd: {e}"))?;
@@ -248,6 +261,18 @@ impl Staging {
     /// Copies the program `host` to `guest` without its debug information, and the shared
     /// libraries it needs to the paths the host has them at.
     pub fn program(&mut self, host: &Path, guest: &str) -> Result<(), String> {
+        self.program_with(host, guest, None)
+    }
+
+    /// Like [`Staging::program`] for a program whose own libraries are in `lib_path` (found
+    /// there by `ldd`, and not copied: the caller puts them where the guest's
+    /// `LD_LIBRARY_PATH` points).
+    pub fn program_with(
+        &mut self,
+        host: &Path,
+        guest: &str,
+        lib_path: Option<&Path>,
+    ) -> Result<(), String> {
         let dest = self.dest(guest);
         if let Some(dir) = dest.parent() {
             std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -263,7 +288,10 @@ impl Staging {
         } else {
             self.file(host, guest)?;
         }
-        for lib in shared_libraries(host)? {
+        for lib in shared_libraries_with(host, lib_path)? {
+            if lib_path.is_some_and(|d| lib.starts_with(d)) {
+                continue;
+            }
             let guest_lib = lib.to_string_lossy().into_owned();
             self.file(&lib, &guest_lib)?;
         }

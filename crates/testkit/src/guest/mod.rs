@@ -30,6 +30,7 @@ mod control;
 mod image;
 mod inspect;
 mod machine;
+mod zfs;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -41,6 +42,7 @@ pub use control::Output;
 pub use image::{guest_dir, shared_libraries, KERNEL_DEB_ENV, KERNEL_PACKAGE};
 pub use inspect::{local_view, shell_quote, Extent, FileView, ImageMount};
 pub use machine::{GUEST_CTL_PORT, GUEST_NFS_PORT};
+pub use zfs::{zfs_dir, GUEST_ZFS, ZFS_DIR_ENV};
 
 use crate::testfs::{require_fs_tests, REQUIRE_ENV};
 use crate::FsKind;
@@ -86,6 +88,12 @@ pub struct KnfsdBuilder {
     setup: String,
     memory_mib: u32,
     cpus: u32,
+    /// `(name, size)`: raw disks with a GPT and one partition (`/dev/vdX1`), not mounted.
+    raw_disks: Vec<(String, u64)>,
+    /// The OpenZFS directory to copy in ([`KnfsdBuilder::zfs`]).
+    zfs: Option<PathBuf>,
+    /// Why the guest cannot have what was asked for (e.g. no OpenZFS build found).
+    missing: Option<String>,
 }
 
 impl Default for KnfsdBuilder {
@@ -97,6 +105,9 @@ impl Default for KnfsdBuilder {
             setup: String::new(),
             memory_mib: 1024,
             cpus: 2,
+            raw_disks: Vec::new(),
+            zfs: None,
+            missing: None,
         }
     }
 }
@@ -118,6 +129,34 @@ impl KnfsdBuilder {
     pub fn secure_disk(mut self, name: &str, kind: FsKind, size: u64) -> Self {
         self = self.disk(name, kind, size);
         self.disks.last_mut().expect("just pushed").secure = true;
+        self
+    }
+
+    /// A raw disk of `size` bytes (sparse) with a GPT and one partition over all of it, not
+    /// mounted: `/dev/vdX1` in the guest, for the disk whose `/sys/block/vdX/serial` is `name`.
+    pub fn raw_disk(mut self, name: &str, size: u64) -> Self {
+        self.raw_disks.push((name.to_owned(), size));
+        self
+    }
+
+    /// OpenZFS ([`zfs_dir`]): the modules loaded at boot, `zpool` and `zfs` on `PATH`, and
+    /// pool `pool` on a raw disk of `size` bytes with a dataset (lz4) mounted on
+    /// `/export/POOL`, exported like the other disks. Unavailable (skip, or a panic in CI)
+    /// when the OpenZFS build is missing or the guest kernel is not the one it is built for.
+    pub fn zfs(mut self, pool: &str, size: u64) -> Self {
+        let serial = format!("{pool}-vdev");
+        self = self.raw_disk(&serial, size);
+        match zfs_dir() {
+            Ok(dir) => {
+                self = self
+                    .module(&dir.join("modules/spl.ko"), "/opt/zfs/modules/spl.ko")
+                    .module(&dir.join("modules/zfs.ko"), "/opt/zfs/modules/zfs.ko");
+                let fsid = 100 + self.raw_disks.len();
+                self = self.setup(&zfs::setup_script(pool, &serial, fsid));
+                self.zfs = Some(dir);
+            }
+            Err(e) => self.missing = Some(e),
+        }
         self
     }
 
@@ -173,16 +212,29 @@ impl KnfsdBuilder {
             "objcopy",
         ];
         tools.extend(self.disks.iter().map(|d| d.kind.mkfs()));
+        if !self.raw_disks.is_empty() {
+            tools.push("sfdisk");
+        }
         if let Some(t) = tools.into_iter().find(|t| which(t).is_none()) {
             return Some(format!(
                 "{t} not found (apt-get install qemu-system-x86 busybox-static \
-                 nfs-kernel-server cpio kmod binutils xfsprogs btrfs-progs e2fsprogs)"
+                 nfs-kernel-server cpio kmod binutils xfsprogs btrfs-progs e2fsprogs fdisk)"
             ));
         }
         if shared_libraries(Path::new("/bin/busybox")).map_or(true, |l| !l.is_empty()) {
             return Some("no static /bin/busybox (apt-get install busybox-static)".into());
         }
-        image::kernel_deb().err()
+        if let Some(missing) = &self.missing {
+            return Some(missing.clone());
+        }
+        let deb = match image::kernel_deb() {
+            Ok(deb) => deb,
+            Err(e) => return Some(e),
+        };
+        match self.zfs {
+            Some(_) => zfs::kernel_fits(&deb).err(),
+            None => None,
+        }
     }
 
     /// Boots the guest and waits until it serves; `None` (with the reason on stderr) when it
@@ -227,11 +279,16 @@ impl KnfsdBuilder {
             make_filesystem(&image, d.kind, d.size)?;
             nfs.disks.push((d.name.clone(), d.kind, image));
         }
-        let drives: Vec<(String, PathBuf)> = nfs
+        let mut drives: Vec<(String, PathBuf)> = nfs
             .disks
             .iter()
             .map(|(n, _, img)| (n.clone(), img.clone()))
             .collect();
+        for (name, size) in &self.raw_disks {
+            let image = nfs.dir.join(format!("raw-{name}.img"));
+            zfs::partitioned_image(&image, *size)?;
+            drives.push((name.clone(), image));
+        }
         let spec = machine::Spec {
             kernel: &base.kernel,
             initrd: &initrd,
@@ -294,6 +351,9 @@ impl KnfsdBuilder {
             } else {
                 staging.file(host, guest)?;
             }
+        }
+        if let Some(dir) = &self.zfs {
+            zfs::stage(&mut staging, dir)?;
         }
         staging.write(
             "/etc/guest/modules.extra",

@@ -1,0 +1,68 @@
+//! Running a test binary's guest-side half in a knfsd guest (`openvaai_testkit::guest`):
+//! shared by the guest suites (`tests/knfsd`, `tests/zfs`).
+
+use std::time::{Duration, Instant};
+
+use openvaai_testkit::guest::Knfsd;
+
+/// Where the programs go in the guest: the test binary beside `openvaaid`, the plugin and the
+/// CLI, where the testkit looks for them.
+pub const GUEST_BIN: &str = "/opt/openvaai";
+/// The environment variable that marks a run inside the guest.
+pub const IN_GUEST: &str = "OPENVAAI_IN_GUEST";
+
+/// Runs `script` in the guest within `bound`; its output, or a panic with it.
+pub fn run_in_guest(nfs: &Knfsd, what: &str, script: &str, bound: Duration) -> String {
+    let started = Instant::now();
+    let out = nfs
+        .exec_timeout(script, bound)
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    assert_eq!(out.status, 0, "{what} failed in the guest:\n{}", out.text);
+    eprintln!("guest: {what}: {:.1} s", started.elapsed().as_secs_f64());
+    out.text
+}
+
+/// `N` from libtest's "test result: ok. N passed".
+pub fn passed(text: &str) -> u32 {
+    text.lines()
+        .filter_map(|l| l.split_once("test result: ok. "))
+        .filter_map(|(_, r)| r.split_whitespace().next()?.parse::<u32>().ok())
+        .sum()
+}
+
+/// Asserts this runs inside the guest (the ignored guest-side tests), naming the test that
+/// boots it otherwise.
+pub fn in_guest(outer: &str) {
+    assert_eq!(
+        std::env::var(IN_GUEST).as_deref(),
+        Ok("1"),
+        "this test runs inside the knfsd guest only: run {outer}, which boots it"
+    );
+}
+
+/// Builds `openvaaid` and the `openvaai` CLI now (cargo does nothing when they are up to
+/// date): `cargo test -p openvaai-plugin` does not, and the testkit takes whatever binary is
+/// in the profile directory, so a guest suite would otherwise run a stale daemon.
+pub fn build_daemon_and_cli() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args([
+        "build",
+        "-p",
+        "openvaai-daemon",
+        "--bin",
+        "openvaaid",
+        "-p",
+        "openvaai-cli",
+        "--bin",
+        "openvaai",
+    ]);
+    if openvaai_testkit::profile_dir().ends_with("release") {
+        cmd.arg("--release");
+    }
+    let status = cmd.status().expect("running cargo build");
+    assert!(
+        status.success(),
+        "cargo build of openvaaid and openvaai failed"
+    );
+}
