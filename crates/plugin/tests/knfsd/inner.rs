@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use openvaai_abi::{alloc, clone_flag as f, prim, vix, VixError};
-use openvaai_host::{Datastore, Plugin};
+use openvaai_abi::{alloc, clone_flag as f, prim, vix};
+use openvaai_host::Datastore;
 use openvaai_testkit::guest::local_view;
 use openvaai_testkit::{assert_same_content, plugin_so, write_layout, Daemon, Run};
 
@@ -25,60 +25,18 @@ const MIB: u64 = 1 << 20;
 /// The session timeout (ESXi's timeoutMS).
 const TIMEOUT_MS: u64 = 30_000;
 
-/// `(mount point, mount options, fsType, fsVersion)` as ESXi mounts datastores.
-const MOUNTS: &[(&str, &str, &str, u32)] = &[
-    ("/mnt/v3", "vers=3,nolock", "NFS", 3),
-    ("/mnt/v41", "vers=4.1", "NFS41", 4),
-];
+use crate::guest::{assert_vix, name, plugin, MOUNTS};
 
 fn in_guest() {
     crate::guest::in_guest("engine_and_plugin_on_the_guests_kernel_and_nfs_mounts");
 }
 
-fn sh(script: &str) -> String {
-    let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "`{script}` failed:\n{text}");
-    text
-}
-
-/// The NFS mounts of the export, made once per test (and kept: the guest is powered off after).
-fn mount_all() {
-    for (dir, opts, _, _) in MOUNTS {
-        sh(&format!(
-            "mkdir -p {dir}; grep -q ' {dir} nfs' /proc/mounts || \
-             mount -t nfs -o {opts} 127.0.0.1:{EXPORT} {dir}"
-        ));
-        let line = sh(&format!("grep ' {dir} nfs' /proc/mounts"));
-        let vers = opts.split(',').next().unwrap();
-        assert!(line.contains(vers), "{dir} is not mounted {vers}: {line}");
-    }
-}
-
 fn datastore(mount: &str, fs_type: &str, fs_version: u32) -> Datastore {
-    Datastore {
-        fs_type: fs_type.into(),
-        fs_version,
-        remote_ip: Some("127.0.0.1".into()),
-        remote_mount_point: Some(EXPORT.into()),
-        local_mount_point: Some(mount.into()),
-    }
+    crate::guest::datastore(EXPORT, mount, fs_type, fs_version)
 }
 
-fn name(err: VixError) -> String {
-    format!("{} ({err})", vix::name(err).unwrap_or("?"))
-}
-
-#[track_caller]
-fn assert_vix(got: VixError, want: VixError, what: &str) {
-    assert_eq!(name(got), name(want), "{what}");
-}
-
-fn plugin() -> Plugin {
-    let mut plugin = Plugin::load(&plugin_so()).unwrap();
-    assert_eq!(plugin.init(), vix::OK);
-    plugin
+fn mount_all() {
+    crate::guest::mount_all(EXPORT);
 }
 
 fn server(file: &str) -> openvaai_testkit::guest::FileView {

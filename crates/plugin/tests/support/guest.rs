@@ -1,9 +1,13 @@
 //! Running a test binary's guest-side half in a knfsd guest (`openvaai_testkit::guest`):
 //! shared by the guest suites (`tests/knfsd`, `tests/zfs`).
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use openvaai_abi::{vix, VixError};
+use openvaai_host::{Datastore, Plugin};
 use openvaai_testkit::guest::Knfsd;
+use openvaai_testkit::plugin_so;
 
 /// Where the programs go in the guest: the test binary beside `openvaaid`, the plugin and the
 /// CLI, where the testkit looks for them.
@@ -65,4 +69,62 @@ pub fn build_daemon_and_cli() {
         status.success(),
         "cargo build of openvaaid and openvaai failed"
     );
+}
+
+// The guest-side helpers: used inside the guest by each suite's `inner` tests.
+
+/// `(mount point, mount options, fsType, fsVersion)` as ESXi mounts datastores.
+pub const MOUNTS: &[(&str, &str, &str, u32)] = &[
+    ("/mnt/v3", "vers=3,nolock", "NFS", 3),
+    ("/mnt/v41", "vers=4.1", "NFS41", 4),
+];
+
+/// Runs `script` with `sh -c`; its output, or a panic with it.
+pub fn sh(script: &str) -> String {
+    let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "`{script}` failed:\n{text}");
+    text
+}
+
+/// The guest's NFS mounts of `export` (from its own knfsd on 127.0.0.1), made once per test
+/// and checked to be of the version asked for.
+pub fn mount_all(export: &str) {
+    for (dir, opts, _, _) in MOUNTS {
+        sh(&format!(
+            "mkdir -p {dir}; grep -q ' {dir} nfs' /proc/mounts || \
+             mount -t nfs -o {opts} 127.0.0.1:{export} {dir}"
+        ));
+        let line = sh(&format!("grep ' {dir} nfs' /proc/mounts"));
+        let vers = opts.split(',').next().unwrap();
+        assert!(line.contains(vers), "{dir} is not mounted {vers}: {line}");
+    }
+}
+
+/// The datastore ESXi would describe for a mount of `export` from this guest's knfsd.
+pub fn datastore(export: &str, mount: &str, fs_type: &str, fs_version: u32) -> Datastore {
+    Datastore {
+        fs_type: fs_type.into(),
+        fs_version,
+        remote_ip: Some("127.0.0.1".into()),
+        remote_mount_point: Some(export.into()),
+        local_mount_point: Some(mount.into()),
+    }
+}
+
+pub fn name(err: VixError) -> String {
+    format!("{} ({err})", vix::name(err).unwrap_or("?"))
+}
+
+#[track_caller]
+pub fn assert_vix(got: VixError, want: VixError, what: &str) {
+    assert_eq!(name(got), name(want), "{what}");
+}
+
+/// The plugin, loaded and initialised as disklib does.
+pub fn plugin() -> Plugin {
+    let mut plugin = Plugin::load(&plugin_so()).unwrap();
+    assert_eq!(plugin.init(), vix::OK);
+    plugin
 }

@@ -8,11 +8,11 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
 
-use openvaai_abi::{alloc, clone_flag as f, prim, vix, VixError};
-use openvaai_host::{Datastore, Plugin};
+use openvaai_abi::{alloc, clone_flag as f, prim, vix};
+use openvaai_host::Datastore;
 use openvaai_testkit::{assert_same_content, cli_bin, plugin_so, write_layout, Daemon, Run};
 
-use crate::guest::in_guest;
+use crate::guest::{assert_vix, in_guest, name, plugin, sh, MOUNTS};
 
 /// The pool `main.rs` asks the guest for; its dataset is mounted on `/export/POOL`.
 pub const POOL: &str = "tank";
@@ -30,52 +30,12 @@ const MIB: u64 = 1 << 20;
 const TIMEOUT_MS: u64 = 30_000;
 const BCLONE_PARAM: &str = "/sys/module/zfs/parameters/zfs_bclone_enabled";
 
-/// `(mount point, mount options, fsType, fsVersion)` as ESXi mounts datastores.
-const MOUNTS: &[(&str, &str, &str, u32)] = &[
-    ("/mnt/v3", "vers=3,nolock", "NFS", 3),
-    ("/mnt/v41", "vers=4.1", "NFS41", 4),
-];
-
-fn sh(script: &str) -> String {
-    let out = Command::new("sh").arg("-c").arg(script).output().unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "`{script}` failed:\n{text}");
-    text
+fn datastore(mount: &str, fs_type: &str, fs_version: u32) -> Datastore {
+    crate::guest::datastore(EXPORT, mount, fs_type, fs_version)
 }
 
 fn mount_all() {
-    for (dir, opts, _, _) in MOUNTS {
-        sh(&format!(
-            "mkdir -p {dir}; grep -q ' {dir} nfs' /proc/mounts || \
-             mount -t nfs -o {opts} 127.0.0.1:{EXPORT} {dir}"
-        ));
-    }
-}
-
-fn datastore(mount: &str, fs_type: &str, fs_version: u32) -> Datastore {
-    Datastore {
-        fs_type: fs_type.into(),
-        fs_version,
-        remote_ip: Some("127.0.0.1".into()),
-        remote_mount_point: Some(EXPORT.into()),
-        local_mount_point: Some(mount.into()),
-    }
-}
-
-fn name(err: VixError) -> String {
-    format!("{} ({err})", vix::name(err).unwrap_or("?"))
-}
-
-#[track_caller]
-fn assert_vix(got: VixError, want: VixError, what: &str) {
-    assert_eq!(name(got), name(want), "{what}");
-}
-
-fn plugin() -> Plugin {
-    let mut plugin = Plugin::load(&plugin_so()).unwrap();
-    assert_eq!(plugin.init(), vix::OK);
-    plugin
+    crate::guest::mount_all(EXPORT);
 }
 
 /// `(bcloneused, bclonesaved)` of the pool, in bytes, after its transaction group synced.
