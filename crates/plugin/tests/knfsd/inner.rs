@@ -18,6 +18,7 @@ use openvaai_testkit::{assert_same_content, plugin_so, write_layout, Daemon, Run
 pub const NAMES: &[&str] = &[
     "inner::every_primitive_through_nfs_mounts",
     "inner::a_daemon_restart_during_a_session_is_seen_through_the_mount",
+    "inner::a_full_clone_on_an_nfs_gateway_is_a_server_side_copy",
 ];
 
 const EXPORT: &str = "/export/xfs";
@@ -178,4 +179,68 @@ fn a_daemon_restart_during_a_session_is_seen_through_the_mount() {
         assert_vix(plugin.end_session(id), vix::OK, "EndSession");
         eprintln!("{mount}: the first call after the restart took {took:?}");
     }
+}
+
+/// How many NFSv4 COPY operations (op 60) this guest's knfsd has served
+/// (`/proc/net/rpc/nfsd`, `proc4ops N c0 c1 ...`: the count of each op by number).
+fn nfsd_copies() -> u64 {
+    const OP_COPY: usize = 60;
+    let stats = std::fs::read_to_string("/proc/net/rpc/nfsd").unwrap();
+    let line = stats
+        .lines()
+        .find(|l| l.starts_with("proc4ops "))
+        .expect("knfsd's proc4ops counters");
+    line.split_whitespace()
+        .nth(2 + OP_COPY)
+        .and_then(|n| n.parse().ok())
+        .expect("a COPY counter")
+}
+
+/// openvaaid serving a directory that is itself an NFSv4.2 mount (a gateway in front of the
+/// real storage): a full clone goes down as copy_file_range, which the NFS client sends to
+/// the server as COPY, instead of reading and writing every byte through the gateway.
+#[test]
+#[ignore = "runs inside the knfsd guest (engine_and_plugin_on_the_guests_kernel_and_nfs_mounts)"]
+fn a_full_clone_on_an_nfs_gateway_is_a_server_side_copy() {
+    in_guest();
+    let gw = "/mnt/gw";
+    crate::guest::sh(&format!(
+        "mkdir -p {gw}; grep -q ' {gw} nfs' /proc/mounts || \
+         mount -t nfs -o vers=4.2 127.0.0.1:{EXPORT} {gw}; mkdir -p {EXPORT}/gw"
+    ));
+    let served = format!("{gw}/gw");
+    let src = Path::new(EXPORT).join("gw/template-flat.vmdk");
+    write_layout(&src, &[Run::Data(32 * MIB)], 91).unwrap();
+    crate::guest::sh("sync");
+    let daemon = Daemon::serve(Path::new(&served));
+    assert!(
+        daemon.wait_for_log("copies below the gateway", Duration::from_secs(5)),
+        "the probe says the export offloads copies:\n{}",
+        daemon.log_text()
+    );
+    let plugin = plugin();
+    let id = plugin
+        .start_session(
+            &crate::guest::datastore(&served, &served, "NFS", 3),
+            Some(TIMEOUT_MS),
+        )
+        .unwrap_or_else(|e| panic!("StartSession on {served}: {}", name(e)));
+    let before = nfsd_copies();
+    let st = plugin.clone_file(
+        id,
+        &format!("{served}/template-flat.vmdk"),
+        &format!("{served}/vm01-flat.vmdk"),
+        f::GUARDED,
+        None,
+        None,
+    );
+    assert_vix(st.unwrap(), vix::OK, "full CLONEFILE on the gateway");
+    let copies = nfsd_copies() - before;
+    eprintln!("gateway: the full clone of 32 MiB was {copies} COPY operations on the server");
+    assert!(
+        copies >= 1,
+        "no server-side COPY: the gateway moved the bytes itself"
+    );
+    assert_same_content(&src, &Path::new(EXPORT).join("gw/vm01-flat.vmdk"));
+    assert_vix(plugin.end_session(id), vix::OK, "EndSession");
 }
