@@ -99,7 +99,10 @@ fn check_export(nfs: &Knfsd, plugin: &Plugin, disk: &str, kind: FsKind) {
     let want = format!("CLONE {}, SEEK yes", if reflink { "yes" } else { "no" });
     assert!(session_line.contains(&want), "{kind:?}: {session_line}");
     if rustix_is_root() {
-        assert!(session_line.contains("reserved port"), "{session_line}");
+        assert!(
+            session_line.contains("(from reserved port "),
+            "{session_line}"
+        );
     }
     assert!(clients(nfs) >= 1, "knfsd holds no client for the session");
 
@@ -232,6 +235,7 @@ fn statx_support_and_refusals_on_knfsd_xfs_and_ext4() {
     let Some(nfs) = Knfsd::builder()
         .disk("xfs", FsKind::Xfs, 512 << 20)
         .disk("ext4", FsKind::Ext4, 512 << 20)
+        .secure_disk("secure", FsKind::Ext4, 256 << 20)
         .start()
     else {
         return;
@@ -240,4 +244,56 @@ fn statx_support_and_refusals_on_knfsd_xfs_and_ext4() {
     assert_vix(plugin.init(), vix::OK);
     check_export(&nfs, &plugin, "xfs", FsKind::Xfs);
     check_export(&nfs, &plugin, "ext4", FsKind::Ext4);
+    secure_export(&nfs, &plugin);
+}
+
+/// A `secure` export (knfsd's default: clients must come from a port below 1024), reached
+/// through qemu's user-mode port forward, which keeps the source port of the host's
+/// connection: the backend, as root, binds a reserved one.
+fn secure_export(nfs: &Knfsd, plugin: &Plugin) {
+    let export = nfs.export("secure");
+    nfs.run(&format!(
+        "mkdir -p {export}/.openvaai && : > {export}/.openvaai/nfs42 && \
+         dd if=/dev/urandom of={export}/f bs=4k count=2 2>/dev/null"
+    ))
+    .unwrap();
+    let local = tempfile::tempdir().unwrap();
+    std::fs::create_dir(local.path().join(".openvaai")).unwrap();
+    let port = nfs.nfs_addr().port();
+    std::fs::write(
+        local.path().join(".openvaai/nfs42"),
+        format!("port = {port}\n"),
+    )
+    .unwrap();
+    let ds = datastore("127.0.0.1", &export, local.path());
+    if !rustix_is_root() {
+        eprintln!("skipping the secure export: not root, no reserved port");
+        return;
+    }
+    let id = plugin
+        .start_session(&ds, Some(20_000))
+        .unwrap_or_else(|e| panic!("StartSession on the secure export: {}", name(e)));
+    // The server's side of the connection: the client's port as knfsd sees it.
+    let conns = nfs.run("netstat -tn | grep ':2049 ' || true").unwrap();
+    let peer_ports: Vec<u16> = conns
+        .lines()
+        .filter_map(|l| {
+            l.split_whitespace()
+                .nth(4)?
+                .rsplit(':')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert!(
+        peer_ports.iter().any(|&p| p < 1024),
+        "knfsd sees no reserved client port: {conns}"
+    );
+    let r = plugin
+        .statx(id, local.path().join("f").to_str().unwrap())
+        .unwrap();
+    assert_vix(r.common.status, vix::OK);
+    assert_eq!(r.total_bytes, 8192);
+    assert_vix(plugin.end_session(id), vix::OK);
 }
