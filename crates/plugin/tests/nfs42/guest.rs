@@ -3,8 +3,9 @@
 
 use std::path::Path;
 
+use openvaai_abi::VixError;
 use openvaai_abi::{alloc, prim, vix, SessionId};
-use openvaai_host::Plugin;
+use openvaai_host::{Plugin, Progress};
 use openvaai_testkit::guest::Knfsd;
 use openvaai_testkit::FsKind;
 
@@ -107,10 +108,12 @@ fn check_export(nfs: &Knfsd, plugin: &Plugin, disk: &str, kind: FsKind) {
     assert!(clients(nfs) >= 1, "knfsd holds no client for the session");
 
     assert_vix(plugin.support_status(id, prim::STATX), vix::OK);
-    assert_vix(
-        plugin.support_status(id, prim::CLONEFILE),
-        vix::E_NOT_SUPPORTED,
-    );
+    let clone_support = if reflink {
+        vix::OK
+    } else {
+        vix::E_NOT_SUPPORTED
+    };
+    assert_vix(plugin.support_status(id, prim::CLONEFILE), clone_support);
     assert_vix(
         plugin.support_status(id, prim::RESVSPACE),
         vix::E_NOT_SUPPORTED,
@@ -186,6 +189,8 @@ fn check_export(nfs: &Knfsd, plugin: &Plugin, disk: &str, kind: FsKind) {
     assert_vix(e.statx_err("link"), vix::E_FILE_ACCESS_ERROR);
     assert_vix(e.statx_err(".openvaai/nfs42"), vix::E_FILE_ACCESS_ERROR);
 
+    check_clones(&e, reflink);
+
     // EndSession leaves no client on the server.
     assert_vix(plugin.end_session(id), vix::OK);
     assert_eq!(clients(nfs), 0, "knfsd still holds the session's client");
@@ -245,6 +250,113 @@ fn statx_support_and_refusals_on_knfsd_xfs_and_ext4() {
     check_export(&nfs, &plugin, "xfs", FsKind::Xfs);
     check_export(&nfs, &plugin, "ext4", FsKind::Ext4);
     secure_export(&nfs, &plugin);
+}
+
+impl Export<'_> {
+    /// CLONEFILE `src` → `dst` with `flags`; aborts at report number `abort_at` (0: never).
+    fn clone(&self, src: &str, dst: &str, flags: i32, abort_at: usize) -> (VixError, Vec<u64>) {
+        let mut deltas = Vec::new();
+        let mut cb = |d: u64| {
+            deltas.push(d);
+            deltas.len() != abort_at
+        };
+        let st = self
+            .plugin
+            .clone_file(
+                self.id,
+                &self.esx(src),
+                &self.esx(dst),
+                flags,
+                None,
+                Some(Progress {
+                    update_bytes: MIB,
+                    callback: &mut cb,
+                }),
+            )
+            .unwrap();
+        (st, deltas)
+    }
+
+    fn sha(&self, name: &str) -> String {
+        let out = self
+            .nfs
+            .run(&format!("sha256sum {}/{name}", self.export))
+            .unwrap();
+        out.split_whitespace().next().unwrap().to_owned()
+    }
+
+    /// The export's names (without the private directory), sorted.
+    fn listing(&self) -> Vec<String> {
+        let out = self.nfs.run(&format!("ls -a {}", self.export)).unwrap();
+        let mut v: Vec<String> = out
+            .lines()
+            .map(str::to_owned)
+            .filter(|n| n != "." && n != ".." && n != ".openvaai" && n != "lost+found")
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// LAZY clones: shared extents on XFS, NOT_SUPPORTED on ext4; GUARDED, overwrite, DRYRUN,
+/// abort at the last report, a missing source; never a temporary left.
+fn check_clones(e: &Export<'_>, reflink: bool) {
+    use openvaai_abi::clone_flag::{DRYRUN, GUARDED, LAZY};
+    let before = e.listing();
+    let (lazy, guarded) = (LAZY, LAZY | GUARDED);
+    if !reflink {
+        assert_vix(e.clone("dense", "c1", guarded, 0).0, vix::E_NOT_SUPPORTED);
+        assert_eq!(e.listing(), before, "ext4: something was created");
+        return;
+    }
+    let (st, deltas) = e.clone("dense", "c1", guarded, 0);
+    assert_vix(st, vix::OK);
+    assert_eq!(deltas.iter().sum::<u64>(), 2 * MIB);
+    let v = e.view("c1");
+    assert_eq!((v.size, v.shared_bytes()), (2 * MIB, 2 * MIB), "{v:?}");
+    assert_eq!(e.sha("c1"), e.sha("dense"));
+    // GUARDED onto an existing name: refused, the file unchanged.
+    assert_vix(
+        e.clone("thin", "c1", guarded, 0).0,
+        vix::E_FILE_ALREADY_EXISTS,
+    );
+    assert_eq!(e.sha("c1"), e.sha("dense"));
+    // Without GUARDED: replaced.
+    assert_vix(e.clone("thin", "c1", lazy, 0).0, vix::OK);
+    assert_eq!(e.sha("c1"), e.sha("thin"));
+    // DRYRUN: nothing created; GUARDED onto an existing name refused.
+    assert_vix(
+        e.clone("dense", "c2", LAZY | GUARDED | DRYRUN, 0).0,
+        vix::OK,
+    );
+    assert_vix(
+        e.clone("dense", "c1", LAZY | GUARDED | DRYRUN, 0).0,
+        vix::E_FILE_ALREADY_EXISTS,
+    );
+    // Abort at the last report: nothing published.
+    let (st, deltas) = e.clone("dense", "c3", guarded, 2);
+    assert_vix(st, vix::E_CANCELLED);
+    assert_eq!(deltas.len(), 2);
+    // A missing source, a missing destination directory.
+    assert_vix(
+        e.clone("missing", "c4", guarded, 0).0,
+        vix::E_FILE_NOT_FOUND,
+    );
+    assert_vix(
+        e.clone("dense", "nodir/c4", guarded, 0).0,
+        vix::E_FILE_NOT_FOUND,
+    );
+    // A full clone is not offered yet.
+    assert_vix(e.clone("dense", "c5", GUARDED, 0).0, vix::E_NOT_SUPPORTED);
+    let mut want = before.clone();
+    want.push("c1".into());
+    want.sort();
+    assert_eq!(
+        e.listing(),
+        want,
+        "only c1 is new: no temporaries, nothing of the failures"
+    );
+    e.nfs.run(&format!("rm {}/c1", e.export)).unwrap();
 }
 
 /// A `secure` export (knfsd's default: clients must come from a port below 1024), reached

@@ -178,6 +178,11 @@ impl Conn {
         }
     }
 
+    /// The client id of the session (for open owners).
+    pub fn clientid(&self) -> u64 {
+        self.client.client_id().map_or(0, |c| c.clientid)
+    }
+
     /// Operations a COMPOUND may carry besides SEQUENCE, as the session granted.
     pub fn max_ops(&self) -> usize {
         self.client.session().map_or(2, |s| {

@@ -7,6 +7,7 @@
 //! and probes on it which offload operations the server has ([`probe`]). EndSession (the
 //! session's drop) destroys the session and client id. One COMPOUND at a time per session.
 
+mod clone;
 mod config;
 mod conn;
 mod lookup;
@@ -120,15 +121,20 @@ impl Backend for Nfs42 {
         match primitive {
             // GETATTR is every server's; SEEK only sharpens allocType.
             Primitive::Statx => true,
-            // Not built yet in this backend (docs/nfs42.md "Primitives").
-            Primitive::Clone | Primitive::Reserve => false,
+            // LAZY clones, where the probe found CLONE.
+            Primitive::Clone => self.supported.clone,
+            // Not built yet in this backend (docs/nfs42.md "The backend").
+            Primitive::Reserve => false,
         }
     }
 
-    fn exec(&self, request: &Request<'_>, _progress: &mut dyn Progress) -> Outcome {
+    fn exec(&self, request: &Request<'_>, progress: &mut dyn Progress) -> Outcome {
         let result = match request {
             Request::Statx { file } => statx::statx(self, file),
-            Request::Clone { .. } | Request::Reserve { .. } => Err(Failure::new(
+            Request::Clone {
+                src, dst, flags, ..
+            } => clone::clone(self, src, dst, *flags, progress).map(|()| Outcome::status(vix::OK)),
+            Request::Reserve { .. } => Err(Failure::new(
                 vix::E_NOT_SUPPORTED,
                 "not yet offered by the standard NFSv4.2 backend",
             )),
