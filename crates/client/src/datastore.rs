@@ -22,6 +22,14 @@ pub fn access_path(mount: &Path) -> PathBuf {
     mount.join(ACCESS_DIR).join(ACCESS_FILE)
 }
 
+/// The name of the marker that puts an export on the standard NFSv4.2 backend.
+pub const NFS42_FILE: &str = "nfs42";
+
+/// `<mount>/.openvaai/nfs42`: the marker an administrator leaves for the standard backend.
+pub fn nfs42_path(mount: &Path) -> PathBuf {
+    mount.join(ACCESS_DIR).join(NFS42_FILE)
+}
+
 /// A datastore as `VixDiskLibNasPluginDataStoreParams` describes it, with every string that
 /// the plugin needs present.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +68,8 @@ pub enum Decline {
     NotAbsolute,
     /// No openvaaid serves this export.
     NoAccessFile(PathBuf),
+    /// Neither marker is there: no openvaaid, and no standard NFSv4.2 backend asked for.
+    NoMarker { access: PathBuf, nfs42: PathBuf },
     /// The access file (or its directory) is there but this process may not read it: the
     /// file is root's, and ESXi runs the plugin as root.
     Unreadable(PathBuf),
@@ -79,6 +89,14 @@ impl std::fmt::Display for Decline {
                     p.display()
                 )
             }
+            Decline::NoMarker { access, nfs42 } => write!(
+                f,
+                "no openvaaid serves this export ({} is absent) and the standard NFSv4.2 \
+                 backend is not asked for ({} is absent; create it to offload with the \
+                 server's own NFSv4.2 operations)",
+                access.display(),
+                nfs42.display()
+            ),
             Decline::Unreadable(p) => {
                 write!(
                     f,
@@ -113,12 +131,9 @@ impl DataStore {
     pub fn claim(raw: &RawDataStore<'_>) -> Result<DataStore, Decline> {
         let ds = DataStore::from_raw(raw)?;
         let access = ds.access_file();
-        match std::fs::metadata(&access) {
-            Ok(m) if m.is_file() => Ok(ds),
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                Err(Decline::Unreadable(access))
-            }
-            _ => Err(Decline::NoAccessFile(access)),
+        match marker(&access)? {
+            true => Ok(ds),
+            false => Err(Decline::NoAccessFile(access)),
         }
     }
 
@@ -154,31 +169,8 @@ impl DataStore {
 
     /// Reads and parses the access file (at most [`MAX_ACCESS_FILE`] bytes are read).
     pub fn read_access(&self) -> Result<AccessFile, Failure> {
-        use std::os::unix::fs::OpenOptionsExt;
         let path = self.access_file();
-        let unreadable = |e: std::io::Error| {
-            Failure::new(
-                vix::E_FILE_ACCESS_ERROR,
-                format!("reading {}: {e}", path.display()),
-            )
-        };
-        // Non-blocking and not through a symlink: whoever can write to the export could put
-        // a FIFO or a link there, and opening a FIFO would block this call for good.
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
-            .open(&path)
-            .map_err(unreadable)?;
-        if !file.metadata().map_err(unreadable)?.is_file() {
-            return Err(Failure::new(
-                vix::E_NOT_SUPPORTED,
-                format!("{} is not a regular file", path.display()),
-            ));
-        }
-        let mut bytes = Vec::new();
-        file.take(MAX_ACCESS_FILE as u64 + 1)
-            .read_to_end(&mut bytes)
-            .map_err(unreadable)?;
+        let bytes = read_marker(&path, MAX_ACCESS_FILE)?;
         AccessFile::parse(&bytes).map_err(|e| {
             Failure::new(
                 vix::E_NOT_SUPPORTED,
@@ -227,6 +219,53 @@ impl DataStore {
         }
         Ok(rest.join("/"))
     }
+}
+
+/// Whether the marker file `path` is there (one `stat`, following no network): a regular
+/// file is; anything else, or nothing, is not; a permission error is [`Decline::Unreadable`].
+pub fn marker(path: &Path) -> Result<bool, Decline> {
+    match std::fs::metadata(path) {
+        Ok(m) => Ok(m.is_file()),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            Err(Decline::Unreadable(path.to_owned()))
+        }
+        Err(_) => Ok(false),
+    }
+}
+
+/// Reads a marker file of at most `max` bytes (more is refused). Non-blocking and not through
+/// a symlink: whoever can write to the export could put a FIFO or a link there, and opening a
+/// FIFO would block the caller for good.
+pub fn read_marker(path: &Path, max: usize) -> Result<Vec<u8>, Failure> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let unreadable = |e: std::io::Error| {
+        Failure::new(
+            vix::E_FILE_ACCESS_ERROR,
+            format!("reading {}: {e}", path.display()),
+        )
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(unreadable)?;
+    if !file.metadata().map_err(unreadable)?.is_file() {
+        return Err(Failure::new(
+            vix::E_NOT_SUPPORTED,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(max as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(unreadable)?;
+    if bytes.len() > max {
+        return Err(Failure::new(
+            vix::E_NOT_SUPPORTED,
+            format!("{} is larger than {max} bytes", path.display()),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// The components of a path, without empty ones and `.`.

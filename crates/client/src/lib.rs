@@ -7,6 +7,7 @@
 //!   names looked up within a deadline (no `getaddrinfo`);
 //! - [`tls`]: the client TLS configuration that pins the certificate the access file names;
 //! - [`conn`]: one authenticated connection, every exchange bounded by a deadline;
+//! - [`tcp`]: a TCP connection within a deadline, from a reserved source port when root;
 //! - [`reach`]: connecting with the access file as it is now, riding out a daemon restart.
 //!
 //! Failures are said in disklib's terms ([`Failure`]: a `VixError` and a detail), because
@@ -18,6 +19,7 @@ pub mod address;
 pub mod conn;
 pub mod datastore;
 pub mod reach;
+pub mod tcp;
 pub mod timeout;
 pub mod tls;
 

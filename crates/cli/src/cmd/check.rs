@@ -87,8 +87,43 @@ pub fn run(args: &Args) -> Result<u8> {
         }
     };
 
-    // 2. The access file the daemon writes, read through the mount as ESXi would.
+    // 2. Which backend StartSession picks, by the markers (as the plugin's backend::claim).
     let access_path = openvaai_client::datastore::access_path(std::path::Path::new(&mount));
+    let nfs42_path = openvaai_client::datastore::nfs42_path(std::path::Path::new(&mount));
+    let standard = !access_path.is_file() && nfs42_path.is_file();
+    let (found, line) = if access_path.is_file() {
+        (
+            true,
+            format!("openvaaid: {} is there", access_path.display()),
+        )
+    } else if standard {
+        (
+            true,
+            format!(
+                "the standard NFSv4.2 backend (the server's own CLONE/COPY/SEEK): {} is there \
+                 and {} is not",
+                nfs42_path.display(),
+                access_path.display()
+            ),
+        )
+    } else {
+        (
+            false,
+            format!(
+                "none: neither {} nor {} is there, so the plugin declines the datastore",
+                access_path.display(),
+                nfs42_path.display()
+            ),
+        )
+    };
+    r.step(
+        "backend",
+        found,
+        line,
+        Some("run openvaaid on the NAS, or create .openvaai/nfs42 at the export's root for the standard NFSv4.2 backend"),
+    );
+
+    // 2b. The access file the daemon writes, read through the mount as ESXi would.
     let access = std::fs::read(&access_path)
         .map_err(|e| access_failure(&e))
         .and_then(|b| {
@@ -101,6 +136,7 @@ pub fn run(args: &Args) -> Result<u8> {
             })
         });
     match &access {
+        _ if standard => {}
         Ok(a) => r.step(
             "access file",
             true,
@@ -157,7 +193,26 @@ pub fn run(args: &Args) -> Result<u8> {
     };
     let mut lazy = false;
     let timeout = openvaai_client::timeout::effective_timeout(args.ds.timeout());
-    match openvaai_client::probe(&raw_ds, timeout) {
+    let probed = if standard {
+        Err(openvaai_client::Failure::new(vix::OK, ""))
+    } else {
+        openvaai_client::probe(&raw_ds, timeout)
+    };
+    if standard {
+        // The plugin's session line says which operations the server offers.
+        let said = plugin_log();
+        let line = said.iter().find(|l| l.contains("standard backend"));
+        r.step(
+            "server",
+            line.is_some(),
+            line.map_or("the plugin did not describe the session".into(), |l| {
+                l.trim_start_matches("openvaai: ").to_owned()
+            }),
+            None,
+        );
+    }
+    match probed {
+        Err(_) if standard => {}
         Ok(p) => {
             let c = &p.capabilities;
             lazy = c.reflink;

@@ -16,6 +16,7 @@ fn check_says_yes_for_a_served_export_and_no_with_the_fix_otherwise() {
     assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
     assert!(text.contains("NAS VAAI Supported: YES"), "{text}");
     assert!(text.contains("xfs: reflink yes"), "{text}");
+    assert!(text.contains("ok   backend        openvaaid: "), "{text}");
     assert!(
         text.contains("full and lazy (copy-on-write) clones"),
         "{text}"
@@ -34,6 +35,10 @@ fn check_says_yes_for_a_served_export_and_no_with_the_fix_otherwise() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text.contains("NAS VAAI Supported: NO"), "{text}");
     assert!(text.contains("FAIL access file"), "{text}");
+    assert!(
+        text.contains("FAIL backend        none: neither") && text.contains(".openvaai/nfs42"),
+        "{text}"
+    );
     assert!(text.contains("fix: start openvaaid"), "{text}");
 }
 

@@ -2,14 +2,18 @@
 //!
 //! StartSession picks a backend for the datastore by the marker its NAS left under
 //! `<localMountPoint>/.openvaai/`; SupportStatus and ExecPrimitive then talk only to that
-//! [`Backend`]. Today there is one: [`openvaaid`], the openvaai daemon, chosen by
-//! `.openvaai/access`. A second (a standard NFSv4.2 client, `crates/nfs4`, chosen by
-//! `.openvaai/nfs42`) is one more module here, one more arm in [`claim`] and [`open`].
+//! [`Backend`]:
+//!
+//! 1. `.openvaai/access` → [`openvaaid`], the openvaai daemon (full fidelity wins);
+//! 2. else `.openvaai/nfs42` → [`nfs42`], the server's own NFSv4.2 operations (`crates/nfs4`);
+//! 3. else declined with NOT_SUPPORTED: two `stat`s, no socket.
 
+pub mod nfs42;
 pub mod openvaaid;
 
 use std::time::Duration;
 
+use openvaai_client::datastore::{marker, nfs42_path};
 use openvaai_client::{DataStore, Decline, Failure, RawDataStore};
 
 use crate::primitive::{Outcome, Primitive, Progress, Request};
@@ -29,12 +33,23 @@ pub trait Backend: Send + Sync {
 pub enum Kind {
     /// `.openvaai/access`: openvaaid serves the export.
     Openvaaid,
+    /// `.openvaai/nfs42` (and no access file): the standard NFSv4.2 backend.
+    Nfs42,
 }
 
 /// Claims a datastore for a backend, or declines it without touching the network (costs at
 /// most a `stat` per marker).
 pub fn claim(raw: &RawDataStore<'_>) -> Result<(DataStore, Kind), Decline> {
-    DataStore::claim(raw).map(|ds| (ds, Kind::Openvaaid))
+    let ds = DataStore::from_raw(raw)?;
+    let access = ds.access_file();
+    if marker(&access)? {
+        return Ok((ds, Kind::Openvaaid));
+    }
+    let nfs42 = nfs42_path(&ds.local_mount_point);
+    if marker(&nfs42)? {
+        return Ok((ds, Kind::Nfs42));
+    }
+    Err(Decline::NoMarker { access, nfs42 })
 }
 
 /// Opens the backend `kind` on `datastore` (StartSession's network part).
@@ -45,5 +60,6 @@ pub fn open(
 ) -> Result<Box<dyn Backend>, Failure> {
     match kind {
         Kind::Openvaaid => Ok(Box::new(openvaaid::Openvaaid::open(datastore, timeout)?)),
+        Kind::Nfs42 => Ok(Box::new(nfs42::Nfs42::open(datastore, timeout)?)),
     }
 }

@@ -1,0 +1,200 @@
+//! The backend's NFSv4.1 session on the datastore's server: TCP to `remoteIP:port` (a
+//! reserved source port when root), EXCHANGE_ID / CREATE_SESSION / RECLAIM_COMPLETE, and
+//! every COMPOUND after that bounded by a deadline. NFS4ERR_DELAY and NFS4ERR_GRACE are
+//! retried with backoff inside it, a lost connection is reconnected (the session survives
+//! it) and a lost session re-established, all before the same deadline.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use openvaai_abi::vix;
+use openvaai_client::tcp::{self, Source};
+use openvaai_client::Failure;
+use openvaai_nfs4::basic::Verifier;
+use openvaai_nfs4::ops::session::ClientOwner;
+use openvaai_nfs4::ops::Op;
+use openvaai_nfs4::{AuthSys, CompoundRes, ErrorKind, Nfs4Client};
+use openvaai_proto::deadline::DeadlineStream;
+
+use super::status::vix_of;
+
+/// The first pause before a retry of NFS4ERR_DELAY / NFS4ERR_GRACE; doubled up to the cap.
+const FIRST_BACKOFF: Duration = Duration::from_millis(10);
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
+
+/// One NFSv4.1 session of this backend.
+pub struct Conn {
+    client: Nfs4Client<DeadlineStream>,
+    addrs: Vec<SocketAddr>,
+    owner: ClientOwner,
+    /// Where the current connection goes, and from which port.
+    pub addr: SocketAddr,
+    pub source: Source,
+}
+
+/// A client owner no other session shares: two sessions of one process (two datastores on
+/// one server) with one owner and two verifiers would look like a client reboot to the
+/// server, which would then drop the other's state.
+fn owner() -> ClientOwner {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    ClientOwner {
+        verifier: Verifier(nanos.to_be_bytes()),
+        ownerid: format!("openvaai {} pid {} session {n}", nanos, std::process::id()).into_bytes(),
+    }
+}
+
+/// The failure for an error of the protocol crate.
+pub fn failure(what: &str, e: &openvaai_nfs4::Error) -> Failure {
+    let vix = match e.kind() {
+        ErrorKind::Io => vix::E_HOST_CONNECTION_LOST,
+        ErrorKind::Status => e.nfs_status().map_or(vix::E_FAIL, vix_of),
+        ErrorKind::Rejected => vix::E_NOT_SUPPORTED,
+        ErrorKind::InvalidArgument => vix::E_INVALID_ARG,
+        // A reply that is malformed or does not answer the call, a call before a session:
+        // the server (or this client) is broken; kinds added later are reported the same.
+        _ => vix::E_FAIL,
+    };
+    let mut f = Failure::new(vix, format!("{what}: {e}"));
+    f.broken = e.is_connection_lost();
+    f
+}
+
+/// Connects to the first address that answers, before `deadline` (each but the last gets
+/// an equal share of the time left).
+fn connect(
+    addrs: &[SocketAddr],
+    deadline: Instant,
+) -> Result<(DeadlineStream, SocketAddr, Source), Failure> {
+    let mut why = Vec::new();
+    for (i, addr) in addrs.iter().enumerate() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let until = Instant::now() + left / (addrs.len() - i) as u32;
+        match tcp::connect(*addr, until) {
+            Ok((tcp, source)) => {
+                let _ = tcp.set_nodelay(true);
+                let stream = DeadlineStream::new(tcp);
+                stream.set_deadline(deadline);
+                return Ok((stream, *addr, source));
+            }
+            Err(e) => why.push(format!("{addr}: {e}")),
+        }
+    }
+    Err(Failure::new(
+        vix::E_HOST_NOT_CONNECTED,
+        format!(
+            "connecting to the NFS server ({}); check that it is up and serves NFSv4.2 on that \
+             port (the `port` of .openvaai/nfs42)",
+            why.join("; ")
+        ),
+    ))
+}
+
+/// Sleeps `*backoff` (doubling it) if that ends before `deadline`; false when it would not.
+fn pause(backoff: &mut Duration, deadline: Instant) -> bool {
+    if Instant::now() + *backoff >= deadline {
+        return false;
+    }
+    std::thread::sleep(*backoff);
+    *backoff = (*backoff * 2).min(MAX_BACKOFF);
+    true
+}
+
+impl Conn {
+    /// Connects and establishes a session before `deadline`.
+    pub fn open(addrs: Vec<SocketAddr>, deadline: Instant) -> Result<Conn, Failure> {
+        let (stream, addr, source) = connect(&addrs, deadline)?;
+        let mut conn = Conn {
+            client: Nfs4Client::new(stream, &AuthSys::root("openvaai")),
+            addrs,
+            owner: owner(),
+            addr,
+            source,
+        };
+        conn.establish(deadline)?;
+        Ok(conn)
+    }
+
+    /// EXCHANGE_ID, CREATE_SESSION, RECLAIM_COMPLETE, retrying GRACE and DELAY.
+    fn establish(&mut self, deadline: Instant) -> Result<(), Failure> {
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            self.client.stream().set_deadline(deadline);
+            match self.client.establish(self.owner.clone()) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_retryable() && pause(&mut backoff, deadline) => {}
+                Err(e) => {
+                    return Err(failure(
+                        &format!("setting up an NFSv4.2 session with {}", self.addr),
+                        &e,
+                    ))
+                }
+            }
+        }
+    }
+
+    /// SEQUENCE and `ops` in one COMPOUND, before `deadline`: DELAY and GRACE retried, a lost
+    /// connection or session made again. The result may still carry a failed operation:
+    /// its status is the COMPOUND's.
+    pub fn call(
+        &mut self,
+        what: &str,
+        ops: &[Op],
+        deadline: Instant,
+    ) -> Result<CompoundRes, Failure> {
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            self.client.stream().set_deadline(deadline);
+            let err = match self.client.compound(ops) {
+                Ok(res) if res.status.is_retryable() && pause(&mut backoff, deadline) => continue,
+                Ok(res) => return Ok(res),
+                Err(e) => e,
+            };
+            if err.is_retryable() && pause(&mut backoff, deadline) {
+                continue;
+            }
+            if Instant::now() >= deadline {
+                return Err(failure(what, &err));
+            }
+            if err.is_connection_lost() {
+                // Not in a tight loop against a server that resets every connection.
+                let _ = pause(&mut backoff, deadline);
+                let (stream, addr, source) = connect(&self.addrs, deadline)?;
+                self.client.replace_stream(stream);
+                self.addr = addr;
+                self.source = source;
+                continue;
+            }
+            if err.is_session_lost() {
+                self.client.forget_session();
+                self.establish(deadline)?;
+                continue;
+            }
+            return Err(failure(what, &err));
+        }
+    }
+
+    /// The client id of the session (for open owners).
+    pub fn clientid(&self) -> u64 {
+        self.client.client_id().map_or(0, |c| c.clientid)
+    }
+
+    /// Operations a COMPOUND may carry besides SEQUENCE, as the session granted.
+    pub fn max_ops(&self) -> usize {
+        self.client.session().map_or(2, |s| {
+            (s.fore.max_operations as usize).min(openvaai_nfs4::limits::MAX_OPS) - 1
+        })
+    }
+
+    /// DESTROY_SESSION and DESTROY_CLIENTID before `deadline`: no state left on the server.
+    pub fn shutdown(&mut self, deadline: Instant) -> Result<(), Failure> {
+        self.client.stream().set_deadline(deadline);
+        self.client
+            .shutdown()
+            .map_err(|e| failure("ending the NFSv4.2 session", &e))
+    }
+}

@@ -1,0 +1,160 @@
+//! The standard backend: primitives as the server's own NFSv4.2 operations (RFC 7862), with
+//! nothing installed on the NAS. Chosen by `<localMountPoint>/.openvaai/nfs42` ([`config`]).
+//!
+//! StartSession connects to `remoteIP:port` ([`conn`]), looks the export up from PUTROOTFH
+//! ([`lookup`]), finds the marker on the server's side of the export (the same file the
+//! plugin saw through the mount: a check that `remoteMountPoint` is the export mounted there)
+//! and probes on it which offload operations the server has ([`probe`]). EndSession (the
+//! session's drop) destroys the session and client id. One COMPOUND at a time per session.
+
+mod clone;
+mod config;
+mod conn;
+mod lookup;
+mod probe;
+mod status;
+mod statx;
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use openvaai_abi::vix;
+use openvaai_client::address::resolve;
+use openvaai_client::tcp::Source;
+use openvaai_client::{DataStore, Failure};
+use openvaai_nfs4::attr::FileType;
+use openvaai_nfs4::basic::Fh;
+
+use super::Backend;
+use crate::primitive::{Outcome, Primitive, Progress, Request};
+pub use config::Config;
+use conn::Conn;
+use lookup::Start;
+pub use probe::Supported;
+
+/// The most a failed StartSession spends taking its session down.
+const SHUTDOWN_BOUND: Duration = Duration::from_secs(2);
+
+/// A session's datastore served by the server's NFSv4.2 operations.
+pub struct Nfs42 {
+    pub datastore: DataStore,
+    pub timeout: Duration,
+    pub supported: Supported,
+    /// The export's root, as `remoteMountPoint` names it.
+    root: Fh,
+    conn: Mutex<Conn>,
+}
+
+impl Nfs42 {
+    /// Reads the marker, connects, sets up a session, looks the export up and probes it.
+    pub fn open(datastore: DataStore, timeout: Duration) -> Result<Nfs42, Failure> {
+        let deadline = Instant::now() + timeout;
+        let marker = openvaai_client::datastore::nfs42_path(&datastore.local_mount_point);
+        let config = Config::read(&marker)?;
+        let addrs = resolve(&datastore.remote_ip, config.port, deadline)
+            .map_err(|e| Failure::new(vix::E_HOST_NOT_CONNECTED, e.0))?;
+        let mut conn = Conn::open(addrs, deadline)?;
+        let found = Nfs42::find_export(&mut conn, &datastore.remote_mount_point, deadline);
+        let (root, supported) = match found {
+            Ok(found) => found,
+            Err(f) => {
+                // Nothing of a session that failed stays on the server.
+                let _ = conn.shutdown(Instant::now() + timeout.min(SHUTDOWN_BOUND));
+                return Err(f);
+            }
+        };
+        Ok(Nfs42 {
+            datastore,
+            timeout,
+            supported,
+            root,
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// The export's root handle, and what the server supports there.
+    fn find_export(
+        conn: &mut Conn,
+        export: &str,
+        deadline: Instant,
+    ) -> Result<(Fh, Supported), Failure> {
+        let names = lookup::components(export, "remoteMountPoint")?;
+        let root = lookup::walk(conn, Start::Root, &names, export, deadline)?;
+        if root.file_type() != FileType::Directory {
+            return Err(Failure::new(
+                vix::E_NOT_SUPPORTED,
+                format!("the server's {export:?} is not a directory"),
+            ));
+        }
+        let supported = probe::probe(conn, &root.fh, export, deadline)?;
+        Ok((root.fh, supported))
+    }
+
+    /// A deadline one session timeout from now.
+    pub fn deadline(&self) -> Instant {
+        Instant::now() + self.timeout
+    }
+
+    /// The session's connection (one COMPOUND at a time); a panic while it was held leaves
+    /// it usable (its slot is resynchronised by the next call).
+    fn conn(&self) -> std::sync::MutexGuard<'_, Conn> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Backend for Nfs42 {
+    fn describe(&self) -> String {
+        let conn = self.conn();
+        let from = match conn.source {
+            Source::Reserved(p) => format!("reserved port {p}"),
+            Source::Ephemeral => "an unreserved port".to_owned(),
+        };
+        format!(
+            "export {} on NFSv4.2 server {} (from {from}), standard backend; server offers {}",
+            self.datastore.remote_mount_point,
+            conn.addr,
+            self.supported.describe()
+        )
+    }
+
+    fn supports(&self, primitive: Primitive) -> bool {
+        match primitive {
+            // GETATTR is every server's; SEEK only sharpens allocType.
+            Primitive::Statx => true,
+            // LAZY clones, where the probe found CLONE.
+            Primitive::Clone => self.supported.clone,
+            // Not built yet in this backend (docs/nfs42.md "The backend").
+            Primitive::Reserve => false,
+        }
+    }
+
+    fn exec(&self, request: &Request<'_>, progress: &mut dyn Progress) -> Outcome {
+        let result = match request {
+            Request::Statx { file } => statx::statx(self, file),
+            Request::Clone {
+                src, dst, flags, ..
+            } => clone::clone(self, src, dst, *flags, progress).map(|()| Outcome::status(vix::OK)),
+            Request::Reserve { .. } => Err(Failure::new(
+                vix::E_NOT_SUPPORTED,
+                "not yet offered by the standard NFSv4.2 backend",
+            )),
+        };
+        result.unwrap_or_else(|failure| {
+            crate::warning!("{}: {failure}", request.name());
+            Outcome::status(failure.vix)
+        })
+    }
+}
+
+impl Drop for Nfs42 {
+    /// EndSession: DESTROY_SESSION and DESTROY_CLIENTID, within the session timeout.
+    fn drop(&mut self) {
+        let deadline = self.deadline();
+        if let Err(f) = self.conn().shutdown(deadline) {
+            crate::info!(
+                "ending the session on {}: {f}",
+                self.datastore.mount().display()
+            );
+        }
+    }
+}
