@@ -210,6 +210,16 @@ fn report_steps(
     step: u64,
     last: bool,
 ) -> bool {
+    if step == 0 {
+        // No `updateBytes` (0, or no progress record): each bit of progress in one report,
+        // never one call per byte.
+        if done > *reported {
+            let delta = done - *reported;
+            *reported = done;
+            return progress.report(delta);
+        }
+        return true;
+    }
     while done.saturating_sub(*reported) >= step {
         *reported += step;
         if !progress.report(step) {
@@ -244,7 +254,7 @@ fn pump(
             return Err(refused(status, "the NAS refused the job"));
         }
     };
-    let step = progress.update_bytes().max(1);
+    let step = progress.update_bytes();
     let bound = wait_bound(session.timeout);
     let mut reported = 0u64;
     let mut last_done = 0u64;
@@ -254,7 +264,7 @@ fn pump(
     let mut conn = Some(conn);
     loop {
         let stall_deadline = last_progress + session.timeout;
-        let threshold = reported.saturating_add(step);
+        let threshold = reported.saturating_add(step.max(1));
         let call = |c: &mut proto::Client<openvaai_client::Stream>| {
             if commit_next {
                 c.commit(job)
@@ -449,5 +459,38 @@ mod tests {
         );
         assert_eq!(clone_flag::DRYRUN as u32, proto::CLONE_DRY_RUN);
         assert_eq!(clone_flag::SKIPZEROES as u32, proto::CLONE_SKIP_ZEROES);
+    }
+
+    /// Counts the calls and bytes reported.
+    struct Count(u64, u64);
+
+    impl Progress for Count {
+        fn update_bytes(&self) -> u64 {
+            0
+        }
+        fn report(&mut self, delta: u64) -> bool {
+            self.0 += 1;
+            self.1 += delta;
+            true
+        }
+    }
+
+    #[test]
+    fn without_update_bytes_progress_comes_whole_not_a_byte_at_a_time() {
+        // 100 GiB done at once: one call, not 10^11 (which spun for minutes).
+        let (mut p, mut reported) = (Count(0, 0), 0);
+        assert!(report_steps(&mut p, &mut reported, 100 << 30, 0, false));
+        assert!(report_steps(&mut p, &mut reported, 100 << 30, 0, true));
+        assert_eq!((p.0, p.1, reported), (1, 100 << 30, 100 << 30));
+        // With a step: exact steps, then the remainder last.
+        let (mut p, mut reported) = (Count(0, 0), 0);
+        assert!(report_steps(
+            &mut p,
+            &mut reported,
+            10 << 20 | 7,
+            1 << 20,
+            true
+        ));
+        assert_eq!((p.0, p.1), (11, 10 << 20 | 7));
     }
 }
