@@ -59,9 +59,34 @@ fn session(plugin: &Plugin, nfs: &Knfsd, local: &std::path::Path) -> (SessionId,
     (id, line)
 }
 
+/// `openvaai check` of the datastore: RESVSPACE refused, saying why and what to do.
+fn check_says_why(local: &std::path::Path, export: &str) {
+    let out = std::process::Command::new(openvaai_testkit::cli_bin())
+        .arg("check")
+        .arg("-d")
+        .arg(local)
+        .args(["--nas-ip", "127.0.0.1", "--nas-path", export, "--plugin"])
+        .arg(openvaai_testkit::plugin_so())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "check said yes: {text}");
+    assert!(
+        text.contains("ALLOCATE allocates nothing") && text.contains("FAIL RESVSPACE"),
+        "{text}"
+    );
+    let fix = text
+        .lines()
+        .skip_while(|l| !l.contains("FAIL RESVSPACE"))
+        .nth(1)
+        .unwrap_or_default();
+    assert!(fix.contains("refreservation"), "{text}");
+}
+
 #[test]
 fn the_standard_backend_on_knfsd_exporting_zfs() {
     let _one = serial();
+    crate::support::build_daemon_and_cli();
     let Some(nfs) = Knfsd::builder().zfs(POOL, 1 << 30).memory_mib(1536).start() else {
         return;
     };
@@ -113,6 +138,8 @@ fn the_standard_backend_on_knfsd_exporting_zfs() {
         "nfs42",
         "the ALLOCATE probe left its temporary"
     );
+
+    check_says_why(local.path(), &export);
 
     // LAZY: a block clone, seen by the pool.
     let saved = bclonesaved(&nfs);
