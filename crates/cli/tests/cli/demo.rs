@@ -50,6 +50,7 @@ fn nfs42_part(v: &serde_json::Value) {
             .clone()
     };
     assert_eq!(status("lazy clone"), "VIX_OK", "{v}");
+    assert_eq!(status("reserve"), "VIX_OK", "{v}");
     let server = |file: &str| {
         v["server_view"]
             .as_array()
@@ -63,6 +64,9 @@ fn nfs42_part(v: &serde_json::Value) {
     let lazy = server("web01-lazy.vmdk");
     assert_eq!(lazy["size"], 64 << 20, "{lazy}");
     assert_eq!(lazy["shared_bytes"], 8 << 20, "{lazy}");
+    // RESVSPACE as ALLOCATE: the server's file has every block.
+    let thick = server("db01-flat.vmdk");
+    assert!(thick["allocated_bytes"].as_u64() >= thick["size"].as_u64(), "{thick}");
     let statx = v["files"]
         .as_array()
         .unwrap()
