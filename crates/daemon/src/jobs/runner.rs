@@ -1,7 +1,8 @@
 //! The running limit and the queue behind it: at most `max_jobs` jobs run at once, each on a
 //! thread of its own; later ones wait in arrival order, holding no thread, up to
 //! `max_queued` of them. A job's thread, when its work ends, starts the first job still
-//! waiting (its slot passes straight on), so the queue moves without a tick.
+//! waiting (its slot passes straight on), so the queue moves without a tick. A held clone
+//! keeps its slot, a [`Slot`], past its thread's end until it is published or discarded.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -32,6 +33,16 @@ struct Slots {
     queue: VecDeque<Waiting>,
     /// Shutting down: nothing more starts.
     closed: bool,
+}
+
+/// A running job's place among the `max_jobs`: dropped, it goes to the first job still
+/// waiting, or is freed.
+pub struct Slot(Arc<Runner>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.hand_on();
+    }
 }
 
 pub struct Runner {
@@ -87,16 +98,16 @@ impl Runner {
         Ok(Admitted::Queued(slots.queue.len() - 1))
     }
 
-    /// Starts `work` on a thread of its own, which afterwards hands its slot on.
+    /// Starts `work` on a thread of its own, which holds the job's slot (taken by the
+    /// caller; a thread that cannot start takes none).
     fn launch(self: &Arc<Self>, job: Arc<Job>, work: Work) -> Result<(), ()> {
         let runner = self.clone();
         let j = job.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("job-{:016x}", job.id))
             .spawn(move || {
-                run(&j, work);
-                drop(j);
-                runner.hand_on();
+                let slot = Slot(runner);
+                run(&j, work, slot);
             });
         match spawned {
             Ok(t) => {
