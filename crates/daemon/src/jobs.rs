@@ -26,7 +26,7 @@ use openvaai_engine::{CancelToken, Progress};
 use openvaai_proto::{Failure, JobInfo, JobState, Side, Status};
 
 use crate::sync::lock;
-use runner::{Admitted, Runner, Slot};
+use runner::{Admitted, Runner, Slot, Task};
 
 /// Fewest jobs (running, queued and finished) held at once; see
 /// [`JobTable::forget_oldest_finished`].
@@ -353,7 +353,7 @@ impl Job {
 /// All jobs of the daemon.
 pub struct JobTable {
     jobs: Mutex<HashMap<u64, Arc<Job>>>,
-    runner: Arc<Runner>,
+    runner: Arc<Runner<Job>>,
     lease: Duration,
     /// Jobs kept before finished ones are forgotten early.
     keep: usize,
@@ -533,5 +533,27 @@ fn run(job: &Job, work: Work, slot: Slot) {
             drop(slot);
         }
         Worked::Staged(staged) => job.staged(staged, slot),
+    }
+}
+
+impl Task for Job {
+    type Work = Work;
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn leave_queue(&self) -> bool {
+        Job::leave_queue(self)
+    }
+    fn is_queued(&self) -> bool {
+        Job::is_queued(self)
+    }
+    fn run(&self, work: Work, slot: Slot) {
+        run(self, work, slot)
+    }
+    fn keep_thread(&self, thread: JoinHandle<()>) {
+        Job::keep_thread(self, thread)
+    }
+    fn not_started(&self) {
+        self.finish(Status::OutOfMemory.into())
     }
 }
