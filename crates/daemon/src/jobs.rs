@@ -51,9 +51,11 @@ pub enum Worked {
 pub struct Staged {
     /// Its size: the job's `done` and `total` from now on.
     pub bytes: u64,
-    /// Publishes it; dropped uncalled, it discards it.
-    pub publish: Box<dyn FnOnce() -> Ended + Send>,
+    pub publish: Publish,
 }
+
+/// Publishes a staged result, and says how that went; dropped uncalled, it discards it.
+pub type Publish = Box<dyn FnOnce() -> Ended + Send>;
 
 impl From<Ended> for Worked {
     fn from(ended: Ended) -> Worked {
@@ -109,7 +111,7 @@ enum Hold {
 
 /// What a READY job keeps: its staged result and its running slot.
 struct Held {
-    publish: Box<dyn FnOnce() -> Ended + Send>,
+    publish: Publish,
     slot: Slot,
 }
 
@@ -306,7 +308,7 @@ impl Job {
     }
 
     /// Publishes a staged result and ends the job as that went (FAIL if it panicked).
-    fn publish(&self, publish: Box<dyn FnOnce() -> Ended + Send>) {
+    fn publish(&self, publish: Publish) {
         let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(publish))
             .unwrap_or(Ended::from(Status::Fail));
         self.finish(ended);
