@@ -17,11 +17,13 @@
 use std::time::Instant;
 
 use openvaai_abi::vix;
+use openvaai_client::datastore::NFS42_FILE;
 use openvaai_client::Failure;
 use openvaai_nfs4::basic::{Fh, Stateid};
 use openvaai_nfs4::ops::v42::{CloneArgs, Content, SeekArgs};
 use openvaai_nfs4::ops::Op;
 use openvaai_nfs4::{CompoundRes, Status};
+use openvaai_proto::layout::PRIVATE_DIR;
 
 use super::conn::Conn;
 use super::lookup::{self, Start};
@@ -61,18 +63,18 @@ pub fn probe(
     export: &str,
     deadline: Instant,
 ) -> Result<Supported, Failure> {
-    let names = lookup::components(".openvaai/nfs42", "marker")?;
-    let marker =
-        lookup::walk(conn, Start::Fh(root), &names, ".openvaai/nfs42", deadline).map_err(|f| {
-            Failure::new(
-                vix::E_NOT_SUPPORTED,
-                format!(
-                    "the server's export {export:?} has no .openvaai/nfs42 ({}): is \
-                     remoteMountPoint the export mounted here?",
-                    f.detail
-                ),
-            )
-        })?;
+    let path = format!("{PRIVATE_DIR}/{NFS42_FILE}");
+    let names = lookup::components(&path, "marker")?;
+    let marker = lookup::walk(conn, Start::Fh(root), &names, &path, deadline).map_err(|f| {
+        Failure::new(
+            vix::E_NOT_SUPPORTED,
+            format!(
+                "the server's export {export:?} has no {path} ({}): is remoteMountPoint the \
+                 export mounted here?",
+                f.detail
+            ),
+        )
+    })?;
     let anonymous = Stateid::ANONYMOUS;
     let clone = conn.call(
         "probing CLONE",
