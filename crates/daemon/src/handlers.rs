@@ -13,7 +13,7 @@ use openvaai_proto::xdr::{from_bytes, to_bytes, Xdr};
 use openvaai_proto::*;
 use std::result::Result;
 
-use crate::jobs::Job;
+use crate::jobs::{Job, Staged, Worked};
 use crate::loglimit::limited;
 use crate::state::{ExportState, Shared};
 use crate::status::{ended_by, of_engine_error};
@@ -224,7 +224,7 @@ fn clone_start(shared: &Shared, s: &mut Session, a: CloneArgs) -> StartRes {
         hold,
         Box::new(move |progress, cancel| {
             let throttle = crate::throttle::Throttle::new(rate);
-            let r = dst.engine.clone_file(
+            let r = dst.engine.stage_clone(
                 &src.engine,
                 &a.src,
                 &a.dst,
@@ -236,16 +236,20 @@ fn clone_start(shared: &Shared, s: &mut Session, a: CloneArgs) -> StartRes {
                 cancel,
             );
             match r {
-                Ok(o) => {
-                    progress(openvaai_engine::Progress {
-                        done: o.bytes,
-                        total: o.bytes,
-                    });
-                    Status::Ok.into()
-                }
+                // Published by the job: at once, or on COMMIT if held; dropped = discarded.
+                Ok(staged) => Worked::Staged(Staged {
+                    bytes: staged.outcome().bytes,
+                    publish: Box::new(move || match staged.publish() {
+                        Ok(_) => Status::Ok.into(),
+                        Err(e) => {
+                            tracing::info!(error = %e.to_string().escape_debug(), "clone failed");
+                            ended_by(&e)
+                        }
+                    }),
+                }),
                 Err(e) => {
                     tracing::info!(error = %e.to_string().escape_debug(), "clone failed");
-                    ended_by(&e)
+                    ended_by(&e).into()
                 }
             }
         }),
@@ -277,7 +281,7 @@ fn reserve_start(shared: &Shared, s: &mut Session, a: PathArgs) -> StartRes {
                 Ok(()) => Status::Ok.into(),
                 Err(err) => {
                     tracing::info!(error = %err.to_string().escape_debug(), "reserve failed");
-                    ended_by(&err)
+                    ended_by(&err).into()
                 }
             }
         }),

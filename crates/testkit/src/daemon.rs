@@ -298,16 +298,29 @@ impl Daemon {
 
     /// Waits up to `within` for a log line containing `needle`.
     pub fn wait_for_log(&self, needle: &str, within: Duration) -> bool {
-        let deadline = Instant::now() + within;
-        loop {
-            if self.log_text().contains(needle) {
-                return true;
-            }
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        wait_for_line(self, &[needle], within)
+    }
+}
+
+/// Lines of a daemon log containing every one of `needles`.
+pub fn log_lines(log: &str, needles: &[&str]) -> Vec<String> {
+    log.lines()
+        .filter(|l| needles.iter().all(|n| l.contains(n)))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Waits (up to `within`) for a line of `daemon`'s log containing every one of `needles`.
+pub fn wait_for_line(daemon: &Daemon, needles: &[&str], within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if !log_lines(&daemon.log_text(), needles).is_empty() {
+            return true;
         }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

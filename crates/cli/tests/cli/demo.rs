@@ -66,7 +66,10 @@ fn nfs42_part(v: &serde_json::Value) {
     assert_eq!(lazy["shared_bytes"], 8 << 20, "{lazy}");
     // RESVSPACE as ALLOCATE: the server's file has every block.
     let thick = server("db01-flat.vmdk");
-    assert!(thick["allocated_bytes"].as_u64() >= thick["size"].as_u64(), "{thick}");
+    assert!(
+        thick["allocated_bytes"].as_u64() >= thick["size"].as_u64(),
+        "{thick}"
+    );
     let statx = v["files"]
         .as_array()
         .unwrap()

@@ -20,11 +20,13 @@
 use std::time::Instant;
 
 use openvaai_abi::vix;
+use openvaai_client::datastore::NFS42_FILE;
 use openvaai_client::Failure;
 use openvaai_nfs4::basic::{Fh, Stateid};
 use openvaai_nfs4::ops::v42::{CloneArgs, Content, SeekArgs};
 use openvaai_nfs4::ops::Op;
 use openvaai_nfs4::{CompoundRes, Status};
+use openvaai_proto::layout::PRIVATE_DIR;
 
 use super::conn::Conn;
 use super::lookup::{self, Start};
@@ -72,30 +74,25 @@ pub fn probe(
     export: &str,
     deadline: Instant,
 ) -> Result<Supported, Failure> {
+    let path = format!("{PRIVATE_DIR}/{NFS42_FILE}");
     let missing = |f: Failure| {
         Failure::new(
             vix::E_NOT_SUPPORTED,
             format!(
-                "the server's export {export:?} has no .openvaai/nfs42 ({}): is \
-                 remoteMountPoint the export mounted here?",
+                "the server's export {export:?} has no {path} ({}): is remoteMountPoint the \
+                 export mounted here?",
                 f.detail
             ),
         )
     };
     let (dir, file) = (
-        lookup::components(".openvaai", "marker")?,
-        lookup::components("nfs42", "marker")?,
+        lookup::components(PRIVATE_DIR, "marker")?,
+        lookup::components(NFS42_FILE, "marker")?,
     );
     let private =
-        lookup::walk(conn, Start::Fh(root), &dir, ".openvaai", deadline).map_err(missing)?;
-    let marker = lookup::walk(
-        conn,
-        Start::Fh(&private.fh),
-        &file,
-        ".openvaai/nfs42",
-        deadline,
-    )
-    .map_err(missing)?;
+        lookup::walk(conn, Start::Fh(root), &dir, PRIVATE_DIR, deadline).map_err(missing)?;
+    let marker =
+        lookup::walk(conn, Start::Fh(&private.fh), &file, &path, deadline).map_err(missing)?;
     let anonymous = Stateid::ANONYMOUS;
     let clone = conn.call(
         "probing CLONE",
