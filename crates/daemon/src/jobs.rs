@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use openvaai_engine::{CancelToken, Progress};
 use openvaai_proto::{Failure, JobInfo, JobState, Side, Status};
 
+use crate::activity::{Activity, JobMeta};
 use crate::sync::lock;
 use runner::{Admitted, Runner};
 
@@ -55,6 +56,10 @@ pub struct Job {
     /// Exports a connection must have authenticated to see this job.
     pub exports: Vec<usize>,
     pub what: String,
+    /// What it is, for reports (`openvaai status`, metrics).
+    pub meta: JobMeta,
+    /// Where it reports its start and end.
+    activity: Arc<Activity>,
     cancel: CancelToken,
     state: Mutex<JobInner>,
     cond: Condvar,
@@ -94,11 +99,19 @@ struct JobInner {
 }
 
 impl Job {
-    fn new(id: u64, exports: Vec<usize>, what: String, hold: bool) -> Job {
+    fn new(
+        id: u64,
+        exports: Vec<usize>,
+        meta: JobMeta,
+        hold: bool,
+        activity: Arc<Activity>,
+    ) -> Job {
         Job {
             id,
             exports,
-            what,
+            what: meta.what.clone(),
+            meta,
+            activity,
             cancel: CancelToken::new(),
             state: Mutex::new(JobInner {
                 queued: true,
@@ -175,6 +188,19 @@ impl Job {
         self.wait(u64::MAX, bound)
     }
 
+    /// [`Job::cancel`] for the admin (`openvaai status --cancel`): the same end for the
+    /// client, which collects it with its next WAIT; not a poll of the client's.
+    pub fn cancel_by_admin(&self, bound: Duration) -> JobInfo {
+        self.fire();
+        self.await_info(u64::MAX, bound, false)
+    }
+
+    /// Where the job stands, and whether it waits in the queue, for reports: renews nothing.
+    pub fn standing(&self) -> (JobInfo, bool) {
+        let g = lock(&self.state);
+        (self.info(&g), g.queued)
+    }
+
     /// Fires the cancel token and wakes a job held READY, so it sees it. A job still queued
     /// ends here and then.
     fn fire(&self) {
@@ -223,8 +249,10 @@ impl Job {
         g.result = Some(status);
         g.side = ended.side;
         g.finished_at = Some(Instant::now());
+        let info = self.info(&g);
         drop(g);
         self.cond.notify_all();
+        self.activity.finished(self, status, &info);
         tracing::info!(job = %format!("{:016x}", self.id), what = %self.what, ?status, "job finished");
     }
 
@@ -263,6 +291,7 @@ impl Job {
 pub struct JobTable {
     jobs: Mutex<HashMap<u64, Arc<Job>>>,
     runner: Arc<Runner>,
+    activity: Arc<Activity>,
     lease: Duration,
     /// Jobs kept before finished ones are forgotten early.
     keep: usize,
@@ -270,10 +299,22 @@ pub struct JobTable {
 
 impl JobTable {
     /// At most `max_jobs` running and `max_queued` waiting for a slot.
+    #[cfg(test)]
     pub fn new(max_jobs: usize, max_queued: usize, lease: Duration) -> JobTable {
+        JobTable::reporting_to(max_jobs, max_queued, lease, Arc::default())
+    }
+
+    /// [`JobTable::new`], its jobs reported to `activity`.
+    pub fn reporting_to(
+        max_jobs: usize,
+        max_queued: usize,
+        lease: Duration,
+        activity: Arc<Activity>,
+    ) -> JobTable {
         JobTable {
             jobs: Mutex::new(HashMap::new()),
             runner: Arc::new(Runner::new(max_jobs, max_queued)),
+            activity,
             lease,
             keep: MAX_KEPT.max(2 * (max_jobs + max_queued)),
         }
@@ -285,7 +326,7 @@ impl JobTable {
     pub fn start(
         &self,
         exports: Vec<usize>,
-        what: String,
+        what: JobMeta,
         hold: bool,
         work: Work,
     ) -> Result<u64, Status> {
@@ -297,8 +338,14 @@ impl JobTable {
                 break id;
             }
         };
-        let job = Arc::new(Job::new(id, exports, what, hold));
-        match self.runner.admit(&job, work) {
+        let job = Arc::new(Job::new(id, exports, what, hold, self.activity.clone()));
+        self.activity.accepted(&job);
+        let admitted = self.runner.admit(&job, work);
+        match admitted {
+            Ok(_) => self.activity.admitted(&job),
+            Err(s) => self.activity.refused(&job, s),
+        }
+        match admitted {
             Ok(Admitted::Running) => {}
             Ok(Admitted::Queued(ahead)) => {
                 tracing::info!(job = %format!("{id:016x}"), what = %job.what, ahead, "job queued: max_jobs running");
@@ -366,6 +413,7 @@ impl JobTable {
                 job = %format!("{:016x}", job.id), what = %job.what,
                 "lease expired: no WAIT from the client, cancelling"
             );
+            job.activity.lease_expired(&job);
             job.fire();
         }
         for t in gone.into_iter().flatten() {
@@ -441,6 +489,7 @@ fn run(job: &Job, work: Work) {
         job.cond.notify_all();
     };
     tracing::info!(job = %format!("{:016x}", job.id), what = %job.what, "job started");
+    job.activity.running(job);
     let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         work(&mut progress, &job.cancel)
     }))

@@ -4,14 +4,18 @@
 
 mod accept;
 mod access;
+mod activity;
 mod cleanup;
 mod config;
 mod conn;
+mod control;
 mod fsutil;
 mod handlers;
 mod jobs;
 mod loglimit;
+mod metrics;
 mod net;
+mod notify;
 mod server;
 mod slots;
 mod state;
@@ -48,6 +52,14 @@ struct Cli {
     /// TOML configuration file (see docs/operations.md).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Serve Prometheus metrics on GET /metrics at this address (default: off; replaces
+    /// the file's [metrics] listen).
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_listen: Option<SocketAddr>,
+    /// The control socket of `openvaai status`, root only (default: control.sock in the
+    /// state directory; replaces the file's [control] socket).
+    #[arg(long, value_name = "PATH")]
+    control_socket: Option<PathBuf>,
     /// Validate the configuration and the export directories, then exit.
     #[arg(long)]
     check_config: bool,
@@ -102,6 +114,8 @@ fn run(cli: Cli) -> Outcome {
         listen: cli.listen,
         exports: cli.export,
         state_dir: cli.state_dir,
+        metrics_listen: cli.metrics_listen,
+        control_socket: cli.control_socket,
     };
     let config = match Config::load(&overrides).and_then(|c| check_exports(&c).map(|()| c)) {
         Ok(c) => c,
@@ -148,6 +162,29 @@ fn serve(config: Config) -> anyhow::Result<usize> {
         signal_hook::flag::register(sig, shutdown.clone()).context("installing signal handlers")?;
     }
     let (shared, listeners) = state::prepare(config, shutdown)?;
+    let mut helpers = Vec::new();
+    if let Some(l) = listeners.metrics {
+        let s = shared.clone();
+        helpers.push(
+            std::thread::Builder::new()
+                .name("metrics".into())
+                .spawn(move || metrics::http::serve(l, s))
+                .context("starting the metrics thread")?,
+        );
+    }
+    let (s, control) = (shared.clone(), listeners.control);
+    helpers.push(
+        std::thread::Builder::new()
+            .name("control".into())
+            .spawn(move || control::serve(control, s))
+            .context("starting the control socket's thread")?,
+    );
+    let mut notifier = notify::Notifier::from_env();
+    notifier.ready(&shared);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "openvaaid ready");
-    Ok(server::serve(shared, listeners))
+    let left = server::serve(shared, listeners.rpc, &mut notifier);
+    for h in helpers {
+        let _ = h.join();
+    }
+    Ok(left)
 }
