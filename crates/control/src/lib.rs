@@ -131,8 +131,13 @@ pub fn request(socket: &Path, request: &Request) -> Result<Reply, Error> {
         .map_err(Error::Exchange)?;
     let mut line = serde_json::to_vec(request).map_err(|e| Error::BadReply(e.to_string()))?;
     line.push(b'\n');
-    s.write_all(&line).map_err(Error::Exchange)?;
-    let reply = read_line(&mut s, MAX_REPLY).map_err(Error::Exchange)?;
+    // A daemon that refuses the peer answers before reading and closes: the write may fail
+    // (EPIPE) with its reply waiting to be read.
+    let wrote = s.write_all(&line);
+    let reply = match (read_line(&mut s, MAX_REPLY), wrote) {
+        (Ok(reply), _) => reply,
+        (Err(_), Err(e)) | (Err(e), Ok(())) => return Err(Error::Exchange(e)),
+    };
     serde_json::from_slice(&reply).map_err(|e| Error::BadReply(e.to_string()))
 }
 

@@ -32,6 +32,14 @@ pub enum Primitive {
 }
 
 impl Primitive {
+    /// The primitives clients start.
+    pub const ALL: [Primitive; 4] = [
+        Primitive::CloneFull,
+        Primitive::CloneLazy,
+        Primitive::CloneDryRun,
+        Primitive::Reserve,
+    ];
+
     pub fn label(self) -> &'static str {
         match self {
             Primitive::CloneFull => "clone_full",
@@ -337,6 +345,7 @@ fn report(job: &Job, l: &Live, info: &JobInfo, now: Instant) -> JobStatus {
         rate_bytes_per_second: rate,
         age_seconds: now.duration_since(l.accepted).as_secs_f64(),
         duration_seconds: None,
-        result: None,
+        result: matches!(info.state, JobState::Done | JobState::Failed)
+            .then(|| vix_name(info.result).to_owned()),
     }
 }

@@ -251,8 +251,9 @@ impl Job {
         g.finished_at = Some(Instant::now());
         let info = self.info(&g);
         drop(g);
-        self.cond.notify_all();
+        // Recorded before anyone waiting is woken: a cancel by the admin finds the end.
         self.activity.finished(self, status, &info);
+        self.cond.notify_all();
         tracing::info!(job = %format!("{:016x}", self.id), what = %self.what, ?status, "job finished");
     }
 

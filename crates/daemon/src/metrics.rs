@@ -15,6 +15,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::activity::Primitive;
 use crate::state::Shared;
 
 /// A job's export (the one it writes in) and primitive.
@@ -51,6 +52,25 @@ struct StateLabels {
 struct VersionLabels {
     version: &'static str,
 }
+
+/// The reasons of `openvaai_connections_refused_total`.
+pub const REFUSALS: [&str; 5] = [
+    "address_not_allowed",
+    "queue_full",
+    "no_slot_in_time",
+    "evicted",
+    "too_many",
+];
+/// The reasons of `openvaai_authentication_failures_total`.
+pub const AUTH_FAILURES: [&str; 7] = [
+    "tls_handshake",
+    "unknown_export",
+    "address_not_allowed",
+    "auth_without_hello",
+    "export_mismatch",
+    "wrong_proof",
+    "timeout",
+];
 
 type HistogramFamily = Family<JobLabels, Histogram, fn() -> Histogram>;
 
@@ -98,14 +118,12 @@ impl NetMetrics {
         self.accepted.inc();
     }
 
-    /// A connection was closed before it was served: `reason` is one of
-    /// `address_not_allowed`, `queue_full`, `no_slot_in_time`, `evicted`, `too_many`.
+    /// A connection was closed before it was served, for one of [`REFUSALS`].
     pub fn refused(&self, reason: &'static str) {
         self.refused.get_or_create(&ReasonLabels { reason }).inc();
     }
 
-    /// An authentication failed: `tls_handshake`, `unknown_export`, `address_not_allowed`,
-    /// `auth_without_hello`, `export_mismatch`, `wrong_proof`, `timeout`.
+    /// An authentication failed, for one of [`AUTH_FAILURES`].
     pub fn auth_failed(&self, reason: &'static str) {
         self.auth_failures
             .get_or_create(&ReasonLabels { reason })
@@ -140,9 +158,34 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// The registry of every metric, with `jobs` (the activity's counters) among them.
-    pub fn new(jobs: &JobMetrics) -> Metrics {
+    /// The registry of every metric, with `jobs` (the activity's counters) among them. The
+    /// series of every export, primitive and reason start at zero, so that rates and
+    /// increases are right from the first scrape.
+    pub fn new(jobs: &JobMetrics, exports: &[String]) -> Metrics {
+        for export in exports {
+            for p in Primitive::ALL {
+                let l = JobLabels {
+                    export: export.clone(),
+                    primitive: p.label(),
+                };
+                let _ = jobs.started.get_or_create(&l);
+                let _ = jobs.bytes.get_or_create(&l);
+                let _ = jobs.duration.get_or_create(&l);
+                let _ = jobs.lease_expiries.get_or_create(&l);
+                let _ = jobs.refused.get_or_create(&ResultLabels {
+                    export: export.clone(),
+                    primitive: p.label(),
+                    result: "VIX_E_OBJECT_IS_BUSY",
+                });
+            }
+        }
         let net = NetMetrics::default();
+        for reason in REFUSALS {
+            let _ = net.refused.get_or_create(&ReasonLabels { reason });
+        }
+        for reason in AUTH_FAILURES {
+            let _ = net.auth_failures.get_or_create(&ReasonLabels { reason });
+        }
         let start = StartMetrics::default();
         let jobs_running = Gauge::default();
         let jobs_queued = Gauge::default();

@@ -103,7 +103,8 @@ pub fn prepare(
     let identity: Identity = crate::tls::load_or_create(&config.state_dir)?;
     let control = ControlSocket::bind(&config.control_socket)?;
     let activity = Arc::new(Activity::default());
-    let metrics = Metrics::new(activity.metrics());
+    let names: Vec<String> = config.exports.iter().map(|e| e.name.clone()).collect();
+    let metrics = Metrics::new(activity.metrics(), &names);
     let mut exports = Vec::new();
     for (e, engine, lock) in opened {
         crate::access::label(&engine, &lock, &listening)?;

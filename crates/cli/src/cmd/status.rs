@@ -35,7 +35,9 @@ pub fn run(a: &Args) -> Result<u8> {
         return cancel(a, job);
     }
     let Some(every) = a.watch else {
-        let st = fetch(&a.socket)?;
+        let Some(st) = fetch(&a.socket)? else {
+            return Ok(exit::FAILED);
+        };
         if a.json {
             println!("{}", serde_json::to_string_pretty(&st)?);
         } else {
@@ -45,7 +47,9 @@ pub fn run(a: &Args) -> Result<u8> {
     };
     let every = Duration::from_secs_f64(every.max(0.1));
     loop {
-        let st = fetch(&a.socket)?;
+        let Some(st) = fetch(&a.socket)? else {
+            return Ok(exit::FAILED);
+        };
         if a.json {
             println!("{}", serde_json::to_string(&st)?);
         } else {
@@ -57,10 +61,14 @@ pub fn run(a: &Args) -> Result<u8> {
     }
 }
 
-fn fetch(socket: &Path) -> Result<Status> {
+/// The daemon's status; `None` when it refused (the reason printed).
+fn fetch(socket: &Path) -> Result<Option<Status>> {
     match ask(socket, &Request::Status)? {
-        Reply::Status(st) => Ok(st),
-        Reply::Error { message } => anyhow::bail!("openvaaid refused: {message}"),
+        Reply::Status(st) => Ok(Some(st)),
+        Reply::Error { message } => {
+            eprintln!("openvaai: openvaaid refused: {message}");
+            Ok(None)
+        }
         Reply::Cancelled(_) => anyhow::bail!("openvaaid answered a status with a cancel"),
     }
 }
@@ -75,7 +83,7 @@ fn cancel(a: &Args, job: &str) -> Result<u8> {
     let j = match reply {
         Reply::Cancelled(j) => j,
         Reply::Error { message } => {
-            eprintln!("openvaai: cancel: {message}");
+            eprintln!("openvaai: openvaaid refused the cancel: {message}");
             return Ok(exit::FAILED);
         }
         Reply::Status(_) => anyhow::bail!("openvaaid answered a cancel with a status"),

@@ -3,9 +3,10 @@
 //! One thread polls the listener and every scraper's socket (all non-blocking), so a scraper
 //! never holds a thread and never makes another wait: at most [`MAX_SCRAPERS`] connections
 //! at once, each with [`DEADLINE`] from its accept to send a request of at most
-//! [`MAX_REQUEST`] bytes and take the reply, then it is closed (one request per connection).
-//! When all are taken, the oldest one still sending its request gives way to a new one once
-//! it has had [`GRACE`]; otherwise the new one gets `503` at once. Anything but `GET
+//! [`MAX_REQUEST`] bytes and take the reply (one request per connection; then the daemon
+//! closes its side and drops what else comes until the scraper closes). When all places are
+//! taken, one already answered, or else the oldest one still sending its request once it has
+//! had [`GRACE`], gives way to a new one; otherwise the new one gets `503` at once. Anything but `GET
 //! /metrics` is refused: another method `405`, another path `404`, an oversized request
 //! `431`, a malformed one `400`. None of this touches the RPC listeners, connections or jobs.
 
@@ -26,6 +27,9 @@ pub const DEADLINE: Duration = Duration::from_secs(5);
 pub const MAX_REQUEST: usize = 8192;
 /// How long a scraper keeps its place before a newer one may take it.
 pub const GRACE: Duration = Duration::from_secs(1);
+/// After its reply, what a scraper may still send (and is read and dropped) before the
+/// close, so that the close does not reset the connection under the reply.
+const MAX_DRAIN: usize = 64 << 10;
 /// How often the loop looks at the shutdown flag and the deadlines.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -36,6 +40,9 @@ struct Scraper {
     request: Vec<u8>,
     /// The reply and how much of it is written.
     reply: Option<(Vec<u8>, usize)>,
+    /// The reply is written: what else comes is read and dropped until the peer closes.
+    closing: bool,
+    drained: usize,
 }
 
 /// Serves `listener` (non-blocking) until the daemon shuts down.
@@ -55,7 +62,7 @@ fn wait(listener: &TcpListener, scrapers: &[Scraper]) {
     use rustix::event::{PollFd, PollFlags, Timespec};
     let mut fds = vec![PollFd::new(listener, PollFlags::IN)];
     fds.extend(scrapers.iter().map(|s| {
-        let flags = if s.reply.is_some() {
+        let flags = if s.reply.is_some() && !s.closing {
             PollFlags::OUT
         } else {
             PollFlags::IN
@@ -89,7 +96,9 @@ fn accept(listener: &TcpListener, scrapers: &mut Vec<Scraper>) {
             let oldest = scrapers
                 .iter()
                 .enumerate()
-                .filter(|(_, s)| s.reply.is_none() && now.duration_since(s.accepted) >= GRACE)
+                .filter(|(_, s)| {
+                    s.closing || (s.reply.is_none() && now.duration_since(s.accepted) >= GRACE)
+                })
                 .min_by_key(|(_, s)| s.accepted)
                 .map(|(i, _)| i);
             match oldest {
@@ -111,6 +120,8 @@ fn accept(listener: &TcpListener, scrapers: &mut Vec<Scraper>) {
             accepted: now,
             request: Vec::new(),
             reply: None,
+            closing: false,
+            drained: 0,
         });
     }
 }
@@ -121,8 +132,24 @@ fn step(s: &mut Scraper, shared: &Shared, now: Instant) -> bool {
         limited!(info, { peer = %s.peer, }, "metrics endpoint: scraper closed at its deadline");
         return false;
     }
+    let mut buf = [0u8; 2048];
+    if s.closing {
+        loop {
+            match s.stream.read(&mut buf) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    s.drained += n;
+                    if s.drained > MAX_DRAIN {
+                        return false;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+    }
     if s.reply.is_none() {
-        let mut buf = [0u8; 2048];
         loop {
             match s.stream.read(&mut buf) {
                 Ok(0) => return false,
@@ -152,7 +179,8 @@ fn step(s: &mut Scraper, shared: &Shared, now: Instant) -> bool {
         }
     }
     let _ = s.stream.shutdown(Shutdown::Write);
-    false
+    s.closing = true;
+    true
 }
 
 /// The reply to `request` once it is whole (or too big); `None` while more may come.
