@@ -349,3 +349,102 @@ fn report(job: &Job, l: &Live, info: &JobInfo, now: Instant) -> JobStatus {
             .then(|| vix_name(info.result).to_owned()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::JobTable;
+
+    fn quick() -> crate::jobs::Work {
+        Box::new(|progress, _| {
+            progress(openvaai_engine::Progress {
+                done: 10,
+                total: 10,
+            });
+            Status::Ok.into()
+        })
+    }
+
+    #[test]
+    fn finished_jobs_are_remembered_newest_first_and_bounded() {
+        let activity = Arc::new(Activity::default());
+        let t = JobTable::reporting_to(4, 0, Duration::from_secs(60), activity.clone());
+        let mut ids = Vec::new();
+        for _ in 0..MAX_FINISHED + 5 {
+            let id = t.start(vec![0], "quick".into(), false, quick()).unwrap();
+            t.get(id).unwrap().wait(u64::MAX, Duration::from_secs(5));
+            ids.push(id);
+        }
+        // The end is recorded before a waiter wakes.
+        let jobs = activity.jobs();
+        assert_eq!(jobs.len(), MAX_FINISHED);
+        assert_eq!(jobs[0].id, format!("{:016x}", ids.last().unwrap()));
+        assert_eq!(jobs[0].result.as_deref(), Some("VIX_OK"));
+        assert_eq!((jobs[0].done_bytes, jobs[0].state.as_str()), (10, "done"));
+        assert_eq!(activity.refresh(), (0, 0));
+        let label = JobLabels {
+            export: String::new(),
+            primitive: "other",
+        };
+        let m = activity.metrics();
+        assert_eq!(
+            m.started.get_or_create(&label).get(),
+            (MAX_FINISHED + 5) as u64
+        );
+        assert_eq!(
+            m.bytes.get_or_create(&label).get(),
+            10 * (MAX_FINISHED + 5) as u64
+        );
+    }
+
+    #[test]
+    fn a_job_is_found_by_a_prefix_one_job_alone_has() {
+        let activity = Arc::new(Activity::default());
+        let t = JobTable::reporting_to(17, 0, Duration::from_secs(60), activity.clone());
+        let slow = || -> crate::jobs::Work {
+            Box::new(|_, cancel| {
+                while !cancel.is_cancelled() {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Status::Cancelled.into()
+            })
+        };
+        // 17 ids: two of them share their first hex digit.
+        let ids: Vec<u64> = (0..17)
+            .map(|_| t.start(vec![0], "slow".into(), false, slow()).unwrap())
+            .collect();
+        let hex: Vec<String> = ids.iter().map(|i| format!("{i:016x}")).collect();
+        let (a, b) = (0..17)
+            .flat_map(|i| (0..i).map(move |j| (j, i)))
+            .find(|&(j, i)| hex[j][..1] == hex[i][..1])
+            .expect("pigeonholes");
+        let (ha, hb) = (&hex[a], &hex[b]);
+        assert_eq!(activity.find(ha).unwrap().id, ids[a]);
+        assert_eq!(activity.find(&ha.to_uppercase()).unwrap().id, ids[a]);
+        assert_eq!(activity.find("").err(), Some(NotCancelled::NotFound));
+        assert_eq!(activity.find("x").err(), Some(NotCancelled::NotFound));
+        let common = ha
+            .chars()
+            .zip(hb.chars())
+            .take_while(|(x, y)| x == y)
+            .count();
+        assert_eq!(
+            activity.find(&ha[..common]).err(),
+            Some(NotCancelled::Ambiguous)
+        );
+        let j = activity.cancel(ha, Duration::from_secs(5)).unwrap();
+        assert_eq!(
+            (j.state.as_str(), j.result.as_deref()),
+            ("failed", Some("VIX_E_CANCELLED"))
+        );
+        assert_eq!(
+            activity.cancel(ha, Duration::from_secs(5)).err(),
+            Some(NotCancelled::Finished("VIX_E_CANCELLED".into()))
+        );
+        assert_eq!(activity.refresh(), (16, 0));
+        assert_eq!(activity.find(hb).unwrap().id, ids[b]);
+        for id in &ids {
+            t.get(*id).unwrap().cancel(Duration::from_secs(5));
+        }
+    }
+}
