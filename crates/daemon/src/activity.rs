@@ -10,91 +10,25 @@ use std::time::{Duration, Instant};
 use openvaai_control::JobStatus;
 use openvaai_proto::{JobInfo, JobState, Status};
 
-use crate::jobs::Job;
+use crate::jobs::{Job, JobMeta, Observer};
 use crate::metrics::{JobLabels, JobMetrics, ResultLabels};
 use crate::sync::lock;
 
 /// Finished jobs remembered for `openvaai status`, newest first.
 pub const MAX_FINISHED: usize = 64;
 
-/// Which primitive a job runs, as metrics and `openvaai status` name it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Primitive {
-    /// A clone that makes an independent copy.
-    CloneFull,
-    /// A copy-on-write clone (LAZY).
-    CloneLazy,
-    /// A clone that only checks (DRYRUN).
-    CloneDryRun,
-    Reserve,
-    /// A job of the unit tests.
-    Other,
-}
-
-impl Primitive {
-    /// The primitives clients start.
-    pub const ALL: [Primitive; 4] = [
-        Primitive::CloneFull,
-        Primitive::CloneLazy,
-        Primitive::CloneDryRun,
-        Primitive::Reserve,
-    ];
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Primitive::CloneFull => "clone_full",
-            Primitive::CloneLazy => "clone_lazy",
-            Primitive::CloneDryRun => "clone_dry_run",
-            Primitive::Reserve => "reserve",
-            Primitive::Other => "other",
-        }
+fn labels(m: &JobMeta) -> JobLabels {
+    JobLabels {
+        export: m.export.clone(),
+        primitive: m.primitive.label(),
     }
 }
 
-/// What a job is, as its client asked for it.
-#[derive(Clone, Debug)]
-pub struct JobMeta {
-    /// The job in words, for log lines (client names quoted and escaped).
-    pub what: String,
-    /// The export it writes in.
-    pub export: String,
-    pub primitive: Primitive,
-    /// `export:path` of a clone's source.
-    pub source: Option<String>,
-    /// `export:path` of the destination, or of the file reserved.
-    pub destination: String,
-    /// The client's address.
-    pub client: String,
-}
-
-/// A job known by its description only (the unit tests').
-impl From<&str> for JobMeta {
-    fn from(what: &str) -> JobMeta {
-        JobMeta {
-            what: what.to_owned(),
-            export: String::new(),
-            primitive: Primitive::Other,
-            source: None,
-            destination: String::new(),
-            client: String::new(),
-        }
-    }
-}
-
-impl JobMeta {
-    fn labels(&self) -> JobLabels {
-        JobLabels {
-            export: self.export.clone(),
-            primitive: self.primitive.label(),
-        }
-    }
-
-    fn result_labels(&self, status: Status) -> ResultLabels {
-        ResultLabels {
-            export: self.export.clone(),
-            primitive: self.primitive.label(),
-            result: vix_name(status),
-        }
+fn result_labels(m: &JobMeta, status: Status) -> ResultLabels {
+    ResultLabels {
+        export: m.export.clone(),
+        primitive: m.primitive.label(),
+        result: vix_name(status),
     }
 }
 
@@ -160,77 +94,6 @@ impl Activity {
         &self.metrics
     }
 
-    /// START took `job`: it is known from now on (before it can run and end).
-    pub fn accepted(&self, job: &Arc<Job>) {
-        lock(&self.inner).live.insert(
-            job.id,
-            Live {
-                job: job.clone(),
-                accepted: Instant::now(),
-                running_since: None,
-                counted: 0,
-            },
-        );
-    }
-
-    /// It runs or waits in the queue.
-    pub fn admitted(&self, job: &Job) {
-        self.metrics.started.get_or_create(&job.meta.labels()).inc();
-    }
-
-    /// It was refused with `status` (OBJECT_IS_BUSY: the queue is full).
-    pub fn refused(&self, job: &Job, status: Status) {
-        lock(&self.inner).live.remove(&job.id);
-        self.metrics
-            .refused
-            .get_or_create(&job.meta.result_labels(status))
-            .inc();
-    }
-
-    /// Its work begins.
-    pub fn running(&self, job: &Job) {
-        if let Some(l) = lock(&self.inner).live.get_mut(&job.id) {
-            l.running_since = Some(Instant::now());
-        }
-    }
-
-    /// Its lease expired: nobody polled it.
-    pub fn lease_expired(&self, job: &Job) {
-        self.metrics
-            .lease_expiries
-            .get_or_create(&job.meta.labels())
-            .inc();
-    }
-
-    /// It ended with `status`, `info` its last state.
-    pub fn finished(&self, job: &Job, status: Status, info: &JobInfo) {
-        let mut g = lock(&self.inner);
-        let Some(live) = g.live.remove(&job.id) else {
-            return;
-        };
-        let meta = &job.meta;
-        self.metrics
-            .bytes
-            .get_or_create(&meta.labels())
-            .inc_by(info.done.saturating_sub(live.counted));
-        self.metrics
-            .finished
-            .get_or_create(&meta.result_labels(status))
-            .inc();
-        self.metrics
-            .duration
-            .get_or_create(&meta.labels())
-            .observe(live.accepted.elapsed().as_secs_f64());
-        let mut st = report(job, &live, info, Instant::now());
-        st.result = Some(vix_name(status).to_owned());
-        st.duration_seconds = Some(live.accepted.elapsed().as_secs_f64());
-        g.finished.push_front(Finished {
-            status: st,
-            accepted: live.accepted,
-        });
-        g.finished.truncate(MAX_FINISHED);
-    }
-
     /// (running, queued) jobs, with every running job's bytes added to the bytes counter.
     pub fn refresh(&self) -> (u64, u64) {
         let mut g = lock(&self.inner);
@@ -246,7 +109,7 @@ impl Activity {
             if delta > 0 {
                 self.metrics
                     .bytes
-                    .get_or_create(&l.job.meta.labels())
+                    .get_or_create(&labels(&l.job.meta))
                     .inc_by(delta);
                 l.counted = info.done;
             }
@@ -314,6 +177,80 @@ impl Activity {
             // Ended and already pushed out of the finished list by newer ones.
             None => Err(NotCancelled::Finished(vix_name(info.result).to_owned())),
         }
+    }
+}
+
+/// The job table's reports.
+impl Observer for Activity {
+    /// START took `job`: it is known from now on (before it can run and end).
+    fn accepted(&self, job: &Arc<Job>) {
+        lock(&self.inner).live.insert(
+            job.id,
+            Live {
+                job: job.clone(),
+                accepted: Instant::now(),
+                running_since: None,
+                counted: 0,
+            },
+        );
+    }
+
+    /// It runs or waits in the queue.
+    fn admitted(&self, job: &Job) {
+        self.metrics.started.get_or_create(&labels(&job.meta)).inc();
+    }
+
+    /// It was refused with `status` (OBJECT_IS_BUSY: the queue is full).
+    fn refused(&self, job: &Job, status: Status) {
+        lock(&self.inner).live.remove(&job.id);
+        self.metrics
+            .refused
+            .get_or_create(&result_labels(&job.meta, status))
+            .inc();
+    }
+
+    /// Its work begins.
+    fn running(&self, job: &Job) {
+        if let Some(l) = lock(&self.inner).live.get_mut(&job.id) {
+            l.running_since = Some(Instant::now());
+        }
+    }
+
+    /// Its lease expired: nobody polled it.
+    fn lease_expired(&self, job: &Job) {
+        self.metrics
+            .lease_expiries
+            .get_or_create(&labels(&job.meta))
+            .inc();
+    }
+
+    /// It ended with `status`, `info` its last state.
+    fn finished(&self, job: &Job, status: Status, info: &JobInfo) {
+        let mut g = lock(&self.inner);
+        let Some(live) = g.live.remove(&job.id) else {
+            return;
+        };
+        let meta = &job.meta;
+        self.metrics
+            .bytes
+            .get_or_create(&labels(meta))
+            .inc_by(info.done.saturating_sub(live.counted));
+        self.metrics
+            .finished
+            .get_or_create(&result_labels(meta, status))
+            .inc();
+        self.metrics
+            .duration
+            .get_or_create(&labels(meta))
+            .observe(live.accepted.elapsed().as_secs_f64());
+        let mut st = report(job, &live, info, Instant::now());
+        st.result = Some(vix_name(status).to_owned());
+        st.duration_seconds = Some(live.accepted.elapsed().as_secs_f64());
+        g.finished.push_front(Finished {
+            status: st,
+            accepted: live.accepted,
+        });
+        g.finished.truncate(MAX_FINISHED);
     }
 }
 

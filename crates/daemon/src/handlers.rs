@@ -13,8 +13,7 @@ use openvaai_proto::xdr::{from_bytes, to_bytes, Xdr};
 use openvaai_proto::*;
 use std::result::Result;
 
-use crate::activity::{JobMeta, Primitive};
-use crate::jobs::Job;
+use crate::jobs::{Job, JobMeta, Primitive};
 use crate::loglimit::limited;
 use crate::state::{ExportState, Shared};
 use crate::status::{ended_by, of_engine_error};

@@ -7,6 +7,7 @@
 //! On shutdown, jobs end FAILED with HOST_NOT_CONNECTED (the daemon is going away), and the
 //! table waits briefly for their polling clients to collect that end.
 
+mod meta;
 mod runner;
 #[cfg(test)]
 mod tests;
@@ -19,8 +20,8 @@ use std::time::{Duration, Instant};
 use openvaai_engine::{CancelToken, Progress};
 use openvaai_proto::{Failure, JobInfo, JobState, Side, Status};
 
-use crate::activity::{Activity, JobMeta};
 use crate::sync::lock;
+pub use meta::{JobMeta, Observer, Primitive};
 use runner::{Admitted, Runner};
 
 /// Fewest jobs (running, queued and finished) held at once; see
@@ -58,8 +59,8 @@ pub struct Job {
     pub what: String,
     /// What it is, for reports (`openvaai status`, metrics).
     pub meta: JobMeta,
-    /// Where it reports its start and end.
-    activity: Arc<Activity>,
+    /// Who is told of its start and end.
+    observer: Arc<dyn Observer>,
     cancel: CancelToken,
     state: Mutex<JobInner>,
     cond: Condvar,
@@ -104,14 +105,14 @@ impl Job {
         exports: Vec<usize>,
         meta: JobMeta,
         hold: bool,
-        activity: Arc<Activity>,
+        observer: Arc<dyn Observer>,
     ) -> Job {
         Job {
             id,
             exports,
             what: meta.what.clone(),
             meta,
-            activity,
+            observer,
             cancel: CancelToken::new(),
             state: Mutex::new(JobInner {
                 queued: true,
@@ -252,7 +253,7 @@ impl Job {
         let info = self.info(&g);
         drop(g);
         // Recorded before anyone waiting is woken: a cancel by the admin finds the end.
-        self.activity.finished(self, status, &info);
+        self.observer.finished(self, status, &info);
         self.cond.notify_all();
         tracing::info!(job = %format!("{:016x}", self.id), what = %self.what, ?status, "job finished");
     }
@@ -292,7 +293,7 @@ impl Job {
 pub struct JobTable {
     jobs: Mutex<HashMap<u64, Arc<Job>>>,
     runner: Arc<Runner>,
-    activity: Arc<Activity>,
+    observer: Arc<dyn Observer>,
     lease: Duration,
     /// Jobs kept before finished ones are forgotten early.
     keep: usize,
@@ -302,20 +303,20 @@ impl JobTable {
     /// At most `max_jobs` running and `max_queued` waiting for a slot.
     #[cfg(test)]
     pub fn new(max_jobs: usize, max_queued: usize, lease: Duration) -> JobTable {
-        JobTable::reporting_to(max_jobs, max_queued, lease, Arc::default())
+        JobTable::reporting_to(max_jobs, max_queued, lease, Arc::new(meta::Unobserved))
     }
 
-    /// [`JobTable::new`], its jobs reported to `activity`.
+    /// [`JobTable::new`], its jobs reported to `observer`.
     pub fn reporting_to(
         max_jobs: usize,
         max_queued: usize,
         lease: Duration,
-        activity: Arc<Activity>,
+        observer: Arc<dyn Observer>,
     ) -> JobTable {
         JobTable {
             jobs: Mutex::new(HashMap::new()),
             runner: Arc::new(Runner::new(max_jobs, max_queued)),
-            activity,
+            observer,
             lease,
             keep: MAX_KEPT.max(2 * (max_jobs + max_queued)),
         }
@@ -339,12 +340,12 @@ impl JobTable {
                 break id;
             }
         };
-        let job = Arc::new(Job::new(id, exports, what, hold, self.activity.clone()));
-        self.activity.accepted(&job);
+        let job = Arc::new(Job::new(id, exports, what, hold, self.observer.clone()));
+        self.observer.accepted(&job);
         let admitted = self.runner.admit(&job, work);
         match admitted {
-            Ok(_) => self.activity.admitted(&job),
-            Err(s) => self.activity.refused(&job, s),
+            Ok(_) => self.observer.admitted(&job),
+            Err(s) => self.observer.refused(&job, s),
         }
         match admitted {
             Ok(Admitted::Running) => {}
@@ -414,7 +415,7 @@ impl JobTable {
                 job = %format!("{:016x}", job.id), what = %job.what,
                 "lease expired: no WAIT from the client, cancelling"
             );
-            job.activity.lease_expired(&job);
+            job.observer.lease_expired(&job);
             job.fire();
         }
         for t in gone.into_iter().flatten() {
@@ -490,7 +491,7 @@ fn run(job: &Job, work: Work) {
         job.cond.notify_all();
     };
     tracing::info!(job = %format!("{:016x}", job.id), what = %job.what, "job started");
-    job.activity.running(job);
+    job.observer.running(job);
     let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         work(&mut progress, &job.cancel)
     }))

@@ -15,8 +15,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::activity::Primitive;
-use crate::state::Shared;
+use crate::jobs::Primitive;
 
 /// A job's export (the one it writes in) and primitive.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -284,12 +283,13 @@ impl Metrics {
         }
     }
 
-    /// The OpenMetrics text of every metric, gauges read now.
-    pub fn render(&self, shared: &Shared) -> String {
-        let (running, queued) = shared.activity.refresh();
+    /// The OpenMetrics text of every metric, with the gauges at `jobs` (running, queued)
+    /// and `connections` (unauthenticated, authenticated) and the process read now.
+    pub fn render(&self, jobs: (u64, u64), connections: (usize, usize)) -> String {
+        let (running, queued) = jobs;
         self.jobs_running.set(running as i64);
         self.jobs_queued.set(queued as i64);
-        let (unauthenticated, authenticated) = shared.slots.counts();
+        let (unauthenticated, authenticated) = connections;
         for (state, n) in [
             ("unauthenticated", unauthenticated),
             ("authenticated", authenticated),

@@ -209,7 +209,9 @@ fn answer(request: &[u8], shared: &Shared) -> Option<Vec<u8>> {
     if target.split('?').next() != Some("/metrics") {
         return Some(response(404, "only /metrics\n", &[]));
     }
-    let body = shared.metrics.render(shared);
+    let body = shared
+        .metrics
+        .render(shared.activity.refresh(), shared.slots.counts());
     Some(response(
         200,
         &body,
