@@ -35,9 +35,23 @@ use clap::Parser;
 
 use crate::config::{Config, Overrides};
 
+const AFTER_HELP: &str = "\
+Runs in the foreground, logs to stderr (RUST_LOG), stops cleanly on SIGTERM. Exit status: 0
+stopped cleanly, 1 failed (or jobs still running at the shutdown timeout), 2 configuration
+error.
+
+Operations: `openvaai status` (as root) lists the running and recent jobs through the control
+socket (--control-socket, default control.sock in the state directory; mode 0600, and only
+root peers are served) and --cancel JOB stops one. --metrics-listen (or [metrics] listen)
+serves Prometheus metrics on GET /metrics. Under systemd (Type=notify) it sends READY=1 once
+listening with every access file written, WATCHDOG=1 at half of $WATCHDOG_USEC, and STATUS=
+with the job count.
+
+See /usr/share/doc/openvaai/operations.md (docs/operations.md) for every setting.";
+
 /// The openvaai daemon: VAAI-NAS offloads (clone, reserve, statx) for ESXi.
 #[derive(Parser, Debug)]
-#[command(name = "openvaaid", version)]
+#[command(name = "openvaaid", version, after_help = AFTER_HELP)]
 struct Cli {
     /// Address and port to listen on (repeatable; default 0.0.0.0:7443). Port 0 picks a free
     /// port, written into the access files.

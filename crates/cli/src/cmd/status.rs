@@ -10,7 +10,18 @@ use openvaai_control::{JobStatus, Reply, Request, Status};
 
 use crate::exit;
 
+const AFTER_HELP: &str = "\
+Run as root on the NAS: openvaaid's control socket is root's (mode 0600) and the daemon
+serves root peers only (SO_PEERCRED). States: queued, running, ready (a held clone waiting
+for its COMMIT), done, failed. Rates count from when a job left the queue. The last 64 jobs
+that ended are listed after the running ones.
+
+Exit status: 0 success (for --cancel: the job ended), 1 the daemon refused (not root, no
+such job, finished already) or the job did not end within 20 s, 2 the daemon could not be
+reached.";
+
 #[derive(clap::Args)]
+#[command(after_help = AFTER_HELP)]
 pub struct Args {
     /// openvaaid's control socket (its [control] socket; by default control.sock in its
     /// state directory).
