@@ -149,3 +149,36 @@ fn status_lists_a_paced_clone_and_cancel_ends_it_cancelled_leaving_nothing() {
         .daemon
         .wait_for_log("cancel requested by the admin", Duration::from_secs(1)));
 }
+
+#[test]
+fn watch_refreshes_until_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::builder().export(dir.path()).start();
+    let sock = control_socket(&d);
+    let mut child = cli(&[
+        "status",
+        "--socket",
+        sock.to_str().unwrap(),
+        "--watch",
+        "0.2",
+        "--json",
+    ])
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let lines: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= 4, "{} refreshes in 1.5 s", lines.len());
+    assert!(lines.iter().all(|v| v["pid"] == d.pid()));
+    let up: Vec<f64> = lines
+        .iter()
+        .map(|v| v["uptime_seconds"].as_f64().unwrap())
+        .collect();
+    assert!(up.windows(2).all(|w| w[1] > w[0]), "{up:?}");
+}
