@@ -155,7 +155,7 @@ fn watch_refreshes_until_interrupted() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::builder().export(dir.path()).start();
     let sock = control_socket(&d);
-    let mut child = cli(&[
+    let child = cli(&[
         "status",
         "--socket",
         sock.to_str().unwrap(),
