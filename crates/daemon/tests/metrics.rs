@@ -171,8 +171,18 @@ fn a_silent_scraper_delays_neither_clones_nor_other_scrapes() {
     };
     let m = srv.metrics();
     write_layout(&srv.path("a.vmdk"), &[Run::Data(16 * MIB)], 1).unwrap();
-    // Scrapers that connect and send nothing: every place the endpoint has.
-    let silent: Vec<TcpStream> = (0..8).map(|_| TcpStream::connect(m).unwrap()).collect();
+    // One scraper that connects and sends nothing: another is answered at once.
+    let mut silent = vec![TcpStream::connect(m).unwrap()];
+    std::thread::sleep(Duration::from_millis(100));
+    let start = Instant::now();
+    scrape(m);
+    assert!(
+        start.elapsed() < Duration::from_millis(500),
+        "a scrape beside a silent one took {:?}",
+        start.elapsed()
+    );
+    // Now silent ones in every place the endpoint has.
+    silent.extend((0..7).map(|_| TcpStream::connect(m).unwrap()));
     std::thread::sleep(Duration::from_millis(200));
     let start = Instant::now();
     let out = openvaai(&["clone", "-d", srv.ds(), "a.vmdk", "b.vmdk"]);
