@@ -249,3 +249,68 @@ fn only_get_metrics_is_served() {
     assert!(http(m, b"GET /metrics?x=1 HTTP/1.0\r\n\r\n").starts_with("HTTP/1.1 200 OK"));
     assert!(scrape(m).contains("openvaai_build_info{version="));
 }
+
+#[test]
+fn lease_expiries_tidying_at_start_and_wrong_proofs_are_counted() {
+    // 64 MiB paced at 4 MiB/s, and a lease of 1 s.
+    let Some(mut srv) = Served::xfs("max_job_bytes_per_second = 4194304\nlease_seconds = 1") else {
+        return;
+    };
+    // A temporary a crash left: removed, and counted, at the next start.
+    let stale = srv.path(&format!(
+        "{}0123456789abcdef",
+        openvaai_proto::layout::TEMP_PREFIX
+    ));
+    std::fs::write(&stale, b"left by a crash").unwrap();
+    srv.daemon.restart();
+    assert!(!stale.exists());
+    let m = srv.metrics();
+    let export = [("export", srv.ds())];
+    assert_eq!(
+        value(&scrape(m), "openvaai_temporaries_cleaned_total", &export),
+        Some(1.0)
+    );
+
+    // A client that goes away mid-clone (killed: it cannot cancel) stops polling.
+    write_layout(&srv.path("big.vmdk"), &[Run::Data(64 * MIB)], 4).unwrap();
+    let mut child = clone_in_background(srv.ds(), "big.vmdk", "copy.vmdk", &[]);
+    eventually(Duration::from_secs(20), "the clone running", || {
+        (value(&scrape(m), "openvaai_jobs_running", &[]) == Some(1.0)).then_some(())
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let s = eventually(Duration::from_secs(20), "the lease to expire", || {
+        let s = scrape(m);
+        (value(&s, "openvaai_jobs_running", &[]) == Some(0.0)).then_some(s)
+    });
+    let full = [("export", srv.ds()), ("primitive", "clone_full")];
+    assert_eq!(value(&s, "openvaai_lease_expiries_total", &full), Some(1.0));
+    let cancelled = [("primitive", "clone_full"), ("result", "VIX_E_CANCELLED")];
+    assert_eq!(
+        value(&s, "openvaai_jobs_finished_total", &cancelled),
+        Some(1.0)
+    );
+    assert_eq!(listing(&srv.export), ["big.vmdk"]);
+
+    // A proof made with another secret (a stale access file).
+    let pin = srv.daemon.access(0).cert_sha256;
+    let sock = TcpStream::connect(srv.daemon.addr()).unwrap();
+    let tls = rustls::ClientConnection::new(
+        openvaai_client::tls::pinned_config(pin).unwrap(),
+        rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+    )
+    .unwrap();
+    let mut c = openvaai_proto::Client::new(rustls::StreamOwned::new(tls, sock));
+    let wrong = openvaai_proto::auth::Secret::generate();
+    assert!(c.authenticate(srv.ds(), &wrong).unwrap().is_err());
+    let s = scrape(m);
+    let reason = |r| {
+        value(
+            &s,
+            "openvaai_authentication_failures_total",
+            &[("reason", r)],
+        )
+    };
+    assert_eq!(reason("wrong_proof"), Some(1.0));
+    assert_eq!(reason("unknown_export"), Some(0.0));
+}

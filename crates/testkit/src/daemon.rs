@@ -291,7 +291,8 @@ impl Daemon {
         self.kill();
         let config = std::fs::read_to_string(&self.config).expect("daemon config");
         let fixed = SocketAddr::new(self.listen.ip(), port);
-        let config = config.replace(&format!("\"{}\"", self.listen), &format!("\"{fixed}\""));
+        // The first line only: `tables` may hold other addresses (a metrics endpoint's).
+        let config = config.replacen(&format!("\"{}\"", self.listen), &format!("\"{fixed}\""), 1);
         std::fs::write(&self.config, config).expect("daemon config");
         self.spawn();
     }

@@ -61,9 +61,10 @@ pub const METRICS_ON: &str = "[metrics]\nlisten = \"127.0.0.1:0\"";
 /// The metrics endpoint's address, from the daemon's log.
 pub fn metrics_addr(d: &Daemon) -> SocketAddr {
     let log = d.log_text();
+    // The last start's (a restart appends to the same log).
     let line = log
         .lines()
-        .find(|l| l.contains("metrics endpoint listening"))
+        .rfind(|l| l.contains("metrics endpoint listening"))
         .unwrap_or_else(|| panic!("no metrics endpoint in the log:\n{log}"));
     let addr = line.split("address=").nth(1).expect("address=").trim();
     addr.parse().unwrap()
