@@ -13,6 +13,7 @@
 //! (discarded); its thread has ended, but it keeps its running slot until then. Any other
 //! job publishes at once.
 
+mod meta;
 mod runner;
 #[cfg(test)]
 mod tests;
@@ -26,6 +27,7 @@ use openvaai_engine::{CancelToken, Progress};
 use openvaai_proto::{Failure, JobInfo, JobState, Side, Status};
 
 use crate::sync::lock;
+pub use meta::{JobMeta, Observer, Primitive};
 use runner::{Admitted, Runner, Slot, Task};
 
 /// Fewest jobs (running, queued and finished) held at once; see
@@ -91,6 +93,10 @@ pub struct Job {
     /// Exports a connection must have authenticated to see this job.
     pub exports: Vec<usize>,
     pub what: String,
+    /// What it is, for reports (`openvaai status`, metrics).
+    pub meta: JobMeta,
+    /// Who is told of its start and end.
+    observer: Arc<dyn Observer>,
     cancel: CancelToken,
     state: Mutex<JobInner>,
     cond: Condvar,
@@ -138,11 +144,19 @@ struct JobInner {
 }
 
 impl Job {
-    fn new(id: u64, exports: Vec<usize>, what: String, hold: bool) -> Job {
+    fn new(
+        id: u64,
+        exports: Vec<usize>,
+        meta: JobMeta,
+        hold: bool,
+        observer: Arc<dyn Observer>,
+    ) -> Job {
         Job {
             id,
             exports,
-            what,
+            what: meta.what.clone(),
+            meta,
+            observer,
             cancel: CancelToken::new(),
             state: Mutex::new(JobInner {
                 queued: true,
@@ -220,6 +234,19 @@ impl Job {
         self.wait(u64::MAX, bound)
     }
 
+    /// [`Job::cancel`] for the admin (`openvaai status --cancel`): the same end for the
+    /// client, which collects it with its next WAIT; not a poll of the client's.
+    pub fn cancel_by_admin(&self, bound: Duration) -> JobInfo {
+        self.fire();
+        self.await_info(u64::MAX, bound, false)
+    }
+
+    /// Where the job stands, and whether it waits in the queue, for reports: renews nothing.
+    pub fn standing(&self) -> (JobInfo, bool) {
+        let g = lock(&self.state);
+        (self.info(&g), g.queued)
+    }
+
     /// Fires the cancel token. A job still queued ends here and then; a job held READY too,
     /// its staged result discarded (and its slot handed on).
     fn fire(&self) {
@@ -274,7 +301,10 @@ impl Job {
         g.result = Some(status);
         g.side = ended.side;
         g.finished_at = Some(Instant::now());
+        let info = self.info(&g);
         drop(g);
+        // Recorded before anyone waiting is woken: a cancel by the admin finds the end.
+        self.observer.finished(self, status, &info);
         self.cond.notify_all();
         tracing::info!(job = %format!("{:016x}", self.id), what = %self.what, ?status, "job finished");
     }
@@ -356,6 +386,7 @@ impl Job {
 pub struct JobTable {
     jobs: Mutex<HashMap<u64, Arc<Job>>>,
     runner: Arc<Runner<Job>>,
+    observer: Arc<dyn Observer>,
     lease: Duration,
     /// Jobs kept before finished ones are forgotten early.
     keep: usize,
@@ -363,10 +394,22 @@ pub struct JobTable {
 
 impl JobTable {
     /// At most `max_jobs` running and `max_queued` waiting for a slot.
+    #[cfg(test)]
     pub fn new(max_jobs: usize, max_queued: usize, lease: Duration) -> JobTable {
+        JobTable::reporting_to(max_jobs, max_queued, lease, Arc::new(meta::Unobserved))
+    }
+
+    /// [`JobTable::new`], its jobs reported to `observer`.
+    pub fn reporting_to(
+        max_jobs: usize,
+        max_queued: usize,
+        lease: Duration,
+        observer: Arc<dyn Observer>,
+    ) -> JobTable {
         JobTable {
             jobs: Mutex::new(HashMap::new()),
             runner: Arc::new(Runner::new(max_jobs, max_queued)),
+            observer,
             lease,
             keep: MAX_KEPT.max(2 * (max_jobs + max_queued)),
         }
@@ -378,7 +421,7 @@ impl JobTable {
     pub fn start(
         &self,
         exports: Vec<usize>,
-        what: String,
+        what: JobMeta,
         hold: bool,
         work: Work,
     ) -> Result<u64, Status> {
@@ -390,8 +433,14 @@ impl JobTable {
                 break id;
             }
         };
-        let job = Arc::new(Job::new(id, exports, what, hold));
-        match self.runner.admit(&job, work) {
+        let job = Arc::new(Job::new(id, exports, what, hold, self.observer.clone()));
+        self.observer.accepted(&job);
+        let admitted = self.runner.admit(&job, work);
+        match admitted {
+            Ok(_) => self.observer.admitted(&job),
+            Err(s) => self.observer.refused(&job, s),
+        }
+        match admitted {
             Ok(Admitted::Running) => {}
             Ok(Admitted::Queued(ahead)) => {
                 tracing::info!(job = %format!("{id:016x}"), what = %job.what, ahead, "job queued: max_jobs running");
@@ -459,6 +508,7 @@ impl JobTable {
                 job = %format!("{:016x}", job.id), what = %job.what,
                 "lease expired: no WAIT from the client, cancelling"
             );
+            job.observer.lease_expired(&job);
             job.fire();
         }
         for t in gone.into_iter().flatten() {
@@ -525,6 +575,7 @@ fn run(job: &Job, work: Work, slot: Slot) {
         job.cond.notify_all();
     };
     tracing::info!(job = %format!("{:016x}", job.id), what = %job.what, "job started");
+    job.observer.running(job);
     let worked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         work(&mut progress, &job.cancel)
     }))
