@@ -43,6 +43,9 @@ struct Live {
     accepted: Instant,
     /// When it left the queue and its work began.
     running_since: Option<Instant>,
+    /// When its work was done, for a held clone waiting READY for COMMIT: its rate is of
+    /// the work, not of the wait.
+    ready_at: Option<Instant>,
     /// Its bytes already added to the bytes counter.
     counted: u64,
 }
@@ -190,6 +193,7 @@ impl Observer for Activity {
                 job: job.clone(),
                 accepted: Instant::now(),
                 running_since: None,
+                ready_at: None,
                 counted: 0,
             },
         );
@@ -213,6 +217,13 @@ impl Observer for Activity {
     fn running(&self, job: &Job) {
         if let Some(l) = lock(&self.inner).live.get_mut(&job.id) {
             l.running_since = Some(Instant::now());
+        }
+    }
+
+    /// Its work is done; it waits for COMMIT.
+    fn ready(&self, job: &Job) {
+        if let Some(l) = lock(&self.inner).live.get_mut(&job.id) {
+            l.ready_at = Some(Instant::now());
         }
     }
 
@@ -266,7 +277,12 @@ fn report(job: &Job, l: &Live, info: &JobInfo, now: Instant) -> JobStatus {
         JobState::Failed | JobState::Unknown(_) => "failed",
     };
     let rate = l.running_since.map(|t| {
-        let secs = now.duration_since(t).as_secs_f64().max(1e-3);
+        let secs = l
+            .ready_at
+            .unwrap_or(now)
+            .duration_since(t)
+            .as_secs_f64()
+            .max(1e-3);
         info.done as f64 / secs
     });
     JobStatus {
@@ -300,6 +316,36 @@ mod tests {
             });
             Status::Ok.into()
         })
+    }
+
+    #[test]
+    fn a_held_clone_waiting_for_commit_keeps_the_rate_of_its_work() {
+        let activity = Arc::new(Activity::default());
+        let t = JobTable::reporting_to(4, 0, Duration::from_secs(60), activity.clone());
+        let work: crate::jobs::Work = Box::new(|_, _| {
+            std::thread::sleep(Duration::from_millis(100));
+            crate::jobs::Worked::Staged(crate::jobs::Staged {
+                bytes: 1 << 20,
+                publish: Box::new(|| Status::Ok.into()),
+            })
+        });
+        let id = t.start(vec![0], "held".into(), true, work).unwrap();
+        let job = t.get(id).unwrap();
+        assert_eq!(
+            job.wait(u64::MAX, Duration::from_secs(5)).state,
+            JobState::Ready
+        );
+        let rate = |jobs: Vec<JobStatus>| jobs[0].rate_bytes_per_second.unwrap();
+        let at_ready = rate(activity.jobs());
+        std::thread::sleep(Duration::from_millis(300));
+        let later = rate(activity.jobs());
+        assert_eq!(activity.jobs()[0].state, "ready");
+        // The rate of the work (~10 MiB/s), not falling with the wait for COMMIT.
+        assert!(
+            at_ready > 0.0 && later == at_ready,
+            "{at_ready} then {later}"
+        );
+        job.cancel(Duration::from_secs(5));
     }
 
     #[test]

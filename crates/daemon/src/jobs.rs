@@ -324,6 +324,7 @@ impl Job {
             });
             drop(g);
             self.cond.notify_all();
+            self.observer.ready(self);
             tracing::debug!(job = %format!("{:016x}", self.id), "ready, waiting for COMMIT");
             return;
         }

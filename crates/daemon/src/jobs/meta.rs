@@ -85,6 +85,8 @@ pub trait Observer: Send + Sync {
     fn refused(&self, job: &Job, status: Status);
     /// Its work begins.
     fn running(&self, job: &Job);
+    /// Its work is done and it waits, READY, for COMMIT (a held clone).
+    fn ready(&self, job: &Job);
     /// Its lease expired: nobody polled it.
     fn lease_expired(&self, job: &Job);
     /// It ended with `status`, `info` its last state.
@@ -101,6 +103,7 @@ impl Observer for Unobserved {
     fn admitted(&self, _: &Job) {}
     fn refused(&self, _: &Job, _: Status) {}
     fn running(&self, _: &Job) {}
+    fn ready(&self, _: &Job) {}
     fn lease_expired(&self, _: &Job) {}
     fn finished(&self, _: &Job, _: Status, _: &JobInfo) {}
 }
