@@ -257,8 +257,8 @@ impl Job {
         let held = lock(&self.state).held.take();
         if let Some(Held { publish, slot }) = held {
             drop(publish);
-            self.finish(Status::Cancelled.into());
             drop(slot);
+            self.finish(Status::Cancelled.into());
         }
         self.cond.notify_all();
     }
@@ -331,17 +331,20 @@ impl Job {
         drop(g);
         if cancelled {
             drop(staged.publish);
+            drop(slot);
             self.finish(Status::Cancelled.into());
         } else {
-            self.publish(staged.publish);
+            self.publish(staged.publish, slot);
         }
-        drop(slot);
     }
 
-    /// Publishes a staged result and ends the job as that went (FAIL if it panicked).
-    fn publish(&self, publish: Publish) {
+    /// Publishes a staged result, hands the running slot on, and ends the job as that went
+    /// (FAIL if it panicked). The slot goes first everywhere a job ends, so that a client
+    /// that sees the end and starts another job finds the place free.
+    fn publish(&self, publish: Publish, slot: Slot) {
         let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(publish))
             .unwrap_or(Ended::from(Status::Fail));
+        drop(slot);
         self.finish(ended);
     }
 
@@ -371,8 +374,7 @@ impl Job {
                 drop(g);
                 self.cond.notify_all();
                 if let Some(Held { publish, slot }) = held {
-                    self.publish(publish);
-                    drop(slot);
+                    self.publish(publish, slot);
                 }
             }
             Hold::Released => drop(g),
@@ -583,8 +585,9 @@ fn run(job: &Job, work: Work, slot: Slot) {
     .unwrap_or(Worked::from(Status::Fail));
     match worked {
         Worked::Ended(ended) => {
-            job.finish(ended);
+            // The slot first (see `Job::publish`).
             drop(slot);
+            job.finish(ended);
         }
         Worked::Staged(staged) => job.staged(staged, slot),
     }
