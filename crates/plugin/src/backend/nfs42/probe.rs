@@ -6,6 +6,10 @@
 //!   nothing (Linux returns at once), a non-empty one an overlapping clone the server refuses
 //!   (NFS4ERR_INVAL) before touching anything; a filesystem without reflink answers
 //!   NFS4ERR_NOTSUPP first (knfsd: the VFS has no `remap_file_range`);
+//! - COPY (intra-server, synchronous) of the marker onto itself, offset 0, count 0: a copy
+//!   of nothing (Linux's `copy_file_range` returns 0 for an empty marker or a count of 0),
+//!   or for a non-empty marker where the server reads count 0 as "to the end" (RFC 7862), an
+//!   overlapping copy within one file, refused (NFS4ERR_INVAL) before anything is written;
 //! - SEEK for data from offset 0: a read-only question.
 //!
 //! NFS4ERR_NOTSUPP or NFS4ERR_OP_ILLEGAL (an operation the server does not know) means
@@ -19,7 +23,7 @@ use std::time::Instant;
 use openvaai_abi::vix;
 use openvaai_client::Failure;
 use openvaai_nfs4::basic::{Fh, Stateid};
-use openvaai_nfs4::ops::v42::{CloneArgs, Content, SeekArgs};
+use openvaai_nfs4::ops::v42::{CloneArgs, Content, CopyArgs, SeekArgs};
 use openvaai_nfs4::ops::Op;
 use openvaai_nfs4::{CompoundRes, Status};
 
@@ -31,14 +35,21 @@ use super::status::vix_of;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Supported {
     pub clone: bool,
+    /// Intra-server synchronous COPY: full clones.
+    pub copy: bool,
     pub seek: bool,
 }
 
 impl Supported {
-    /// E.g. `CLONE yes, SEEK yes`.
+    /// E.g. `CLONE yes, COPY yes, SEEK yes`.
     pub fn describe(&self) -> String {
         let yes = |b: bool| if b { "yes" } else { "no" };
-        format!("CLONE {}, SEEK {}", yes(self.clone), yes(self.seek))
+        format!(
+            "CLONE {}, COPY {}, SEEK {}",
+            yes(self.clone),
+            yes(self.copy),
+            yes(self.seek)
+        )
     }
 }
 
@@ -89,6 +100,23 @@ pub fn probe(
         ],
         deadline,
     )?;
+    let copy = conn.call(
+        "probing COPY",
+        &[
+            Op::Putfh(marker.fh.clone()),
+            Op::Savefh,
+            Op::Copy(CopyArgs {
+                src_stateid: anonymous,
+                dst_stateid: anonymous,
+                src_offset: 0,
+                dst_offset: 0,
+                count: 0,
+                consecutive: true,
+                synchronous: true,
+            }),
+        ],
+        deadline,
+    )?;
     let seek = conn.call(
         "probing SEEK",
         &[
@@ -103,6 +131,7 @@ pub fn probe(
     )?;
     Ok(Supported {
         clone: present(&clone, 3, "probing CLONE")?,
+        copy: present(&copy, 3, "probing COPY")?,
         seek: present(&seek, 2, "probing SEEK")?,
     })
 }
