@@ -22,17 +22,17 @@ const OP_COMMIT: usize = 5;
 const OP_COPY: usize = 60;
 
 /// One datastore on one export of the guest, with a session.
-struct Store<'a> {
-    nfs: &'a Knfsd,
-    plugin: &'a Plugin,
+pub struct Store<'a> {
+    pub nfs: &'a Knfsd,
+    pub plugin: &'a Plugin,
     local: tempfile::TempDir,
-    export: String,
-    ds: Datastore,
-    id: SessionId,
+    pub export: String,
+    pub ds: Datastore,
+    pub id: SessionId,
 }
 
 /// The files every export gets, made on the server.
-fn prepare(nfs: &Knfsd, export: &str) {
+pub fn prepare(nfs: &Knfsd, export: &str) {
     nfs.run(&format!(
         "set -e; cd {export}
          mkdir -p .openvaai && : > .openvaai/nfs42
@@ -49,7 +49,12 @@ fn prepare(nfs: &Knfsd, export: &str) {
 }
 
 impl<'a> Store<'a> {
-    fn open(nfs: &'a Knfsd, plugin: &'a Plugin, disk: &str) -> Store<'a> {
+    pub fn open(nfs: &'a Knfsd, plugin: &'a Plugin, disk: &str) -> Store<'a> {
+        Store::open_with(nfs, plugin, disk, TIMEOUT_MS)
+    }
+
+    /// With a session timeout of `timeout_ms`.
+    pub fn open_with(nfs: &'a Knfsd, plugin: &'a Plugin, disk: &str, timeout_ms: u64) -> Store<'a> {
         let export = nfs.export(disk);
         let local = tempfile::tempdir().unwrap();
         std::fs::create_dir(local.path().join(".openvaai")).unwrap();
@@ -61,7 +66,7 @@ impl<'a> Store<'a> {
         .unwrap();
         let ds = datastore("127.0.0.1", &export, local.path());
         let id = plugin
-            .start_session(&ds, Some(TIMEOUT_MS))
+            .start_session(&ds, Some(timeout_ms))
             .unwrap_or_else(|e| panic!("StartSession on {export}: {}", name(e)));
         Store {
             nfs,
@@ -73,13 +78,13 @@ impl<'a> Store<'a> {
         }
     }
 
-    fn esx(&self, name: &str) -> String {
+    pub fn esx(&self, name: &str) -> String {
         self.local.path().join(name).to_str().unwrap().to_owned()
     }
 
     /// CLONEFILE `src` → `dst` with `flags` on session `id`, `update_bytes` 1 MiB; the
     /// callback `at(n)` is called at report `n` (from 1) and answers whether to go on.
-    fn clone_with(
+    pub fn clone_with(
         &self,
         id: SessionId,
         src: &str,
@@ -111,11 +116,11 @@ impl<'a> Store<'a> {
     }
 
     /// CLONEFILE, aborting at report `abort_at` (0: never).
-    fn clone(&self, src: &str, dst: &str, flags: i32, abort_at: usize) -> (VixError, Vec<u64>) {
+    pub fn clone(&self, src: &str, dst: &str, flags: i32, abort_at: usize) -> (VixError, Vec<u64>) {
         self.clone_with(self.id, src, dst, flags, None, &mut |n| n != abort_at)
     }
 
-    fn sha(&self, name: &str) -> String {
+    pub fn sha(&self, name: &str) -> String {
         let out = self
             .nfs
             .run(&format!("sha256sum {}/{name}", self.export))
@@ -123,11 +128,11 @@ impl<'a> Store<'a> {
         out.split_whitespace().next().unwrap().to_owned()
     }
 
-    fn view(&self, name: &str) -> openvaai_testkit::guest::FileView {
+    pub fn view(&self, name: &str) -> openvaai_testkit::guest::FileView {
         self.nfs.view(&format!("{}/{name}", self.export)).unwrap()
     }
 
-    fn exists(&self, name: &str) -> bool {
+    pub fn exists(&self, name: &str) -> bool {
         self.nfs
             .exec(&format!("test -e {}/{name}", self.export))
             .unwrap()
@@ -136,7 +141,7 @@ impl<'a> Store<'a> {
     }
 
     /// The names in `dir` of the export (`.`: its root), sorted, without `lost+found`.
-    fn listing(&self, dir: &str) -> Vec<String> {
+    pub fn listing(&self, dir: &str) -> Vec<String> {
         let out = self
             .nfs
             .run(&format!("ls -a {}/{dir}", self.export))
@@ -151,14 +156,14 @@ impl<'a> Store<'a> {
     }
 
     /// The backend's temporaries in the export's `.openvaai/`.
-    fn temporaries(&self) -> Vec<String> {
+    pub fn temporaries(&self) -> Vec<String> {
         self.listing(".openvaai")
             .into_iter()
             .filter(|n| n.starts_with("nfs42-clone-"))
             .collect()
     }
 
-    fn remove(&self, names: &[&str]) {
+    pub fn remove(&self, names: &[&str]) {
         let paths: Vec<String> = names
             .iter()
             .map(|n| format!("{}/{n}", self.export))
@@ -186,14 +191,14 @@ fn served(nfs: &Knfsd, op: usize) -> u64 {
         .expect("an operation counter")
 }
 
-fn guest(disks: &[(&str, FsKind)]) -> Option<Knfsd> {
+pub fn guest(disks: &[(&str, FsKind)]) -> Option<Knfsd> {
     disks
         .iter()
         .fold(Knfsd::builder(), |b, (n, k)| b.disk(n, *k, 512 << 20))
         .start()
 }
 
-fn loaded() -> Plugin {
+pub fn loaded() -> Plugin {
     let mut plugin = Plugin::load(&openvaai_testkit::plugin_so()).unwrap();
     assert_vix(plugin.init(), vix::OK);
     plugin

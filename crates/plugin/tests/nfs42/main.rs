@@ -8,6 +8,7 @@
 //! sockets).
 
 mod copy;
+mod crash;
 mod decline;
 mod guest;
 

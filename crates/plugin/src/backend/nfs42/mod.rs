@@ -105,6 +105,13 @@ impl Nfs42 {
                 cleaned.removed.join(", ")
             );
         }
+        if !cleaned.live.is_empty() {
+            crate::info!(
+                "{export}: kept {} temporaries a live session is writing: {}",
+                cleaned.live.len(),
+                cleaned.live.join(", ")
+            );
+        }
         if !cleaned.failed.is_empty() {
             crate::warning!(
                 "{export}: cleaning .openvaai of crashed hosts' temporaries: {}",

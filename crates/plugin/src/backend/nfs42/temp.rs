@@ -184,7 +184,7 @@ fn close(conn: &mut Conn, fh: &Fh, stateid: Stateid, deadline: Instant) -> Resul
 pub struct Cleanup {
     /// Temporaries of crashed hosts, removed.
     pub removed: Vec<String>,
-    /// Temporaries a live session writes, kept.
+    /// Temporaries a live session writes, kept (with the server's answer).
     pub live: Vec<String>,
     /// Why a temporary (or the listing) could not be dealt with.
     pub failed: Vec<String>,
@@ -260,21 +260,22 @@ pub fn cleanup(conn: &mut Conn, private: &Fh, deadline: Instant) -> Cleanup {
         };
         let bound = deadline.min(Instant::now() + CHECK_BOUND);
         match remove_if_unused(conn, private, &c, bound) {
-            Ok(true) => report.removed.push(name),
-            Ok(false) => report.live.push(name),
+            Ok(None) => report.removed.push(name),
+            Ok(Some(why)) => report.live.push(format!("{name} ({})", why.name())),
             Err(f) => report.failed.push(format!("{name}: {f}")),
         }
     }
     report
 }
 
-/// True when `name` was removed, false when a live open holds it (or it is gone already).
+/// `None` when `name` was removed; else the answer that kept it: a live open holds it
+/// (SHARE_DENIED, or DELAY until the bound), or it is gone already (NOENT).
 fn remove_if_unused(
     conn: &mut Conn,
     private: &Fh,
     name: &Component,
     deadline: Instant,
-) -> Result<bool, Failure> {
+) -> Result<Option<Status>, Failure> {
     let res = conn.call(
         "checking a temporary",
         &[
@@ -297,7 +298,7 @@ fn remove_if_unused(
     match res.status {
         Status::Ok => {}
         // Written by a live session; or it went meanwhile (its builder published it).
-        Status::ShareDenied | Status::Delay | Status::Noent => return Ok(false),
+        s @ (Status::ShareDenied | Status::Delay | Status::Noent) => return Ok(Some(s)),
         s => return Err(Failure::new(vix_of(s), format!("OPEN: {}", s.name()))),
     }
     let (fh, stateid) = opened(res)?;
@@ -309,5 +310,5 @@ fn remove_if_unused(
         )
         .and_then(|r| check(&r, "REMOVE"));
     let closed = close(conn, &fh, stateid, deadline);
-    removed.and(closed).map(|()| true)
+    removed.and(closed).map(|()| None)
 }
