@@ -216,6 +216,7 @@ fn full_clones_by_copy_on_knfsd_xfs_and_ext4() {
         prepare(&nfs, &nfs.export(disk));
         let s = Store::open(&nfs, &plugin, disk);
         assert_vix(plugin.support_status(s.id, prim::CLONEFILE), vix::OK);
+        check_says(&s, kind);
         full_thick_thin(&s, kind);
         refusals_and_aborts(&s);
         assert!(s.temporaries().is_empty(), "{:?}", s.temporaries());
@@ -271,6 +272,41 @@ fn cross_export(xfs: &Store<'_>, ext4: &Store<'_>) {
     want.sort();
     assert_eq!(xfs.listing("."), want);
     assert!(xfs.temporaries().is_empty(), "{:?}", xfs.temporaries());
+}
+
+/// `openvaai check` on the datastore, as an admin runs it: the backend line with the
+/// probe's findings, and what CLONEFILE offers there.
+fn check_says(s: &Store<'_>, kind: FsKind) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = std::process::Command::new(cargo)
+        .args(["build", "-q", "-p", "openvaai-cli", "--bin", "openvaai"])
+        .status()
+        .unwrap();
+    assert!(built.success(), "building the CLI");
+    let out = std::process::Command::new(openvaai_testkit::cli_bin())
+        .args(["check", "-d"])
+        .arg(s.local.path())
+        .args(["--nas-ip", "127.0.0.1", "--nas-path", &s.export])
+        .arg("--plugin")
+        .arg(openvaai_testkit::plugin_so())
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let (probe, clones) = match kind {
+        FsKind::Xfs => (
+            "CLONE yes, COPY yes, SEEK yes",
+            "supported: full and lazy (copy-on-write) clones",
+        ),
+        _ => (
+            "CLONE no, COPY yes, SEEK yes",
+            "supported: full clones; lazy clones need reflink",
+        ),
+    };
+    assert!(
+        text.contains(probe) && text.contains(clones),
+        "{kind:?}:\n{text}"
+    );
 }
 
 /// Full clones of a dense and a sparse file, thick and with SKIPZEROES.
