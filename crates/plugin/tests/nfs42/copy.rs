@@ -37,6 +37,7 @@ pub fn prepare(nfs: &Knfsd, export: &str) {
         "set -e; cd {export}
          mkdir -p .openvaai && : > .openvaai/nfs42
          dd if=/dev/urandom of=dense bs=1M count=6 conv=fsync 2>/dev/null
+         chmod 2640 dense
          truncate -s 8M sparse
          dd if=/dev/urandom of=sparse bs=1M count=1 conv=notrunc 2>/dev/null
          dd if=/dev/urandom of=sparse bs=1M seek=4 count=1 conv=notrunc,fsync 2>/dev/null
@@ -126,6 +127,15 @@ impl<'a> Store<'a> {
             .run(&format!("sha256sum {}/{name}", self.export))
             .unwrap();
         out.split_whitespace().next().unwrap().to_owned()
+    }
+
+    /// The permission bits, in octal, as `stat` shows them.
+    pub fn mode(&self, name: &str) -> String {
+        let out = self
+            .nfs
+            .run(&format!("stat -c %a {}/{name}", self.export))
+            .unwrap();
+        out.trim().to_owned()
     }
 
     pub fn view(&self, name: &str) -> openvaai_testkit::guest::FileView {
@@ -318,6 +328,7 @@ fn full_thick_thin(s: &Store<'_>, kind: FsKind) {
     // 6 MiB in reports of exactly 1 MiB: every `updateBytes`, summing to the size.
     assert_eq!(deltas, vec![MIB; 6], "{kind:?}");
     assert_eq!(s.sha("full"), s.sha("dense"));
+    assert_eq!(s.mode("full"), "2640", "the source's mode");
     let v = s.view("full");
     assert_eq!(v.size, 6 * MIB);
     assert!(v.holes().is_empty(), "{kind:?}: {v:?}");

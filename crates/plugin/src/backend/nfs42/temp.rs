@@ -86,9 +86,14 @@ fn new_name() -> Component {
         .expect("a valid name")
 }
 
-/// OPEN (create, GUARDED, no delegation) of a new temporary in `private`; a name another
-/// host happened to take is replaced by a new one.
-pub fn create(conn: &mut Conn, private: &Fh, deadline: Instant) -> Result<Temporary, Failure> {
+/// OPEN (create, GUARDED, no delegation, with permission bits `mode`) of a new temporary in
+/// `private`; a name another host happened to take is replaced by a new one.
+pub fn create(
+    conn: &mut Conn,
+    private: &Fh,
+    mode: Option<u32>,
+    deadline: Instant,
+) -> Result<Temporary, Failure> {
     let mut tries = 0;
     loop {
         let name = new_name();
@@ -104,7 +109,7 @@ pub fn create(conn: &mut Conn, private: &Fh, deadline: Instant) -> Result<Tempor
                         clientid: conn.clientid(),
                         owner: b"openvaai clone".to_vec(),
                     },
-                    how: OpenHow::Guarded(SetAttrs::default()),
+                    how: OpenHow::Guarded(SetAttrs { size: None, mode }),
                     claim: OpenClaim::Null(name.clone()),
                 }),
                 Op::Getfh,
