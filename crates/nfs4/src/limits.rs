@@ -46,6 +46,7 @@ pub const MAX_CALLBACK_IDS: usize = 1;
 /// Most replies with a stale xid (answers to calls given up on) skipped per call.
 pub const MAX_STALE_REPLIES: usize = 16;
 
-/// Most entries decoded from one READDIR reply (the smallest entry takes 24 bytes, so a
-/// 64 KiB record holds fewer than 2 800).
-pub const MAX_DIR_ENTRIES: usize = 4096;
+/// Most entries decoded from one READDIR reply: 512 entries are one 16 KiB vector. A reply
+/// the client asked to keep to 8 KiB (`maxcount`) holds at most 341 (the smallest entry
+/// takes 24 bytes); more is refused.
+pub const MAX_DIR_ENTRIES: usize = 512;

@@ -1,6 +1,6 @@
 //! READDIR (RFC 8881 §18.23), bounded: the backend lists one small directory of its own
 //! (the export's `.openvaai/`, to find its temporaries), a page at a time, asking for no
-//! attributes. Names come back as bytes (a directory may hold names that are not UTF-8);
+//! attributes, and at most [`MAX_DIR_ENTRIES`] entries a reply. Names come back as bytes (a directory may hold names that are not UTF-8);
 //! each entry's attributes are skipped, whatever the server sent.
 
 use openvaai_proto::xdr::{Decoder, Encoder, Xdr};

@@ -35,9 +35,10 @@ use super::status::vix_of;
 
 /// The start of every temporary's name.
 pub const PREFIX: &str = "nfs42-clone-";
-/// READDIR pages of `.openvaai/` read at StartSession, and the bytes of each.
+/// READDIR pages of `.openvaai/` read at StartSession, and the bytes of each (within the
+/// protocol crate's 512 entries a reply).
 pub const MAX_PAGES: usize = 16;
-const PAGE_BYTES: u32 = 16 * 1024;
+const PAGE_BYTES: u32 = 8 * 1024;
 /// Temporaries looked at per StartSession (the rest wait for the next one).
 const MAX_CHECKED: usize = 64;
 /// How long the liveness question about one temporary may take.
