@@ -132,7 +132,10 @@ fn a_readdir_reply_with_too_many_entries_is_refused_and_its_cuts_too() {
         assert!(!decode_watched(&b[..len], &READDIR_SENT).0, "cut at {len}");
     }
     let (ok, largest) = decode_watched(&words(&readdir_reply(512)), &READDIR_SENT);
-    assert!(ok && largest <= ALLOWED, "512 entries: {ok}, allocated {largest}");
+    assert!(
+        ok && largest <= ALLOWED,
+        "512 entries: {ok}, allocated {largest}"
+    );
     let (ok, largest) = decode_watched(&words(&readdir_reply(2000)), &READDIR_SENT);
     assert!(!ok, "2000 entries in one reply decoded");
     assert!(largest <= ALLOWED, "allocated {largest}");

@@ -65,7 +65,18 @@ fn crashed_and_live(nfs: &Knfsd, plugin: &openvaai_host::Plugin, export: &str) {
     // While a clone runs (at its first report), another session starts on the datastore:
     // the clone's temporary is open for writing, so it is kept, and the clone succeeds.
     let mut seen = Vec::new();
+    let mut statx_between = None;
     let (st, _) = s.clone_with(s.id, "dense", "live", GUARDED, None, &mut |n| {
+        if n == 2 {
+            // Another thread's STATX on the same session is answered during the copy (the
+            // session is locked per call, not for the whole clone).
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (plugin, id, path) = (s.plugin, s.id, s.esx("dense"));
+            std::thread::spawn(move || {
+                let _ = tx.send(plugin.statx(id, &path).unwrap().common.status);
+            });
+            statx_between = Some(rx.recv_timeout(Duration::from_secs(10)));
+        }
         if n == 1 {
             seen.push(s.temporaries());
             let _ = openvaai_host::take_log();
@@ -85,6 +96,10 @@ fn crashed_and_live(nfs: &Knfsd, plugin: &openvaai_host::Plugin, export: &str) {
         true
     });
     assert_vix(st, vix::OK);
+    match statx_between {
+        Some(Ok(st)) => assert_vix(st, vix::OK),
+        other => panic!("no STATX answer on the session during the clone: {other:?}"),
+    }
     assert_eq!(seen[0].len(), 1, "the clone's temporary: {seen:?}");
     assert_eq!(seen[1], seen[0], "a live temporary was removed");
     assert_eq!(s.sha("live"), s.sha("dense"));

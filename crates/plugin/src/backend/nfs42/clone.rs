@@ -137,26 +137,34 @@ pub fn clone(
     let mode = mode_of(&mut conn, &source.fh, deadline)?;
     let tmp = temp::create(&mut conn, private, mode, deadline)?;
     let size = source.attrs.size.unwrap_or(0);
-    let built = if lazy {
-        clone_whole(&mut conn, &source.fh, &tmp, &src_path, deadline).and_then(|()| {
+    let cloned = match lazy {
+        true => clone_whole(&mut conn, &source.fh, &tmp, &src_path, deadline),
+        false => Ok(()),
+    };
+    // Not locked across the copy's ranges and the progress reports: the session's other
+    // calls go between them, and the callback may use the session.
+    drop(conn);
+    let built = cloned.and_then(|()| {
+        if lazy {
             let (mut reported, step) = (0, progress.update_bytes());
             match report_steps(progress, &mut reported, size, step, true) {
                 true => Ok(()),
                 false => Err(Failure::new(vix::E_CANCELLED, "the clone was aborted")),
             }
-        })
-    } else {
-        let job = Job {
-            src: &source.fh,
-            src_path: &src_path,
-            tmp: &tmp,
-            size,
-            thick: flags & clone_flag::SKIPZEROES == 0,
-            seek: session.supported.seek,
-            timeout: session.timeout,
-        };
-        copy::fill(&mut conn, &job, progress)
-    };
+        } else {
+            let job = Job {
+                src: &source.fh,
+                src_path: &src_path,
+                tmp: &tmp,
+                size,
+                thick: flags & clone_flag::SKIPZEROES == 0,
+                seek: session.supported.seek,
+                timeout: session.timeout,
+            };
+            copy::fill(session, &job, progress)
+        }
+    });
+    let mut conn = session.conn();
     let published = built.and_then(|()| {
         let deadline = session.deadline();
         publish::publish(&mut conn, private, &tmp, &to, deadline)

@@ -35,9 +35,9 @@ use openvaai_nfs4::ops::v42::{Content, CopyArgs, CopyRes, RangeArgs, SeekArgs, S
 use openvaai_nfs4::ops::{Op, OpRes};
 use openvaai_nfs4::Status;
 
-use super::conn::Conn;
 use super::status::vix_of;
 use super::temp::{check, Temporary};
+use super::Nfs42;
 use crate::primitive::{report_steps, Progress};
 
 /// The most one COPY asks for (a server may copy less: knfsd 4 MiB).
@@ -61,7 +61,9 @@ pub struct Job<'a> {
 /// The state of one copy.
 struct Copier<'a, 'p> {
     job: &'a Job<'a>,
-    conn: &'a mut Conn,
+    /// Locked for each call only: other calls of the session go between the ranges, and
+    /// disklib's progress callback never runs with the session locked.
+    session: &'a Nfs42,
     progress: &'p mut dyn Progress,
     step: u64,
     done: u64,
@@ -77,11 +79,11 @@ fn cancelled() -> Failure {
 }
 
 /// Fills `job.tmp` with a copy of `job.src`; see the module's text.
-pub fn fill(conn: &mut Conn, job: &Job<'_>, progress: &mut dyn Progress) -> Result<(), Failure> {
+pub fn fill(session: &Nfs42, job: &Job<'_>, progress: &mut dyn Progress) -> Result<(), Failure> {
     let step = progress.update_bytes();
     let mut c = Copier {
         job,
-        conn,
+        session,
         progress,
         step,
         done: 0,
@@ -143,7 +145,7 @@ impl Copier<'_, '_> {
 
     fn set_size(&mut self) -> Result<(), Failure> {
         let tmp = self.job.tmp;
-        let res = self.conn.call(
+        let res = self.session.conn().call(
             "setting the clone's size",
             &[
                 Op::Putfh(tmp.fh.clone()),
@@ -163,7 +165,7 @@ impl Copier<'_, '_> {
     /// The next `what` at or after `offset` in the source (its size where there is none).
     fn seek(&mut self, offset: u64, what: Content) -> Result<u64, Failure> {
         let path = self.job.src_path;
-        let res = self.conn.call(
+        let res = self.session.conn().call(
             &format!("SEEK in {path:?}"),
             &[
                 Op::Putfh(self.job.src.clone()),
@@ -200,7 +202,7 @@ impl Copier<'_, '_> {
     /// One COPY of at most `count` bytes at `off`: the bytes the server copied.
     fn copy_range(&mut self, off: u64, count: u64) -> Result<u64, Failure> {
         let (job, path) = (self.job, self.job.src_path);
-        let res = self.conn.call(
+        let res = self.session.conn().call(
             "COPY",
             &[
                 Op::Putfh(job.src.clone()),
@@ -306,7 +308,7 @@ impl Copier<'_, '_> {
     /// ALLOCATE of `[off, off + len)` of the temporary; false when the server has none.
     fn allocate(&mut self, off: u64, len: u64) -> Result<bool, Failure> {
         let tmp = self.job.tmp;
-        let res = self.conn.call(
+        let res = self.session.conn().call(
             "ALLOCATE",
             &[
                 Op::Putfh(tmp.fh.clone()),
@@ -346,7 +348,7 @@ impl Copier<'_, '_> {
         if self.unstable.is_none() {
             return Ok(());
         }
-        let res = self.conn.call(
+        let res = self.session.conn().call(
             "COMMIT",
             &[
                 Op::Putfh(self.job.tmp.fh.clone()),
