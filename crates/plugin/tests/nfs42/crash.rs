@@ -66,34 +66,36 @@ fn crashed_and_live(nfs: &Knfsd, plugin: &openvaai_host::Plugin, export: &str) {
     // the clone's temporary is open for writing, so it is kept, and the clone succeeds.
     let mut seen = Vec::new();
     let mut statx_between = None;
-    let (st, _) = s.clone_with(s.id, "dense", "live", GUARDED, None, &mut |n| {
-        if n == 2 {
-            // Another thread's STATX on the same session is answered during the copy (the
-            // session is locked per call, not for the whole clone).
-            let (tx, rx) = std::sync::mpsc::channel();
-            let (plugin, id, path) = (s.plugin, s.id, s.esx("dense"));
-            std::thread::spawn(move || {
-                let _ = tx.send(plugin.statx(id, &path).unwrap().common.status);
-            });
-            statx_between = Some(rx.recv_timeout(Duration::from_secs(10)));
-        }
-        if n == 1 {
-            seen.push(s.temporaries());
-            let _ = openvaai_host::take_log();
-            let started = Instant::now();
-            let other = Store::open(nfs, plugin, "ext4");
-            let kept: Vec<String> = openvaai_host::take_log()
-                .into_iter()
-                .map(|l| l.text)
-                .filter(|l| l.contains("kept"))
-                .collect();
-            eprintln!(
-                "StartSession beside a live clone: {:?}, {kept:?}",
-                started.elapsed()
-            );
-            seen.push(other.temporaries());
-        }
-        true
+    let (st, _) = std::thread::scope(|scope| {
+        s.clone_with(s.id, "dense", "live", GUARDED, None, &mut |n| {
+            if n == 2 {
+                // Another thread's STATX on the same session is answered during the copy (the
+                // session is locked per call, not for the whole clone).
+                let (tx, rx) = std::sync::mpsc::channel();
+                let (plugin, id, path) = (s.plugin, s.id, s.esx("dense"));
+                scope.spawn(move || {
+                    let _ = tx.send(plugin.statx(id, &path).unwrap().common.status);
+                });
+                statx_between = Some(rx.recv_timeout(Duration::from_secs(10)));
+            }
+            if n == 1 {
+                seen.push(s.temporaries());
+                let _ = openvaai_host::take_log();
+                let started = Instant::now();
+                let other = Store::open(nfs, plugin, "ext4");
+                let kept: Vec<String> = openvaai_host::take_log()
+                    .into_iter()
+                    .map(|l| l.text)
+                    .filter(|l| l.contains("kept"))
+                    .collect();
+                eprintln!(
+                    "StartSession beside a live clone: {:?}, {kept:?}",
+                    started.elapsed()
+                );
+                seen.push(other.temporaries());
+            }
+            true
+        })
     });
     assert_vix(st, vix::OK);
     match statx_between {
