@@ -443,3 +443,53 @@ fn refusals_and_aborts(s: &Store<'_>) {
     assert_eq!(s.listing("."), before, "something of the failures is left");
     assert!(!s.exists("c1") && !s.exists("dry"));
 }
+
+/// A thick clone where the server cannot ALLOCATE: an ext2 filesystem (no extents, so
+/// `fallocate` is EOPNOTSUPP and knfsd answers NFS4ERR_NOTSUPP) made and exported in the
+/// guest (busybox's `mke2fs`). The holes are then COPYed too, and the server's copy writes them as zeros: the
+/// clone is still thick, with the same data.
+#[test]
+fn a_thick_clone_without_allocate_copies_the_holes() {
+    let _one = serial();
+    let Some(nfs) = Knfsd::builder().disk("xfs", FsKind::Xfs, 512 << 20).start() else {
+        return;
+    };
+    nfs.run(
+        "set -e; truncate -s 64M /ext2.img; mke2fs -F /ext2.img >/dev/null
+         mkdir -p /export/ext2; mount -o loop -t ext2 /ext2.img /export/ext2
+         exportfs -o rw,no_root_squash,insecure,sync,no_subtree_check,fsid=9 '*:/export/ext2'",
+    )
+    .unwrap();
+    prepare(&nfs, "/export/ext2");
+    assert_eq!(
+        nfs.view("/export/ext2/sparse").unwrap().holes().len(),
+        2,
+        "the sparse source on ext2"
+    );
+    let plugin = loaded();
+    let s = Store::open(&nfs, &plugin, "ext2");
+    let _ = openvaai_host::take_log();
+    let (st, deltas) = s.clone("sparse", "thick", GUARDED, 0);
+    assert_vix(st, vix::OK);
+    assert_eq!(deltas.iter().sum::<u64>(), 8 * MIB);
+    assert_eq!(s.sha("thick"), s.sha("sparse"));
+    let v = s.view("thick");
+    assert!(v.holes().is_empty() && v.allocated >= 8 * MIB, "{v:?}");
+    let said: Vec<String> = openvaai_host::take_log()
+        .into_iter()
+        .map(|l| l.text)
+        .collect();
+    // The backend met NFS4ERR_NOTSUPP from ALLOCATE (it says so) and copied the holes.
+    assert!(
+        said.iter()
+            .any(|l| l.contains("ALLOCATE is not supported here")),
+        "{said:?}"
+    );
+    // With SKIPZEROES the holes stay.
+    assert_vix(
+        s.clone("sparse", "thin", GUARDED | SKIPZEROES, 0).0,
+        vix::OK,
+    );
+    assert_eq!(s.view("thin").holes(), s.view("sparse").holes());
+    assert!(s.temporaries().is_empty(), "{:?}", s.temporaries());
+}
