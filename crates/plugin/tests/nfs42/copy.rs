@@ -14,6 +14,9 @@ use openvaai_testkit::FsKind;
 use crate::{assert_vix, datastore, name, serial};
 
 const MIB: u64 = 1 << 20;
+/// The server's marker holds this comment (not empty: the probes' CLONE and COPY of it onto
+/// itself must not change it).
+const MARKER: &str = "the standard NFSv4.2 backend";
 /// The session timeout of these tests.
 const TIMEOUT_MS: u64 = 20_000;
 
@@ -35,7 +38,7 @@ pub struct Store<'a> {
 pub fn prepare(nfs: &Knfsd, export: &str) {
     nfs.run(&format!(
         "set -e; cd {export}
-         mkdir -p .openvaai && : > .openvaai/nfs42
+         mkdir -p .openvaai && echo '# {MARKER}' > .openvaai/nfs42
          dd if=/dev/urandom of=dense bs=1M count=6 conv=fsync 2>/dev/null
          chmod 2640 dense
          truncate -s 8M sparse
@@ -233,6 +236,17 @@ fn full_clones_by_copy_on_knfsd_xfs_and_ext4() {
         stores.push(s);
     }
     cross_export(&stores[0], &stores[1]);
+    for s in &stores {
+        let marker = s
+            .nfs
+            .run(&format!("cat {}/.openvaai/nfs42", s.export))
+            .unwrap();
+        assert_eq!(
+            marker,
+            format!("# {MARKER}\n"),
+            "the probes changed the marker"
+        );
+    }
 }
 
 /// SRCDATASTORE_VALID: a source on the other export of the same server is copied in this
