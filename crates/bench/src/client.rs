@@ -5,37 +5,16 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use openvaai_abi::{vix, CloneFlags, SessionId, StatXResult, VixError};
-use openvaai_host::{Datastore, Plugin, Progress};
+use openvaai_host::{Plugin, Progress};
+use openvaai_testkit::{datastore_at, vix_name};
 
 use crate::plan::MIB;
 
-/// The datastore ESXi would describe for `export` on the NAS at `nas_ip`.
-pub fn datastore_at(export: &Path, nas_ip: &str) -> Datastore {
-    let p = export.to_str().expect("export path is UTF-8").to_owned();
-    Datastore {
-        fs_type: "NFS".into(),
-        fs_version: 3,
-        remote_ip: Some(nas_ip.into()),
-        remote_mount_point: Some(p.clone()),
-        local_mount_point: Some(p),
-    }
-}
-
-/// Loads and initialises the plugin.
+/// Loads and initialises the plugin (the testkit's, as every suite loads it).
 pub fn load() -> Result<Plugin> {
-    let so = openvaai_testkit::plugin_so();
-    let mut plugin = Plugin::load(&so)?;
-    let err = plugin.init();
-    if err != vix::OK {
-        bail!("Init of {}: {}", so.display(), vix_name(err));
-    }
-    Ok(plugin)
-}
-
-pub fn vix_name(err: VixError) -> String {
-    format!("{} ({err})", vix::name(err).unwrap_or("unknown VixError"))
+    openvaai_testkit::try_load_plugin().map_err(|e| anyhow!(e))
 }
 
 /// The plugin's warnings since the last call, for a failure's message.

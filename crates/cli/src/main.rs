@@ -72,6 +72,8 @@ enum Command {
     Statx(cmd::statx::Args),
     /// Load a plugin library as disklib does and print its plugin table.
     PluginInfo(cmd::plugin_info::Args),
+    /// On the NAS, as root: openvaaid's running and recent jobs; --cancel JOB stops one.
+    Status(cmd::status::Args),
 }
 
 fn main() -> ExitCode {
@@ -88,6 +90,7 @@ fn main() -> ExitCode {
         Command::Reserve(a) => cmd::reserve::run(a),
         Command::Statx(a) => cmd::statx::run(a),
         Command::PluginInfo(a) => cmd::plugin_info::run(a),
+        Command::Status(a) => cmd::status::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -53,7 +53,10 @@ impl Acceptor {
     /// Takes a connection just accepted: closes it if no export allows `peer` or the queue
     /// is full, else queues it.
     pub fn take(&mut self, stream: TcpStream, peer: SocketAddr) {
+        let net = &self.shared.metrics.net;
+        net.accepted();
         if !self.allowed(peer) {
+            net.refused("address_not_allowed");
             limited!(
                 warn,
                 { %peer, },
@@ -68,6 +71,7 @@ impl Acceptor {
             return;
         }
         if self.waiting.len() >= MAX_WAITING {
+            net.refused("queue_full");
             limited!(
                 warn,
                 { %peer, max = MAX_WAITING, },
@@ -91,6 +95,7 @@ impl Acceptor {
             let now = Instant::now();
             if now.duration_since(front.accepted) >= timeout {
                 let w = self.waiting.pop_front().expect("front exists");
+                self.shared.metrics.net.refused("no_slot_in_time");
                 limited!(
                     warn,
                     { peer = %w.peer, },
@@ -101,11 +106,14 @@ impl Acceptor {
             }
             match self.shared.slots.make_room(now) {
                 Room::Free => {}
-                Room::Evicted(old) => limited!(
-                    warn,
-                    { peer = %old, },
-                    "dropped the oldest unauthenticated connection to make room for a new one"
-                ),
+                Room::Evicted(old) => {
+                    self.shared.metrics.net.refused("evicted");
+                    limited!(
+                        warn,
+                        { peer = %old, },
+                        "dropped the oldest unauthenticated connection to make room for a new one"
+                    )
+                }
                 Room::Full => return,
             }
             let w = self.waiting.pop_front().expect("front exists");

@@ -7,8 +7,16 @@ use openvaai_engine::Export;
 /// Problems logged one line each; the rest are counted in one line.
 const LOGGED: usize = 20;
 
+/// What [`at_start`] tidied.
+pub struct Tidied {
+    /// Stale temporaries removed.
+    pub temporaries: u64,
+    /// Interrupted reservations given back.
+    pub reservations: u64,
+}
+
 /// Recovers interrupted reservations and removes stale temporaries on `export` (`name`).
-pub fn at_start(export: &Export, name: &str) {
+pub fn at_start(export: &Export, name: &str) -> Tidied {
     let recovered = export.recover_reserves();
     for line in &recovered.given_back {
         tracing::warn!(export = %name, "interrupted reservation undone: {line}");
@@ -40,5 +48,9 @@ pub fn at_start(export: &Export, name: &str) {
             "cleaning stale temporaries: {} more problems not listed",
             report.problem_count - LOGGED.min(report.problems.len())
         );
+    }
+    Tidied {
+        temporaries: report.removed as u64,
+        reservations: recovered.given_back.len() as u64,
     }
 }

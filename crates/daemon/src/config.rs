@@ -24,7 +24,25 @@ pub struct FileConfig {
     #[serde(default)]
     pub limits: FileLimits,
     #[serde(default)]
+    pub metrics: FileMetrics,
+    #[serde(default)]
+    pub control: FileControl,
+    #[serde(default)]
     pub export: Vec<FileExport>,
+}
+
+/// `[metrics]`: the Prometheus endpoint, off unless `listen` is given.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileMetrics {
+    pub listen: Option<String>,
+}
+
+/// `[control]`: the control socket of `openvaai status`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileControl {
+    pub socket: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -114,6 +132,10 @@ pub struct Config {
     pub advertise: Vec<IpAddr>,
     pub limits: Limits,
     pub exports: Vec<ExportConfig>,
+    /// Where `GET /metrics` is served; `None`: nowhere.
+    pub metrics_listen: Option<SocketAddr>,
+    /// The control socket (default: `control.sock` in the state directory).
+    pub control_socket: PathBuf,
 }
 
 /// What the command line adds to (or overrides in) the file.
@@ -123,6 +145,8 @@ pub struct Overrides {
     pub listen: Vec<SocketAddr>,
     pub exports: Vec<PathBuf>,
     pub state_dir: Option<PathBuf>,
+    pub metrics_listen: Option<SocketAddr>,
+    pub control_socket: Option<PathBuf>,
 }
 
 impl Config {
@@ -221,16 +245,33 @@ impl Config {
                 refuse_nested(a, b)?;
             }
         }
+        let metrics_listen = match (o.metrics_listen, &file.metrics.listen) {
+            (Some(a), _) => Some(a),
+            (None, Some(s)) => Some(
+                s.parse::<SocketAddr>()
+                    .with_context(|| format!("metrics.listen address `{s}`"))?,
+            ),
+            (None, None) => None,
+        };
+        let state_dir = o
+            .state_dir
+            .clone()
+            .or(file.state_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+        let control_socket = o
+            .control_socket
+            .clone()
+            .or(file.control.socket)
+            .unwrap_or_else(|| state_dir.join(openvaai_control::SOCKET_NAME));
+        check_socket_path(&control_socket)?;
         Ok(Config {
             listen,
-            state_dir: o
-                .state_dir
-                .clone()
-                .or(file.state_dir)
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+            state_dir,
             advertise: file.advertise.unwrap_or_default(),
             limits,
             exports,
+            metrics_listen,
+            control_socket,
         })
     }
 
@@ -257,6 +298,23 @@ pub fn nested_paths(a: &Path, b: &Path) -> anyhow::Result<()> {
              two sibling directories",
             inner.display(),
             outer.display()
+        );
+    }
+    Ok(())
+}
+
+/// A unix socket's path must fit `sun_path` (108 bytes with its NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+fn check_socket_path(p: &Path) -> anyhow::Result<()> {
+    if !p.is_absolute() {
+        bail!("control.socket {} is not absolute", p.display());
+    }
+    if p.as_os_str().len() > MAX_SOCKET_PATH {
+        bail!(
+            "control socket {} is longer than {MAX_SOCKET_PATH} bytes (a unix socket's limit): \
+             set [control] socket to a shorter path",
+            p.display()
         );
     }
     Ok(())
@@ -353,6 +411,10 @@ mod tests {
             handshake_timeout_seconds = 6
             shutdown_timeout_seconds = 7
             max_job_bytes_per_second = 8
+            [metrics]
+            listen = "127.0.0.1:9477"
+            [control]
+            socket = "/run/openvaaid/control.sock"
             [[export]]
             path = "/srv/a/"
             name = "/a"
@@ -375,6 +437,18 @@ mod tests {
         assert_eq!(c.export_index("/srv/b/"), Some(1));
         assert_eq!(c.export_index("/a//"), Some(0));
         assert_eq!(canonical_name("/"), "/");
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9477".parse().unwrap()));
+        assert_eq!(
+            c.control_socket,
+            PathBuf::from("/run/openvaaid/control.sock")
+        );
+        // Defaults: no metrics endpoint, the socket in the state directory.
+        let d = parse("[[export]]\npath = \"/a\"").unwrap();
+        assert_eq!(d.metrics_listen, None);
+        assert_eq!(
+            d.control_socket,
+            PathBuf::from(DEFAULT_STATE_DIR).join("control.sock")
+        );
     }
 
     #[test]
@@ -410,6 +484,18 @@ mod tests {
             (
                 "listen = [\"nowhere\"]\n[[export]]\npath = \"/a\"",
                 "listen address `nowhere`",
+            ),
+            (
+                "[metrics]\nlisten = \"9477\"\n[[export]]\npath = \"/a\"",
+                "metrics.listen address `9477`",
+            ),
+            (
+                "[metrics]\nport = 1\n[[export]]\npath = \"/a\"",
+                "unknown field `port`",
+            ),
+            (
+                "[control]\nsocket = \"ctl\"\n[[export]]\npath = \"/a\"",
+                "control.socket ctl is not absolute",
             ),
         ] {
             assert!(parse(bad).is_err(), "accepted: {bad}");

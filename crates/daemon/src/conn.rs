@@ -43,6 +43,7 @@ pub fn serve(shared: &Shared, stream: TcpStream, peer: SocketAddr, id: u64, acce
         Ok(t) => t,
         Err(e) => {
             limited!(info, { %peer, }, "TLS handshake failed: {e}");
+            shared.metrics.net.auth_failed("tls_handshake");
             return;
         }
     };
@@ -69,7 +70,7 @@ pub fn serve(shared: &Shared, stream: TcpStream, peer: SocketAddr, id: u64, acce
                 if authenticated {
                     tracing::info!(%peer, "closing idle connection");
                 } else {
-                    no_authentication_in_time(peer);
+                    no_authentication_in_time(shared, peer);
                 }
                 return;
             }
@@ -103,6 +104,7 @@ pub fn serve(shared: &Shared, stream: TcpStream, peer: SocketAddr, id: u64, acce
         };
         let now_authenticated = session.any_authenticated();
         if now_authenticated && !authenticated && !shared.slots.promote(id) {
+            shared.metrics.net.refused("too_many");
             limited!(
                 warn,
                 { %peer, max = limits.max_connections, },
@@ -113,7 +115,7 @@ pub fn serve(shared: &Shared, stream: TcpStream, peer: SocketAddr, id: u64, acce
         tls.sock.set_deadline(deadline(now_authenticated));
         if let Err(e) = write_record(&mut tls, &reply) {
             if e.is_timeout() && !now_authenticated {
-                no_authentication_in_time(peer);
+                no_authentication_in_time(shared, peer);
             } else {
                 limited!(info, { %peer, }, "connection lost while replying: {e}");
             }
@@ -123,6 +125,7 @@ pub fn serve(shared: &Shared, stream: TcpStream, peer: SocketAddr, id: u64, acce
 }
 
 /// The handshake deadline passed before a successful AUTH, reading or writing.
-fn no_authentication_in_time(peer: SocketAddr) {
+fn no_authentication_in_time(shared: &Shared, peer: SocketAddr) {
+    shared.metrics.net.auth_failed("timeout");
     limited!(warn, { %peer, }, "closing connection: no authentication in time");
 }

@@ -13,7 +13,7 @@ use openvaai_proto::xdr::{from_bytes, to_bytes, Xdr};
 use openvaai_proto::*;
 use std::result::Result;
 
-use crate::jobs::Job;
+use crate::jobs::{Job, JobMeta, Primitive, Staged, Worked};
 use crate::loglimit::limited;
 use crate::state::{ExportState, Shared};
 use crate::status::{ended_by, of_engine_error};
@@ -104,6 +104,7 @@ fn hello(shared: &Shared, s: &mut Session, a: HelloArgs) -> HelloRes {
     s.pending = None;
     let Some(i) = shared.config.export_index(&a.export) else {
         limited!(warn, { peer = %s.peer, export = ?a.export, }, "HELLO for an unknown export");
+        shared.metrics.net.auth_failed("unknown_export");
         return Err(Status::ObjectNotFound);
     };
     let ip = s.peer.ip();
@@ -114,6 +115,7 @@ fn hello(shared: &Shared, s: &mut Session, a: HelloArgs) -> HelloRes {
         .any(|n| n.contains(ip))
     {
         limited!(warn, { peer = %s.peer, export = ?a.export, }, "refused: address not in allowed_networks");
+        shared.metrics.net.auth_failed("address_not_allowed");
         // Not AUTHENTICATION_FAIL: the secret is not in question, the address is.
         return Err(Status::FileAccessError);
     }
@@ -135,22 +137,26 @@ fn auth(shared: &Shared, s: &mut Session, a: AuthArgs) -> AuthRes {
     // The challenge is used once, whatever happens next.
     let Some(p) = s.pending.take() else {
         limited!(warn, { peer = %s.peer, }, "AUTH without a HELLO");
+        shared.metrics.net.auth_failed("auth_without_hello");
         return Err(Status::AuthenticationFail);
     };
     let e = &shared.exports[p.export];
     if shared.config.export_index(&a.export) != Some(p.export) {
         limited!(warn, { peer = %s.peer, export = ?a.export, }, "AUTH for another export than its HELLO");
+        shared.metrics.net.auth_failed("export_mismatch");
         return Err(Status::AuthenticationFail);
     }
     let want = auth::client_proof(&e.secret, &p.challenge, &p.nonce, &a.export);
     if !auth::proofs_equal(&want, &a.client_proof) {
         limited!(warn, { peer = %s.peer, export = ?a.export, }, "authentication failed: wrong proof");
+        shared.metrics.net.auth_failed("wrong_proof");
         return Err(Status::AuthenticationFail);
     }
     if !s.authenticated.contains(&p.export) {
         s.authenticated.push(p.export);
     }
     tracing::info!(peer = %s.peer, export = ?a.export, "authenticated");
+    shared.metrics.net.authenticated(&e.cfg.name);
     Ok(Proof(auth::server_proof(
         &e.secret,
         &p.challenge,
@@ -210,10 +216,21 @@ fn clone_start(shared: &Shared, s: &mut Session, a: CloneArgs) -> StartRes {
         skip_zeroes: a.flags & CLONE_SKIP_ZEROES != 0,
     };
     // Names from the wire are quoted and escaped: a newline in a path must not forge a line.
-    let what = format!(
-        "clone {:?}:{:?} -> {:?}:{:?} flags {:#x} for {}",
-        src.cfg.name, a.src, dst.cfg.name, a.dst, a.flags, s.peer
-    );
+    let what = JobMeta {
+        what: format!(
+            "clone {:?}:{:?} -> {:?}:{:?} flags {:#x} for {}",
+            src.cfg.name, a.src, dst.cfg.name, a.dst, a.flags, s.peer
+        ),
+        export: dst.cfg.name.clone(),
+        primitive: match (flags.dry_run, flags.lazy) {
+            (true, _) => Primitive::CloneDryRun,
+            (false, true) => Primitive::CloneLazy,
+            (false, false) => Primitive::CloneFull,
+        },
+        source: Some(format!("{}:{}", src.cfg.name, a.src)),
+        destination: format!("{}:{}", dst.cfg.name, a.dst),
+        client: s.peer.to_string(),
+    };
     let exports = job_exports(shared, &[&dst, &src]);
     let rate = shared.config.limits.max_job_bytes_per_second;
     // A dry run publishes nothing, so there is nothing to hold.
@@ -224,7 +241,7 @@ fn clone_start(shared: &Shared, s: &mut Session, a: CloneArgs) -> StartRes {
         hold,
         Box::new(move |progress, cancel| {
             let throttle = crate::throttle::Throttle::new(rate);
-            let r = dst.engine.clone_file(
+            let r = dst.engine.stage_clone(
                 &src.engine,
                 &a.src,
                 &a.dst,
@@ -236,16 +253,20 @@ fn clone_start(shared: &Shared, s: &mut Session, a: CloneArgs) -> StartRes {
                 cancel,
             );
             match r {
-                Ok(o) => {
-                    progress(openvaai_engine::Progress {
-                        done: o.bytes,
-                        total: o.bytes,
-                    });
-                    Status::Ok.into()
-                }
+                // Published by the job: at once, or on COMMIT if held; dropped = discarded.
+                Ok(staged) => Worked::Staged(Staged {
+                    bytes: staged.outcome().bytes,
+                    publish: Box::new(move || match staged.publish() {
+                        Ok(_) => Status::Ok.into(),
+                        Err(e) => {
+                            tracing::info!(error = %e.to_string().escape_debug(), "clone failed");
+                            ended_by(&e)
+                        }
+                    }),
+                }),
                 Err(e) => {
                     tracing::info!(error = %e.to_string().escape_debug(), "clone failed");
-                    ended_by(&e)
+                    ended_by(&e).into()
                 }
             }
         }),
@@ -260,7 +281,14 @@ fn reserve_start(shared: &Shared, s: &mut Session, a: PathArgs) -> StartRes {
         return Err(Status::FileReadOnly);
     }
     // Names from the wire are quoted and escaped: a newline in a path must not forge a line.
-    let what = format!("reserve {:?}:{:?} for {}", e.cfg.name, a.path, s.peer);
+    let what = JobMeta {
+        what: format!("reserve {:?}:{:?} for {}", e.cfg.name, a.path, s.peer),
+        export: e.cfg.name.clone(),
+        primitive: Primitive::Reserve,
+        source: None,
+        destination: format!("{}:{}", e.cfg.name, a.path),
+        client: s.peer.to_string(),
+    };
     let exports = job_exports(shared, &[&e]);
     let rate = shared.config.limits.max_job_bytes_per_second;
     shared.jobs.start(
@@ -277,7 +305,7 @@ fn reserve_start(shared: &Shared, s: &mut Session, a: PathArgs) -> StartRes {
                 Ok(()) => Status::Ok.into(),
                 Err(err) => {
                     tracing::info!(error = %err.to_string().escape_debug(), "reserve failed");
-                    ended_by(&err)
+                    ended_by(&err).into()
                 }
             }
         }),

@@ -6,7 +6,14 @@
 //! protocol's "waiting its turn"), so a client knows it is alive though it makes no progress.
 //! On shutdown, jobs end FAILED with HOST_NOT_CONNECTED (the daemon is going away), and the
 //! table waits briefly for their polling clients to collect that end.
+//!
+//! A clone's work ends with its result staged (every byte in place, nothing visible): a
+//! [`Staged`] value. A job started with `hold` keeps it, READY, until COMMIT publishes it
+//! (on the committing connection's thread) or CANCEL, its lease or the shutdown drops it
+//! (discarded); its thread has ended, but it keeps its running slot until then. Any other
+//! job publishes at once.
 
+mod meta;
 mod runner;
 #[cfg(test)]
 mod tests;
@@ -20,7 +27,8 @@ use openvaai_engine::{CancelToken, Progress};
 use openvaai_proto::{Failure, JobInfo, JobState, Side, Status};
 
 use crate::sync::lock;
-use runner::{Admitted, Runner};
+pub use meta::{JobMeta, Observer, Primitive};
+use runner::{Admitted, Runner, Slot, Task};
 
 /// Fewest jobs (running, queued and finished) held at once; see
 /// [`JobTable::forget_oldest_finished`].
@@ -30,8 +38,38 @@ const DRAIN_BOUND: Duration = Duration::from_secs(2);
 /// A client that polled a job this recently at shutdown is taken to be polling still.
 const POLLING_RECENTLY: Duration = Duration::from_secs(1);
 
-/// The work of a job: runs the engine, reports progress, returns the final status.
-pub type Work = Box<dyn FnOnce(&mut dyn FnMut(Progress), &CancelToken) -> Ended + Send>;
+/// The work of a job: runs the engine, reports progress, says how it came out.
+pub type Work = Box<dyn FnOnce(&mut dyn FnMut(Progress), &CancelToken) -> Worked + Send>;
+
+/// How a job's work came out.
+pub enum Worked {
+    /// It ended: done, failed or cancelled.
+    Ended(Ended),
+    /// Its result is in place but not visible: publishing it is the job's last step.
+    Staged(Staged),
+}
+
+/// A result in place but not visible yet (a staged clone).
+pub struct Staged {
+    /// Its size: the job's `done` and `total` from now on.
+    pub bytes: u64,
+    pub publish: Publish,
+}
+
+/// Publishes a staged result, and says how that went; dropped uncalled, it discards it.
+pub type Publish = Box<dyn FnOnce() -> Ended + Send>;
+
+impl From<Ended> for Worked {
+    fn from(ended: Ended) -> Worked {
+        Worked::Ended(ended)
+    }
+}
+
+impl From<Status> for Worked {
+    fn from(status: Status) -> Worked {
+        Worked::Ended(status.into())
+    }
+}
 
 /// How a job's work ended: its status, and which path a failure concerns (for FAILURE).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +93,10 @@ pub struct Job {
     /// Exports a connection must have authenticated to see this job.
     pub exports: Vec<usize>,
     pub what: String,
+    /// What it is, for reports (`openvaai status`, metrics).
+    pub meta: JobMeta,
+    /// Who is told of its start and end.
+    observer: Arc<dyn Observer>,
     cancel: CancelToken,
     state: Mutex<JobInner>,
     cond: Condvar,
@@ -67,16 +109,24 @@ enum Hold {
     Off,
     /// Held, the data not all in place yet.
     Armed,
-    /// Every byte in place; the work waits for COMMIT or CANCEL.
+    /// Every byte in place: the job keeps its staged result until COMMIT or CANCEL.
     Ready,
-    /// COMMIT came: the work publishes.
+    /// COMMIT came: the result is being published, or was.
     Released,
+}
+
+/// What a READY job keeps: its staged result and its running slot.
+struct Held {
+    publish: Publish,
+    slot: Slot,
 }
 
 struct JobInner {
     /// Waiting in the queue for a slot: no thread yet.
     queued: bool,
     hold: Hold,
+    /// READY: the staged result, until COMMIT takes it to publish or a cancellation drops it.
+    held: Option<Held>,
     done: u64,
     total: u64,
     result: Option<Status>,
@@ -94,15 +144,24 @@ struct JobInner {
 }
 
 impl Job {
-    fn new(id: u64, exports: Vec<usize>, what: String, hold: bool) -> Job {
+    fn new(
+        id: u64,
+        exports: Vec<usize>,
+        meta: JobMeta,
+        hold: bool,
+        observer: Arc<dyn Observer>,
+    ) -> Job {
         Job {
             id,
             exports,
-            what,
+            what: meta.what.clone(),
+            meta,
+            observer,
             cancel: CancelToken::new(),
             state: Mutex::new(JobInner {
                 queued: true,
                 hold: if hold { Hold::Armed } else { Hold::Off },
+                held: None,
                 done: 0,
                 total: 0,
                 result: None,
@@ -175,12 +234,31 @@ impl Job {
         self.wait(u64::MAX, bound)
     }
 
-    /// Fires the cancel token and wakes a job held READY, so it sees it. A job still queued
-    /// ends here and then.
+    /// [`Job::cancel`] for the admin (`openvaai status --cancel`): the same end for the
+    /// client, which collects it with its next WAIT; not a poll of the client's.
+    pub fn cancel_by_admin(&self, bound: Duration) -> JobInfo {
+        self.fire();
+        self.await_info(u64::MAX, bound, false)
+    }
+
+    /// Where the job stands, and whether it waits in the queue, for reports: renews nothing.
+    pub fn standing(&self) -> (JobInfo, bool) {
+        let g = lock(&self.state);
+        (self.info(&g), g.queued)
+    }
+
+    /// Fires the cancel token. A job still queued ends here and then; a job held READY too,
+    /// its staged result discarded (and its slot handed on).
     fn fire(&self) {
         self.cancel.cancel();
         if self.leave_queue() {
             self.finish(Status::Cancelled.into());
+        }
+        let held = lock(&self.state).held.take();
+        if let Some(Held { publish, slot }) = held {
+            drop(publish);
+            self.finish(Status::Cancelled.into());
+            drop(slot);
         }
         self.cond.notify_all();
     }
@@ -223,9 +301,48 @@ impl Job {
         g.result = Some(status);
         g.side = ended.side;
         g.finished_at = Some(Instant::now());
+        let info = self.info(&g);
         drop(g);
+        // Recorded before anyone waiting is woken: a cancel by the admin finds the end.
+        self.observer.finished(self, status, &info);
         self.cond.notify_all();
         tracing::info!(job = %format!("{:016x}", self.id), what = %self.what, ?status, "job finished");
+    }
+
+    /// The work came out `staged`: READY with it if held (and not cancelled meanwhile),
+    /// else published at once (or, cancelled meanwhile, discarded).
+    fn staged(&self, staged: Staged, slot: Slot) {
+        let mut g = lock(&self.state);
+        g.done = staged.bytes;
+        g.total = staged.bytes;
+        let cancelled = self.cancel.is_cancelled();
+        if g.hold == Hold::Armed && !cancelled {
+            g.hold = Hold::Ready;
+            g.held = Some(Held {
+                publish: staged.publish,
+                slot,
+            });
+            drop(g);
+            self.cond.notify_all();
+            self.observer.ready(self);
+            tracing::debug!(job = %format!("{:016x}", self.id), "ready, waiting for COMMIT");
+            return;
+        }
+        drop(g);
+        if cancelled {
+            drop(staged.publish);
+            self.finish(Status::Cancelled.into());
+        } else {
+            self.publish(staged.publish);
+        }
+        drop(slot);
+    }
+
+    /// Publishes a staged result and ends the job as that went (FAIL if it panicked).
+    fn publish(&self, publish: Publish) {
+        let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(publish))
+            .unwrap_or(Ended::from(Status::Fail));
+        self.finish(ended);
     }
 
     /// FAILURE: the result as WAIT reports it, and the path a failure concerns.
@@ -240,16 +357,23 @@ impl Job {
         Failure { result, side }
     }
 
-    /// COMMIT: lets a READY job publish and waits (up to `bound`) for its end. A job that
-    /// already ended reports its final state (a COMMIT retried after a reconnect); a job that
-    /// is not held, or not READY yet, is an invalid argument.
+    /// COMMIT: publishes a READY job's staged result, on the caller's thread, and reports
+    /// the job's end (waiting up to `bound` for it, if another COMMIT is publishing). A job
+    /// that already ended reports its final state (a COMMIT retried after a reconnect); a
+    /// job that is not held, or not READY yet, is an invalid argument.
     pub fn commit(&self, bound: Duration) -> Result<JobInfo, Status> {
         let mut g = lock(&self.state);
         match g.hold {
             Hold::Ready => {
                 g.hold = Hold::Released;
+                // None: a cancellation took it first; the job has ended, as reported below.
+                let held = g.held.take();
                 drop(g);
                 self.cond.notify_all();
+                if let Some(Held { publish, slot }) = held {
+                    self.publish(publish);
+                    drop(slot);
+                }
             }
             Hold::Released => drop(g),
             Hold::Off | Hold::Armed if g.result.is_some() => drop(g),
@@ -262,7 +386,8 @@ impl Job {
 /// All jobs of the daemon.
 pub struct JobTable {
     jobs: Mutex<HashMap<u64, Arc<Job>>>,
-    runner: Arc<Runner>,
+    runner: Arc<Runner<Job>>,
+    observer: Arc<dyn Observer>,
     lease: Duration,
     /// Jobs kept before finished ones are forgotten early.
     keep: usize,
@@ -270,10 +395,22 @@ pub struct JobTable {
 
 impl JobTable {
     /// At most `max_jobs` running and `max_queued` waiting for a slot.
+    #[cfg(test)]
     pub fn new(max_jobs: usize, max_queued: usize, lease: Duration) -> JobTable {
+        JobTable::reporting_to(max_jobs, max_queued, lease, Arc::new(meta::Unobserved))
+    }
+
+    /// [`JobTable::new`], its jobs reported to `observer`.
+    pub fn reporting_to(
+        max_jobs: usize,
+        max_queued: usize,
+        lease: Duration,
+        observer: Arc<dyn Observer>,
+    ) -> JobTable {
         JobTable {
             jobs: Mutex::new(HashMap::new()),
             runner: Arc::new(Runner::new(max_jobs, max_queued)),
+            observer,
             lease,
             keep: MAX_KEPT.max(2 * (max_jobs + max_queued)),
         }
@@ -285,7 +422,7 @@ impl JobTable {
     pub fn start(
         &self,
         exports: Vec<usize>,
-        what: String,
+        what: JobMeta,
         hold: bool,
         work: Work,
     ) -> Result<u64, Status> {
@@ -297,8 +434,14 @@ impl JobTable {
                 break id;
             }
         };
-        let job = Arc::new(Job::new(id, exports, what, hold));
-        match self.runner.admit(&job, work) {
+        let job = Arc::new(Job::new(id, exports, what, hold, self.observer.clone()));
+        self.observer.accepted(&job);
+        let admitted = self.runner.admit(&job, work);
+        match admitted {
+            Ok(_) => self.observer.admitted(&job),
+            Err(s) => self.observer.refused(&job, s),
+        }
+        match admitted {
             Ok(Admitted::Running) => {}
             Ok(Admitted::Queued(ahead)) => {
                 tracing::info!(job = %format!("{id:016x}"), what = %job.what, ahead, "job queued: max_jobs running");
@@ -366,6 +509,7 @@ impl JobTable {
                 job = %format!("{:016x}", job.id), what = %job.what,
                 "lease expired: no WAIT from the client, cancelling"
             );
+            job.observer.lease_expired(&job);
             job.fire();
         }
         for t in gone.into_iter().flatten() {
@@ -418,32 +562,52 @@ impl JobTable {
     }
 }
 
-fn run(job: &Job, work: Work) {
+/// Runs a job's work on its thread, which holds `slot`: until the work ends, or, for a held
+/// clone, until its staged result is published or discarded.
+fn run(job: &Job, work: Work, slot: Slot) {
     let mut progress = |p: Progress| {
         let mut g = lock(&job.state);
-        g.done = p.done;
         g.total = p.total;
-        if g.hold == Hold::Armed && p.done >= p.total {
-            // The engine reports done == total before it publishes and checks the cancel
-            // token after: holding here keeps the finished clone invisible until COMMIT.
-            g.hold = Hold::Ready;
-            job.cond.notify_all();
-            tracing::debug!(job = %format!("{:016x}", job.id), "ready, waiting for COMMIT");
-            while g.hold == Hold::Ready && !job.cancel.is_cancelled() {
-                g = job
-                    .cond
-                    .wait_timeout(g, Duration::from_millis(250))
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
-            }
+        // A held job's last bytes are reported with READY, once its result is staged.
+        if g.hold != Hold::Armed || p.done < p.total {
+            g.done = p.done;
         }
         drop(g);
         job.cond.notify_all();
     };
     tracing::info!(job = %format!("{:016x}", job.id), what = %job.what, "job started");
-    let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+    job.observer.running(job);
+    let worked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         work(&mut progress, &job.cancel)
     }))
-    .unwrap_or(Ended::from(Status::Fail));
-    job.finish(ended);
+    .unwrap_or(Worked::from(Status::Fail));
+    match worked {
+        Worked::Ended(ended) => {
+            job.finish(ended);
+            drop(slot);
+        }
+        Worked::Staged(staged) => job.staged(staged, slot),
+    }
+}
+
+impl Task for Job {
+    type Work = Work;
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn leave_queue(&self) -> bool {
+        Job::leave_queue(self)
+    }
+    fn is_queued(&self) -> bool {
+        Job::is_queued(self)
+    }
+    fn run(&self, work: Work, slot: Slot) {
+        run(self, work, slot)
+    }
+    fn keep_thread(&self, thread: JoinHandle<()>) {
+        Job::keep_thread(self, thread)
+    }
+    fn not_started(&self) {
+        self.finish(Status::OutOfMemory.into())
+    }
 }

@@ -4,14 +4,18 @@
 
 mod accept;
 mod access;
+mod activity;
 mod cleanup;
 mod config;
 mod conn;
+mod control;
 mod fsutil;
 mod handlers;
 mod jobs;
 mod loglimit;
+mod metrics;
 mod net;
+mod notify;
 mod server;
 mod slots;
 mod state;
@@ -31,9 +35,23 @@ use clap::Parser;
 
 use crate::config::{Config, Overrides};
 
+const AFTER_HELP: &str = "\
+Runs in the foreground, logs to stderr (RUST_LOG), stops cleanly on SIGTERM. Exit status: 0
+stopped cleanly, 1 failed (or jobs still running at the shutdown timeout), 2 configuration
+error.
+
+Operations: `openvaai status` (as root) lists the running and recent jobs through the control
+socket (--control-socket, default control.sock in the state directory; mode 0600, and only
+root peers are served) and --cancel JOB stops one. --metrics-listen (or [metrics] listen)
+serves Prometheus metrics on GET /metrics. Under systemd (Type=notify) it sends READY=1 once
+listening with every access file written, WATCHDOG=1 at half of $WATCHDOG_USEC, and STATUS=
+with the job count.
+
+See /usr/share/doc/openvaai/operations.md (docs/operations.md) for every setting.";
+
 /// The openvaai daemon: VAAI-NAS offloads (clone, reserve, statx) for ESXi.
 #[derive(Parser, Debug)]
-#[command(name = "openvaaid", version)]
+#[command(name = "openvaaid", version, after_help = AFTER_HELP)]
 struct Cli {
     /// Address and port to listen on (repeatable; default 0.0.0.0:7443). Port 0 picks a free
     /// port, written into the access files.
@@ -48,6 +66,14 @@ struct Cli {
     /// TOML configuration file (see docs/operations.md).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Serve Prometheus metrics on GET /metrics at this address (default: off; replaces
+    /// the file's [metrics] listen).
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_listen: Option<SocketAddr>,
+    /// The control socket of `openvaai status`, root only (default: control.sock in the
+    /// state directory; replaces the file's [control] socket).
+    #[arg(long, value_name = "PATH")]
+    control_socket: Option<PathBuf>,
     /// Validate the configuration and the export directories, then exit.
     #[arg(long)]
     check_config: bool,
@@ -102,6 +128,8 @@ fn run(cli: Cli) -> Outcome {
         listen: cli.listen,
         exports: cli.export,
         state_dir: cli.state_dir,
+        metrics_listen: cli.metrics_listen,
+        control_socket: cli.control_socket,
     };
     let config = match Config::load(&overrides).and_then(|c| check_exports(&c).map(|()| c)) {
         Ok(c) => c,
@@ -148,6 +176,29 @@ fn serve(config: Config) -> anyhow::Result<usize> {
         signal_hook::flag::register(sig, shutdown.clone()).context("installing signal handlers")?;
     }
     let (shared, listeners) = state::prepare(config, shutdown)?;
+    let mut helpers = Vec::new();
+    if let Some(l) = listeners.metrics {
+        let s = shared.clone();
+        helpers.push(
+            std::thread::Builder::new()
+                .name("metrics".into())
+                .spawn(move || metrics::http::serve(l, s))
+                .context("starting the metrics thread")?,
+        );
+    }
+    let (s, control) = (shared.clone(), listeners.control);
+    helpers.push(
+        std::thread::Builder::new()
+            .name("control".into())
+            .spawn(move || control::serve(control, s))
+            .context("starting the control socket's thread")?,
+    );
+    let mut notifier = notify::Notifier::from_env();
+    notifier.ready(&shared);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "openvaaid ready");
-    Ok(server::serve(shared, listeners))
+    let left = server::serve(shared, listeners.rpc, &mut notifier);
+    for h in helpers {
+        let _ = h.join();
+    }
+    Ok(left)
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::accept::Acceptor;
 use crate::loglimit::limited;
+use crate::notify::Notifier;
 use crate::state::Shared;
 
 /// How often the acceptor looks at the shutdown flag (it wakes at once for a connection)
@@ -19,8 +20,9 @@ const WAITING_TICK: Duration = Duration::from_millis(5);
 const CLOSE_BOUND: Duration = Duration::from_secs(1);
 
 /// Accepts connections until `shared.shutdown` is set (by SIGTERM or SIGINT), then stops the jobs and the
-/// connections. Returns the number of jobs that did not stop in time.
-pub fn serve(shared: Arc<Shared>, listeners: Vec<TcpListener>) -> usize {
+/// connections. Returns the number of jobs that did not stop in time. Each time round, the
+/// loop tells systemd it is alive (`notifier`).
+pub fn serve(shared: Arc<Shared>, listeners: Vec<TcpListener>, notifier: &mut Notifier) -> usize {
     let reaper = {
         let s = shared.clone();
         std::thread::Builder::new()
@@ -51,6 +53,7 @@ pub fn serve(shared: Arc<Shared>, listeners: Vec<TcpListener>) -> usize {
         }
         acceptor.admit_waiting();
         crate::loglimit::flush();
+        notifier.tick(&shared);
         if idle {
             // Connections waiting for a slot are looked at again soon: slots free as
             // handshakes finish.
@@ -63,6 +66,7 @@ pub fn serve(shared: Arc<Shared>, listeners: Vec<TcpListener>) -> usize {
         }
     }
     tracing::info!("shutting down: no new connections, cancelling jobs");
+    notifier.stopping();
     drop(listeners);
     let left = shared.jobs.shutdown(shared.config.limits.shutdown_timeout);
     // Close the read sides first: a connection still writing a reply (the end of a job)

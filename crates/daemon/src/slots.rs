@@ -157,7 +157,6 @@ impl Slots {
     }
 
     /// (unauthenticated, authenticated) connections open.
-    #[cfg(test)]
     pub fn counts(&self) -> (usize, usize) {
         let g = lock(&self.inner);
         (g.unauthenticated, g.authenticated)

@@ -1,6 +1,6 @@
 //! CLONEFILE: LAZY (reflink) or physical copy, GUARDED or replacing, DRYRUN.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use rustix::fs::{
     accessat, fchmod, fchown, ioctl_ficlone, statat, Access, AtFlags, FileType, Gid, Mode, Uid,
@@ -40,12 +40,47 @@ pub struct CloneOutcome {
 
 const OP: &str = "clone";
 
+/// A clone with every byte in place and durable (owner and mode set, `fsync`ed) that nothing
+/// can see yet: the first of a clone's two phases. [`publish`](Self::publish) gives it its
+/// name; dropped unpublished it is discarded, its temporary gone (the `tempfile` crate's
+/// `NamedTempFile::persist` shape). It holds its destination directory open, so it may be
+/// kept (by a job held until its client's COMMIT) after the code that made it returned.
+///
+/// A dry run stages nothing: its `publish` creates nothing and returns the outcome.
+#[must_use = "a staged clone dropped unpublished is discarded"]
+pub struct StagedClone {
+    /// The file under construction in its destination directory; `None` for a dry run.
+    file: Option<Staged<OwnedFd>>,
+    name: String,
+    guarded: bool,
+    dst: String,
+    outcome: CloneOutcome,
+}
+
+impl StagedClone {
+    /// What the clone did (and will be, once published).
+    pub fn outcome(&self) -> CloneOutcome {
+        self.outcome
+    }
+
+    /// The second phase: gives the clone its name and `fsync`s the directory.
+    ///
+    /// GUARDED: `linkat`, which fails with [`ErrorKind::AlreadyExists`] if the name appeared
+    /// meanwhile; else `renameat` over whatever is there, atomically. On error nothing is
+    /// left behind.
+    pub fn publish(self) -> Result<CloneOutcome, Error> {
+        if let Some(file) = self.file {
+            file.publish(&self.name, self.guarded, OP, &self.dst)
+                .map_err(|e| e.on(Side::Destination))?;
+        }
+        Ok(self.outcome)
+    }
+}
+
 impl Export {
     /// Clone `src` (relative path inside `src_export`, which may be `self`) to `dst`
-    /// (relative path inside self).
-    ///
-    /// The destination is built invisibly and published atomically (see `publish`); on any
-    /// error or cancellation nothing is left behind. Mode, uid and gid follow the source.
+    /// (relative path inside self): [`stage_clone`](Self::stage_clone), then, unless
+    /// `cancel` fired meanwhile, [`StagedClone::publish`].
     ///
     /// `progress` gets a report at least every 16 MiB of work, and a last one with
     /// `done == total` once the data is durable but before the destination is published;
@@ -59,6 +94,27 @@ impl Export {
         progress: &mut dyn FnMut(Progress),
         cancel: &CancelToken,
     ) -> Result<CloneOutcome, Error> {
+        let staged = self.stage_clone(src_export, src, dst, flags, progress, cancel)?;
+        cancel.check(OP, dst)?;
+        staged.publish()
+    }
+
+    /// The first phase of a clone of `src` (inside `src_export`, which may be `self`) to
+    /// `dst` (inside self): everything but giving the destination its name.
+    ///
+    /// The destination is built invisibly (see `publish`); on any error or cancellation
+    /// nothing is left behind. Mode, uid and gid follow the source. `progress` gets a report
+    /// at least every 16 MiB of work and a last one with `done == total` once the data is
+    /// durable, just before this returns. A dry run checks everything and stages nothing.
+    pub fn stage_clone(
+        &self,
+        src_export: &Export,
+        src: &str,
+        dst: &str,
+        flags: CloneFlags,
+        progress: &mut dyn FnMut(Progress),
+        cancel: &CancelToken,
+    ) -> Result<StagedClone, Error> {
         let src_rel = RelPath::parse(OP, src).map_err(|e| e.on(Side::Source))?;
         let dst_rel = RelPath::parse(OP, dst).map_err(|e| e.on(Side::Destination))?;
         cancel.check(OP, dst)?;
@@ -92,15 +148,22 @@ impl Export {
                 dst.to_owned(),
             ));
         }
-        if flags.dry_run {
-            return Ok(CloneOutcome {
+        let mut staged = StagedClone {
+            file: None,
+            name: name.to_owned(),
+            guarded: flags.guarded,
+            dst: dst.to_owned(),
+            outcome: CloneOutcome {
                 bytes: size,
                 copied: 0,
-            });
+            },
+        };
+        if flags.dry_run {
+            return Ok(staged);
         }
 
-        let staged = Staged::create(dir.as_fd(), "create destination", dst)?;
-        let tmp = staged.file();
+        let file = Staged::create(dir, "create destination", dst)?;
+        let tmp = file.file();
         let mut reporter = Reporter::new(progress, size);
         let copied = if flags.lazy {
             // ioctl(tmp, FICLONE, src) — shares all of src's extents with tmp (copy-on-write).
@@ -117,7 +180,7 @@ impl Export {
                 self.capabilities(),
                 same_fs,
                 flags.skip_zeroes,
-                zero_block(dir.as_fd()),
+                zero_block(file.dir()),
             );
             copy::copy(src_fd.as_fd(), tmp, size, &plan, &mut reporter, cancel, dst)?
         };
@@ -130,18 +193,12 @@ impl Export {
         fchmod(tmp, Mode::from_raw_mode(src_st.st_mode & 0o7777))
             .map_err(|e| Error::sys(OP, dst, e))?;
         rustix::fs::fsync(tmp).map_err(|e| Error::sys(OP, dst, e))?;
-        // The final report comes after the data is durable and before anything is visible,
-        // and the token is checked after it: a caller can still veto the publish from that
-        // report (the daemon's CLONE_HOLD waits there for the client's COMMIT).
+        // The final report comes after the data is durable and before anything is visible:
+        // whoever holds the staged clone decides whether it is published.
         reporter.finish();
-        cancel.check(OP, dst)?;
-        staged
-            .publish(name, flags.guarded, OP, dst)
-            .map_err(|e| e.on(Side::Destination))?;
-        Ok(CloneOutcome {
-            bytes: size,
-            copied,
-        })
+        staged.outcome.copied = copied;
+        staged.file = Some(file);
+        Ok(staged)
     }
 
     /// Opens the destination's directory beneath this export: not private, writable.

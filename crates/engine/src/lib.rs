@@ -25,7 +25,7 @@ mod statx;
 
 pub use caps::Capabilities;
 pub use cleanup::{CleanupReport, MAX_DEPTH as CLEANUP_MAX_DEPTH};
-pub use clone::{CloneFlags, CloneOutcome};
+pub use clone::{CloneFlags, CloneOutcome, StagedClone};
 pub use error::{kind_of_errno, Error, ErrorKind, Side};
 pub use export::Export;
 pub use journal::RecoveryReport;
@@ -45,5 +45,8 @@ mod tests {
         assert::<crate::CancelToken>();
         assert::<crate::Error>();
         assert::<crate::Capabilities>();
+        // A held job keeps its staged clone until its client's COMMIT, on another thread.
+        fn assert_send<T: Send + 'static>() {}
+        assert_send::<crate::StagedClone>();
     }
 }

@@ -22,9 +22,10 @@ use rustix::io::Errno;
 use crate::error::{Error, ErrorKind};
 use crate::path::TEMP_PREFIX;
 
-/// A file under construction in a directory.
-pub(crate) struct Staged<'a> {
-    dir: BorrowedFd<'a>,
+/// A file under construction in a directory, which it holds (borrowed, or owned when the
+/// staged file outlives the code that opened the directory: a held clone).
+pub(crate) struct Staged<D: AsFd> {
+    dir: D,
     file: OwnedFd,
     /// The name it currently has, if any (fallback path, or between link and rename).
     temp_name: Option<String>,
@@ -42,14 +43,14 @@ pub(crate) fn temp_name() -> String {
     format!("{TEMP_PREFIX}{:016x}", h.finish())
 }
 
-impl<'a> Staged<'a> {
+impl<D: AsFd> Staged<D> {
     /// `openat(dir, ".", O_TMPFILE | O_RDWR, 0600)` — an unnamed regular file in `dir`;
     /// where the filesystem lacks it (EOPNOTSUPP, or EISDIR from old kernels), a named
     /// temporary created with `O_CREAT | O_EXCL`.
-    pub(crate) fn create(dir: BorrowedFd<'a>, op: &'static str, path: &str) -> Result<Self, Error> {
+    pub(crate) fn create(dir: D, op: &'static str, path: &str) -> Result<Self, Error> {
         let mode = Mode::from_raw_mode(0o600);
         match openat(
-            dir,
+            &dir,
             ".",
             OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
             mode,
@@ -69,17 +70,13 @@ impl<'a> Staged<'a> {
 
     /// The fallback: `openat(dir, ".openvaai-tmp-<random>", O_CREAT | O_EXCL | O_RDWR |
     /// O_NOFOLLOW, 0600)`, unlinked on drop unless published.
-    pub(crate) fn create_named(
-        dir: BorrowedFd<'a>,
-        op: &'static str,
-        path: &str,
-    ) -> Result<Self, Error> {
+    pub(crate) fn create_named(dir: D, op: &'static str, path: &str) -> Result<Self, Error> {
         let mode = Mode::from_raw_mode(0o600);
         for _ in 0..16 {
             let name = temp_name();
             let flags =
                 OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-            match openat(dir, name.as_str(), flags, mode) {
+            match openat(&dir, name.as_str(), flags, mode) {
                 Ok(file) => {
                     return Ok(Staged {
                         dir,
@@ -99,6 +96,11 @@ impl<'a> Staged<'a> {
         self.file.as_fd()
     }
 
+    /// The directory it is built in.
+    pub(crate) fn dir(&self) -> BorrowedFd<'_> {
+        self.dir.as_fd()
+    }
+
     /// Gives the file the name `name` in its directory, then `fsync(dir)`.
     pub(crate) fn publish(
         mut self,
@@ -108,41 +110,42 @@ impl<'a> Staged<'a> {
         path: &str,
     ) -> Result<(), Error> {
         let sys = |e| Error::sys(op, path, e);
+        let dir = self.dir.as_fd();
         match (self.temp_name.clone(), guarded) {
-            (None, true) => link_anonymous(&self.file, self.dir, name).map_err(sys)?,
+            (None, true) => link_anonymous(&self.file, dir, name).map_err(sys)?,
             (None, false) => {
                 let temp = loop {
                     let candidate = temp_name();
-                    match link_anonymous(&self.file, self.dir, &candidate) {
+                    match link_anonymous(&self.file, dir, &candidate) {
                         Ok(()) => break candidate,
                         Err(Errno::EXIST) => continue,
                         Err(e) => return Err(sys(e)),
                     }
                 };
                 self.temp_name = Some(temp.clone());
-                renameat(self.dir, temp.as_str(), self.dir, name).map_err(sys)?;
+                renameat(dir, temp.as_str(), dir, name).map_err(sys)?;
                 self.temp_name = None;
             }
             (Some(temp), true) => {
-                linkat(self.dir, temp.as_str(), self.dir, name, AtFlags::empty()).map_err(sys)?;
+                linkat(dir, temp.as_str(), dir, name, AtFlags::empty()).map_err(sys)?;
                 // The file is published; failing to drop the temporary name is not an error
                 // for the caller (cleanup_stale will find it).
-                let _ = unlinkat(self.dir, temp.as_str(), AtFlags::empty());
+                let _ = unlinkat(dir, temp.as_str(), AtFlags::empty());
                 self.temp_name = None;
             }
             (Some(temp), false) => {
-                renameat(self.dir, temp.as_str(), self.dir, name).map_err(sys)?;
+                renameat(dir, temp.as_str(), dir, name).map_err(sys)?;
                 self.temp_name = None;
             }
         }
-        rustix::fs::fsync(self.dir).map_err(sys)
+        rustix::fs::fsync(dir).map_err(sys)
     }
 }
 
-impl Drop for Staged<'_> {
+impl<D: AsFd> Drop for Staged<D> {
     fn drop(&mut self) {
         if let Some(name) = self.temp_name.take() {
-            let _ = unlinkat(self.dir, name.as_str(), AtFlags::empty());
+            let _ = unlinkat(&self.dir, name.as_str(), AtFlags::empty());
         }
     }
 }
@@ -189,7 +192,7 @@ mod tests {
         v
     }
 
-    fn staged<'a>(d: BorrowedFd<'a>, named: bool, content: &[u8]) -> Staged<'a> {
+    fn staged<'a>(d: BorrowedFd<'a>, named: bool, content: &[u8]) -> Staged<BorrowedFd<'a>> {
         let s = if named {
             Staged::create_named(d, "t", "x")
         } else {

@@ -5,6 +5,10 @@ use crate::error::Result;
 use crate::limits::{MAX_PATH, MAX_SHORT_STRING};
 use crate::xdr::{Decoder, Encoder, Xdr};
 
+#[macro_use]
+#[path = "types_macros.rs"]
+mod macros;
+
 /// `void OVPROC_NULL(void) = 0;`
 pub const PROC_NULL: u32 = 0;
 /// `hello_res OVPROC_HELLO(hello_args) = 1;`
@@ -60,32 +64,6 @@ pub const CLONE_ALL_FLAGS: u32 = CLONE_GUARDED
     | CLONE_DRY_RUN
     | CLONE_SKIP_ZEROES
     | CLONE_HOLD;
-
-macro_rules! wire_enum {
-    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $var:ident = $val:expr,)* }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $($(#[$vm])* $var,)*
-            /// A value this version does not know, kept as is.
-            Unknown(u32),
-        }
-        impl $name {
-            /// The value on the wire.
-            pub fn to_u32(self) -> u32 {
-                match self { $($name::$var => $val,)* $name::Unknown(v) => v }
-            }
-            /// The variant for a wire value; unknown values are kept, never cast.
-            pub fn from_u32(v: u32) -> $name {
-                match v { $(x if x == $val => $name::$var,)* v => $name::Unknown(v) }
-            }
-        }
-        impl Xdr for $name {
-            fn encode(&self, w: &mut Encoder) { w.u32(self.to_u32()) }
-            fn decode(r: &mut Decoder<'_>) -> Result<$name> { Ok($name::from_u32(r.u32()?)) }
-        }
-    };
-}
 
 wire_enum! {
     /// `enum ov_status`: one-to-one with the low 16 bits of VixError codes.
@@ -189,86 +167,51 @@ impl<T: Xdr> Xdr for std::result::Result<T, Status> {
     }
 }
 
-/// ```text
-/// struct hello_args {
-///     ov_path  export;        /* the NFS export path, as ESXi's remoteMountPoint */
-///     ov_nonce client_nonce;  /* fresh random bytes */
-/// };
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HelloArgs {
-    pub export: String,
-    pub client_nonce: [u8; NONCE_LEN],
-}
-
-impl Xdr for HelloArgs {
-    fn encode(&self, w: &mut Encoder) {
-        w.string(&self.export);
-        w.fixed_opaque(&self.client_nonce);
-    }
-    fn decode(r: &mut Decoder<'_>) -> Result<HelloArgs> {
-        Ok(HelloArgs {
-            export: r.string(MAX_PATH)?,
-            client_nonce: r.fixed_opaque()?,
-        })
+wire_struct! {
+    /// ```text
+    /// struct hello_args {
+    ///     ov_path  export;        /* the NFS export path, as ESXi's remoteMountPoint */
+    ///     ov_nonce client_nonce;  /* fresh random bytes */
+    /// };
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct HelloArgs {
+        pub export: String as path,
+        pub client_nonce: [u8; NONCE_LEN] as fixed_opaque,
     }
 }
 
-/// ```text
-/// struct hello_ok {
-///     ov_nonce         server_challenge;  /* fresh for every HELLO */
-///     unsigned int     protocol_version;
-///     ov_short_string  server_version;
-/// };
-/// union hello_res switch (ov_status status) { case OV_OK: hello_ok ok; default: void; };
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HelloOk {
-    pub server_challenge: [u8; NONCE_LEN],
-    pub protocol_version: u32,
-    pub server_version: String,
-}
-
-impl Xdr for HelloOk {
-    fn encode(&self, w: &mut Encoder) {
-        w.fixed_opaque(&self.server_challenge);
-        w.u32(self.protocol_version);
-        w.string(&self.server_version);
-    }
-    fn decode(r: &mut Decoder<'_>) -> Result<HelloOk> {
-        Ok(HelloOk {
-            server_challenge: r.fixed_opaque()?,
-            protocol_version: r.u32()?,
-            server_version: r.string(MAX_SHORT_STRING)?,
-        })
+wire_struct! {
+    /// ```text
+    /// struct hello_ok {
+    ///     ov_nonce         server_challenge;  /* fresh for every HELLO */
+    ///     unsigned int     protocol_version;
+    ///     ov_short_string  server_version;
+    /// };
+    /// union hello_res switch (ov_status status) { case OV_OK: hello_ok ok; default: void; };
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct HelloOk {
+        pub server_challenge: [u8; NONCE_LEN] as fixed_opaque,
+        pub protocol_version: u32 as uint,
+        pub server_version: String as short_string,
     }
 }
 
 pub type HelloRes = std::result::Result<HelloOk, Status>;
 
-/// ```text
-/// struct auth_args {
-///     ov_path  export;        /* the export of the preceding HELLO */
-///     ov_proof client_proof;  /* see docs/protocol.md, "The handshake" */
-/// };
-/// union auth_res switch (ov_status status) { case OV_OK: ov_proof server_proof; default: void; };
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthArgs {
-    pub export: String,
-    pub client_proof: [u8; PROOF_LEN],
-}
-
-impl Xdr for AuthArgs {
-    fn encode(&self, w: &mut Encoder) {
-        w.string(&self.export);
-        w.fixed_opaque(&self.client_proof);
-    }
-    fn decode(r: &mut Decoder<'_>) -> Result<AuthArgs> {
-        Ok(AuthArgs {
-            export: r.string(MAX_PATH)?,
-            client_proof: r.fixed_opaque()?,
-        })
+wire_struct! {
+    /// ```text
+    /// struct auth_args {
+    ///     ov_path  export;        /* the export of the preceding HELLO */
+    ///     ov_proof client_proof;  /* see docs/protocol.md, "The handshake" */
+    /// };
+    /// union auth_res switch (ov_status status) { case OV_OK: ov_proof server_proof; default: void; };
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct AuthArgs {
+        pub export: String as path,
+        pub client_proof: [u8; PROOF_LEN] as fixed_opaque,
     }
 }
 
@@ -287,104 +230,48 @@ impl Xdr for Proof {
 
 pub type AuthRes = std::result::Result<Proof, Status>;
 
-/// `struct export_args { ov_path export; };`
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExportArgs {
-    pub export: String,
-}
-
-impl Xdr for ExportArgs {
-    fn encode(&self, w: &mut Encoder) {
-        w.string(&self.export);
-    }
-    fn decode(r: &mut Decoder<'_>) -> Result<ExportArgs> {
-        Ok(ExportArgs {
-            export: r.string(MAX_PATH)?,
-        })
+wire_struct! {
+    /// `struct export_args { ov_path export; };`
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ExportArgs {
+        pub export: String as path,
     }
 }
 
-/// ```text
-/// struct ov_capabilities {
-///     unsigned int     primitives;        /* OV_PRIM_* bits */
-///     unsigned int     clone_flags;       /* OV_CLONE_* bits supported */
-///     bool             reflink;
-///     bool             fallocate;
-///     bool             fiemap;
-///     bool             unwritten_extents;
-///     bool             read_only;
-///     ov_short_string  fs_type;
-///     unsigned hyper   fs_id;
-///     ov_short_string  daemon_version;
-///     unsigned int     protocol_version;
-/// };
-/// union caps_res switch (ov_status status) { case OV_OK: ov_capabilities caps; default: void; };
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Capabilities {
-    pub primitives: u32,
-    pub clone_flags: u32,
-    pub reflink: bool,
-    pub fallocate: bool,
-    pub fiemap: bool,
-    pub unwritten_extents: bool,
-    pub read_only: bool,
-    pub fs_type: String,
-    pub fs_id: u64,
-    pub daemon_version: String,
-    pub protocol_version: u32,
-}
-
-impl Xdr for Capabilities {
-    fn encode(&self, w: &mut Encoder) {
-        w.u32(self.primitives);
-        w.u32(self.clone_flags);
-        w.bool(self.reflink);
-        w.bool(self.fallocate);
-        w.bool(self.fiemap);
-        w.bool(self.unwritten_extents);
-        w.bool(self.read_only);
-        w.string(&self.fs_type);
-        w.u64(self.fs_id);
-        w.string(&self.daemon_version);
-        w.u32(self.protocol_version);
-    }
-    fn decode(r: &mut Decoder<'_>) -> Result<Capabilities> {
-        Ok(Capabilities {
-            primitives: r.u32()?,
-            clone_flags: r.u32()?,
-            reflink: r.bool()?,
-            fallocate: r.bool()?,
-            fiemap: r.bool()?,
-            unwritten_extents: r.bool()?,
-            read_only: r.bool()?,
-            fs_type: r.string(MAX_SHORT_STRING)?,
-            fs_id: r.u64()?,
-            daemon_version: r.string(MAX_SHORT_STRING)?,
-            protocol_version: r.u32()?,
-        })
+wire_struct! {
+    /// ```text
+    /// struct ov_capabilities {
+    ///     unsigned int     primitives;        /* OV_PRIM_* bits */
+    ///     unsigned int     clone_flags;       /* OV_CLONE_* bits supported */
+    ///     bool             reflink;
+    ///     bool             fallocate;
+    ///     bool             fiemap;
+    ///     bool             unwritten_extents;
+    ///     bool             read_only;
+    ///     ov_short_string  fs_type;
+    ///     unsigned hyper   fs_id;
+    ///     ov_short_string  daemon_version;
+    ///     unsigned int     protocol_version;
+    /// };
+    /// union caps_res switch (ov_status status) { case OV_OK: ov_capabilities caps; default: void; };
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct Capabilities {
+        pub primitives: u32 as uint,
+        pub clone_flags: u32 as uint,
+        pub reflink: bool as bool,
+        pub fallocate: bool as bool,
+        pub fiemap: bool as bool,
+        pub unwritten_extents: bool as bool,
+        pub read_only: bool as bool,
+        pub fs_type: String as short_string,
+        pub fs_id: u64 as hyper,
+        pub daemon_version: String as short_string,
+        pub protocol_version: u32 as uint,
     }
 }
 
 pub type CapsRes = std::result::Result<Capabilities, Status>;
-
-/// ```text
-/// struct clone_args {
-///     ov_path      export;      /* destination export, authenticated on this connection */
-///     ov_path     *src_export;  /* source export if another one (authenticated too) */
-///     ov_path      src;         /* relative to its export root, '/'-separated */
-///     ov_path      dst;
-///     unsigned int flags;       /* OV_CLONE_* */
-/// };
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CloneArgs {
-    pub export: String,
-    pub src_export: Option<String>,
-    pub src: String,
-    pub dst: String,
-    pub flags: u32,
-}
 
 /// A path or export name as an XDR item (`ov_path`), for `ov_path *`.
 struct PathItem(String);
@@ -398,42 +285,32 @@ impl Xdr for PathItem {
     }
 }
 
-impl Xdr for CloneArgs {
-    fn encode(&self, w: &mut Encoder) {
-        w.string(&self.export);
-        w.optional(self.src_export.clone().map(PathItem).as_ref());
-        w.string(&self.src);
-        w.string(&self.dst);
-        w.u32(self.flags);
-    }
-    fn decode(r: &mut Decoder<'_>) -> Result<CloneArgs> {
-        Ok(CloneArgs {
-            export: r.string(MAX_PATH)?,
-            src_export: r.optional::<PathItem>()?.map(|p| p.0),
-            src: r.string(MAX_PATH)?,
-            dst: r.string(MAX_PATH)?,
-            flags: r.u32()?,
-        })
+wire_struct! {
+    /// ```text
+    /// struct clone_args {
+    ///     ov_path      export;      /* destination export, authenticated on this connection */
+    ///     ov_path     *src_export;  /* source export if another one (authenticated too) */
+    ///     ov_path      src;         /* relative to its export root, '/'-separated */
+    ///     ov_path      dst;
+    ///     unsigned int flags;       /* OV_CLONE_* */
+    /// };
+    /// ```
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct CloneArgs {
+        pub export: String as path,
+        pub src_export: Option<String> as optional_path,
+        pub src: String as path,
+        pub dst: String as path,
+        pub flags: u32 as uint,
     }
 }
 
-/// `struct path_args { ov_path export; ov_path path; };` (RESERVE_START, STATX)
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PathArgs {
-    pub export: String,
-    pub path: String,
-}
-
-impl Xdr for PathArgs {
-    fn encode(&self, w: &mut Encoder) {
-        w.string(&self.export);
-        w.string(&self.path);
-    }
-    fn decode(r: &mut Decoder<'_>) -> Result<PathArgs> {
-        Ok(PathArgs {
-            export: r.string(MAX_PATH)?,
-            path: r.string(MAX_PATH)?,
-        })
+wire_struct! {
+    /// `struct path_args { ov_path export; ov_path path; };` (RESERVE_START, STATX)
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct PathArgs {
+        pub export: String as path,
+        pub path: String as path,
     }
 }
 
@@ -441,145 +318,84 @@ impl Xdr for PathArgs {
 /// `union start_res switch (ov_status status) { case OV_OK: ov_job_id job; default: void; };`
 pub type StartRes = std::result::Result<u64, Status>;
 
-/// ```text
-/// struct wait_args {
-///     ov_job_id      job;
-///     unsigned hyper threshold;    /* return once done >= threshold */
-///     unsigned int   max_wait_ms;  /* the server clamps it to its own bound */
-/// };
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WaitArgs {
-    pub job: u64,
-    pub threshold: u64,
-    pub max_wait_ms: u32,
-}
-
-impl Xdr for WaitArgs {
-    fn encode(&self, w: &mut Encoder) {
-        w.u64(self.job);
-        w.u64(self.threshold);
-        w.u32(self.max_wait_ms);
-    }
-    fn decode(r: &mut Decoder<'_>) -> Result<WaitArgs> {
-        Ok(WaitArgs {
-            job: r.u64()?,
-            threshold: r.u64()?,
-            max_wait_ms: r.u32()?,
-        })
+wire_struct! {
+    /// ```text
+    /// struct wait_args {
+    ///     ov_job_id      job;
+    ///     unsigned hyper threshold;    /* return once done >= threshold */
+    ///     unsigned int   max_wait_ms;  /* the server clamps it to its own bound */
+    /// };
+    /// ```
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct WaitArgs {
+        pub job: u64 as hyper,
+        pub threshold: u64 as hyper,
+        pub max_wait_ms: u32 as uint,
     }
 }
 
-/// `struct job_args { ov_job_id job; };` (CANCEL)
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct JobArgs {
-    pub job: u64,
-}
-
-impl Xdr for JobArgs {
-    fn encode(&self, w: &mut Encoder) {
-        w.u64(self.job);
-    }
-    fn decode(r: &mut Decoder<'_>) -> Result<JobArgs> {
-        Ok(JobArgs { job: r.u64()? })
+wire_struct! {
+    /// `struct job_args { ov_job_id job; };` (CANCEL)
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct JobArgs {
+        pub job: u64 as hyper,
     }
 }
 
-/// ```text
-/// struct ov_job_info {
-///     ov_job_state   state;
-///     unsigned hyper done;    /* bytes done so far, cumulative */
-///     unsigned hyper total;   /* bytes to do, 0 while unknown */
-///     ov_status      result;  /* OV_OK while running or done; the failure when failed */
-/// };
-/// union wait_res switch (ov_status status) { case OV_OK: ov_job_info info; default: void; };
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct JobInfo {
-    pub state: JobState,
-    pub done: u64,
-    pub total: u64,
-    pub result: Status,
-}
-
-impl Xdr for JobInfo {
-    fn encode(&self, w: &mut Encoder) {
-        self.state.encode(w);
-        w.u64(self.done);
-        w.u64(self.total);
-        self.result.encode(w);
-    }
-    fn decode(r: &mut Decoder<'_>) -> Result<JobInfo> {
-        Ok(JobInfo {
-            state: JobState::decode(r)?,
-            done: r.u64()?,
-            total: r.u64()?,
-            result: Status::decode(r)?,
-        })
+wire_struct! {
+    /// ```text
+    /// struct ov_job_info {
+    ///     ov_job_state   state;
+    ///     unsigned hyper done;    /* bytes done so far, cumulative */
+    ///     unsigned hyper total;   /* bytes to do, 0 while unknown */
+    ///     ov_status      result;  /* OV_OK while running or done; the failure when failed */
+    /// };
+    /// union wait_res switch (ov_status status) { case OV_OK: ov_job_info info; default: void; };
+    /// ```
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct JobInfo {
+        pub state: JobState as item,
+        pub done: u64 as hyper,
+        pub total: u64 as hyper,
+        pub result: Status as item,
     }
 }
 
 pub type WaitRes = std::result::Result<JobInfo, Status>;
 
-/// ```text
-/// struct ov_failure {
-///     ov_status result;   /* the job's result, as WAIT reports it (OV_OK unless failed) */
-///     ov_side   side;     /* the path it concerns */
-/// };
-/// union failure_res switch (ov_status status) { case OV_OK: ov_failure failure; default: void; };
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Failure {
-    pub result: Status,
-    pub side: Side,
-}
-
-impl Xdr for Failure {
-    fn encode(&self, w: &mut Encoder) {
-        self.result.encode(w);
-        self.side.encode(w);
-    }
-    fn decode(r: &mut Decoder<'_>) -> Result<Failure> {
-        Ok(Failure {
-            result: Status::decode(r)?,
-            side: Side::decode(r)?,
-        })
+wire_struct! {
+    /// ```text
+    /// struct ov_failure {
+    ///     ov_status result;   /* the job's result, as WAIT reports it (OV_OK unless failed) */
+    ///     ov_side   side;     /* the path it concerns */
+    /// };
+    /// union failure_res switch (ov_status status) { case OV_OK: ov_failure failure; default: void; };
+    /// ```
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Failure {
+        pub result: Status as item,
+        pub side: Side as item,
     }
 }
 
 pub type FailureRes = std::result::Result<Failure, Status>;
 
-/// ```text
-/// struct ov_statx {
-///     unsigned hyper total_bytes;
-///     unsigned hyper alloced_bytes;
-///     unsigned hyper unique_bytes;
-///     ov_alloc_type  alloc_type;
-/// };
-/// union statx_res switch (ov_status status) { case OV_OK: ov_statx st; default: void; };
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StatX {
-    pub total_bytes: u64,
-    pub alloced_bytes: u64,
-    pub unique_bytes: u64,
-    pub alloc_type: AllocType,
-}
-
-impl Xdr for StatX {
-    fn encode(&self, w: &mut Encoder) {
-        w.u64(self.total_bytes);
-        w.u64(self.alloced_bytes);
-        w.u64(self.unique_bytes);
-        self.alloc_type.encode(w);
-    }
-    fn decode(r: &mut Decoder<'_>) -> Result<StatX> {
-        Ok(StatX {
-            total_bytes: r.u64()?,
-            alloced_bytes: r.u64()?,
-            unique_bytes: r.u64()?,
-            alloc_type: AllocType::decode(r)?,
-        })
+wire_struct! {
+    /// ```text
+    /// struct ov_statx {
+    ///     unsigned hyper total_bytes;
+    ///     unsigned hyper alloced_bytes;
+    ///     unsigned hyper unique_bytes;
+    ///     ov_alloc_type  alloc_type;
+    /// };
+    /// union statx_res switch (ov_status status) { case OV_OK: ov_statx st; default: void; };
+    /// ```
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct StatX {
+        pub total_bytes: u64 as hyper,
+        pub alloced_bytes: u64 as hyper,
+        pub unique_bytes: u64 as hyper,
+        pub alloc_type: AllocType as item,
     }
 }
 

@@ -43,6 +43,7 @@ const LOOPBACK: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)
 pub struct DaemonBuilder {
     exports: Vec<(PathBuf, String)>,
     limits: String,
+    tables: String,
     listen: Option<SocketAddr>,
     wrap: Vec<OsString>,
 }
@@ -63,6 +64,13 @@ impl DaemonBuilder {
     /// The body of the `[limits]` table (`lease_secs = 2`, ...).
     pub fn limits(mut self, limits: &str) -> DaemonBuilder {
         self.limits = limits.to_owned();
+        self
+    }
+
+    /// More tables for the config file (`[metrics]\nlisten = "127.0.0.1:0"`, ...).
+    pub fn tables(mut self, toml: &str) -> DaemonBuilder {
+        self.tables.push_str(toml);
+        self.tables.push('\n');
         self
     }
 
@@ -97,6 +105,7 @@ impl DaemonBuilder {
             dir.path().join("state").display(),
             self.limits
         );
+        toml.push_str(&self.tables);
         for (path, extra) in &self.exports {
             toml.push_str(&format!(
                 "[[export]]\npath = \"{}\"\n{extra}\n",
@@ -282,7 +291,8 @@ impl Daemon {
         self.kill();
         let config = std::fs::read_to_string(&self.config).expect("daemon config");
         let fixed = SocketAddr::new(self.listen.ip(), port);
-        let config = config.replace(&format!("\"{}\"", self.listen), &format!("\"{fixed}\""));
+        // The first line only: `tables` may hold other addresses (a metrics endpoint's).
+        let config = config.replacen(&format!("\"{}\"", self.listen), &format!("\"{fixed}\""), 1);
         std::fs::write(&self.config, config).expect("daemon config");
         self.spawn();
     }
@@ -298,16 +308,29 @@ impl Daemon {
 
     /// Waits up to `within` for a log line containing `needle`.
     pub fn wait_for_log(&self, needle: &str, within: Duration) -> bool {
-        let deadline = Instant::now() + within;
-        loop {
-            if self.log_text().contains(needle) {
-                return true;
-            }
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        wait_for_line(self, &[needle], within)
+    }
+}
+
+/// Lines of a daemon log containing every one of `needles`.
+pub fn log_lines(log: &str, needles: &[&str]) -> Vec<String> {
+    log.lines()
+        .filter(|l| needles.iter().all(|n| l.contains(n)))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Waits (up to `within`) for a line of `daemon`'s log containing every one of `needles`.
+pub fn wait_for_line(daemon: &Daemon, needles: &[&str], within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if !log_lines(&daemon.log_text(), needles).is_empty() {
+            return true;
         }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

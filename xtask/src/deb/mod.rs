@@ -28,12 +28,13 @@ pub const UNIT: &str = include_str!("../../../packaging/systemd/openvaaid.servic
 const COPYRIGHT: &str = include_str!("../../../packaging/deb/copyright");
 
 /// Documents copied from the workspace into /usr/share/doc/openvaai/.
-pub const DOCS: [(&str, &str); 5] = [
+pub const DOCS: [(&str, &str); 6] = [
     ("README.md", "README.md"),
     ("docs/install.md", "install.md"),
     ("docs/operations.md", "operations.md"),
     ("docs/errors.md", "errors.md"),
     ("docs/protocol.md", "protocol.md"),
+    ("packaging/grafana/openvaai.json", "grafana-openvaai.json"),
 ];
 
 /// What goes into the package besides the files kept in packaging/.
@@ -308,6 +309,9 @@ pub(crate) mod tests {
             "NoNewPrivileges=yes",
             "StateDirectory=openvaaid",
             "RestartPreventExitStatus=2",
+            "Type=notify",
+            "NotifyAccess=main",
+            "WatchdogSec=",
         ] {
             assert!(UNIT.contains(want), "unit lacks {want}");
         }

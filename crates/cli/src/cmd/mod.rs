@@ -6,6 +6,7 @@ pub mod clone_vmdk;
 pub mod demo;
 pub mod plugin_info;
 pub mod reserve;
+pub mod status;
 pub mod statx;
 
 use openvaai_abi::{vix, VixError};

@@ -4,6 +4,7 @@
 mod admin;
 mod commands;
 mod demo;
+mod manual;
 mod plugin_info;
 mod util;
 mod vmdk;

@@ -1,16 +1,36 @@
 //! The running limit and the queue behind it: at most `max_jobs` jobs run at once, each on a
 //! thread of its own; later ones wait in arrival order, holding no thread, up to
 //! `max_queued` of them. A job's thread, when its work ends, starts the first job still
-//! waiting (its slot passes straight on), so the queue moves without a tick.
+//! waiting (its slot passes straight on), so the queue moves without a tick. A held clone
+//! keeps its slot, a [`Slot`], past its thread's end until it is published or discarded.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Instant;
 
 use openvaai_proto::Status;
 
-use super::{run, Job, Work};
 use crate::sync::lock;
+
+/// What the runner needs of a job.
+pub trait Task: Send + Sync + 'static {
+    /// What it runs on its thread.
+    type Work: Send + 'static;
+    /// Its id, for its thread's name and the log.
+    fn id(&self) -> u64;
+    /// Takes it out of the queue (to run it, or to end it there); false if it was not
+    /// queued (already running, or already taken out: cancelled while it waited).
+    fn leave_queue(&self) -> bool;
+    /// Whether it still waits in the queue.
+    fn is_queued(&self) -> bool;
+    /// Runs `work` on the job's own thread, holding its `slot`.
+    fn run(&self, work: Self::Work, slot: Slot);
+    /// Keeps the handle of the thread started for it.
+    fn keep_thread(&self, thread: JoinHandle<()>);
+    /// No thread could be started for it: it ends OUT_OF_MEMORY.
+    fn not_started(&self);
+}
 
 /// Where a started job went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,27 +41,42 @@ pub enum Admitted {
     Queued(usize),
 }
 
-struct Waiting {
-    job: Arc<Job>,
-    work: Work,
+struct Waiting<T: Task> {
+    job: Arc<T>,
+    work: T::Work,
     since: Instant,
 }
 
-struct Slots {
+struct Slots<T: Task> {
     running: usize,
-    queue: VecDeque<Waiting>,
+    queue: VecDeque<Waiting<T>>,
     /// Shutting down: nothing more starts.
     closed: bool,
 }
 
-pub struct Runner {
-    slots: Mutex<Slots>,
+/// A running job's place among the `max_jobs`: dropped, it goes to the first job still
+/// waiting, or is freed.
+pub struct Slot(Arc<dyn HandOn>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.clone().hand_on();
+    }
+}
+
+/// A runner, whatever its jobs: where a slot goes back to.
+trait HandOn: Send + Sync {
+    fn hand_on(self: Arc<Self>);
+}
+
+pub struct Runner<T: Task> {
+    slots: Mutex<Slots<T>>,
     max_jobs: usize,
     max_queued: usize,
 }
 
-impl Runner {
-    pub fn new(max_jobs: usize, max_queued: usize) -> Runner {
+impl<T: Task> Runner<T> {
+    pub fn new(max_jobs: usize, max_queued: usize) -> Runner<T> {
         Runner {
             slots: Mutex::new(Slots {
                 running: 0,
@@ -56,7 +91,7 @@ impl Runner {
     /// Runs `job` now if a slot is free and nobody waits, else queues it; OBJECT_IS_BUSY
     /// when the queue is full, HOST_NOT_CONNECTED once closed, OUT_OF_MEMORY when no
     /// thread can be started.
-    pub fn admit(self: &Arc<Self>, job: &Arc<Job>, work: Work) -> Result<Admitted, Status> {
+    pub fn admit(self: &Arc<Self>, job: &Arc<T>, work: T::Work) -> Result<Admitted, Status> {
         let mut slots = lock(&self.slots);
         if slots.closed {
             return Err(Status::HostNotConnected);
@@ -87,16 +122,16 @@ impl Runner {
         Ok(Admitted::Queued(slots.queue.len() - 1))
     }
 
-    /// Starts `work` on a thread of its own, which afterwards hands its slot on.
-    fn launch(self: &Arc<Self>, job: Arc<Job>, work: Work) -> Result<(), ()> {
+    /// Starts `work` on a thread of its own, which holds the job's slot (taken by the
+    /// caller; a thread that cannot start takes none).
+    fn launch(self: &Arc<Self>, job: Arc<T>, work: T::Work) -> Result<(), ()> {
         let runner = self.clone();
         let j = job.clone();
         let spawned = std::thread::Builder::new()
-            .name(format!("job-{:016x}", job.id))
+            .name(format!("job-{:016x}", job.id()))
             .spawn(move || {
-                run(&j, work);
-                drop(j);
-                runner.hand_on();
+                let slot = Slot(runner);
+                j.run(work, slot);
             });
         match spawned {
             Ok(t) => {
@@ -104,14 +139,24 @@ impl Runner {
                 Ok(())
             }
             Err(e) => {
-                tracing::error!(job = %format!("{:016x}", job.id), "cannot start a job thread: {e}");
+                tracing::error!(job = %format!("{:016x}", job.id()), "cannot start a job thread: {e}");
                 Err(())
             }
         }
     }
 
+    /// Closes the queue: nothing more starts or waits. Returns the jobs that were waiting,
+    /// still marked queued, for the caller to end.
+    pub fn close(&self) -> Vec<Arc<T>> {
+        let mut slots = lock(&self.slots);
+        slots.closed = true;
+        slots.queue.drain(..).map(|w| w.job).collect()
+    }
+}
+
+impl<T: Task> HandOn for Runner<T> {
     /// A running job ended: its slot goes to the first job still waiting, or is freed.
-    fn hand_on(self: &Arc<Self>) {
+    fn hand_on(self: Arc<Self>) {
         loop {
             let mut slots = lock(&self.slots);
             let next = if slots.closed {
@@ -129,22 +174,14 @@ impl Runner {
             }
             drop(slots);
             tracing::debug!(
-                job = %format!("{:016x}", w.job.id),
+                job = %format!("{:016x}", w.job.id()),
                 waited_ms = w.since.elapsed().as_millis() as u64,
                 "job leaves the queue"
             );
             if self.launch(w.job.clone(), w.work).is_ok() {
                 return;
             }
-            w.job.finish(Status::OutOfMemory.into());
+            w.job.not_started();
         }
-    }
-
-    /// Closes the queue: nothing more starts or waits. Returns the jobs that were waiting,
-    /// still marked queued, for the caller to end.
-    pub fn close(&self) -> Vec<Arc<Job>> {
-        let mut slots = lock(&self.slots);
-        slots.closed = true;
-        slots.queue.drain(..).map(|w| w.job).collect()
     }
 }

@@ -63,18 +63,42 @@ fn finished_jobs_are_forgotten_past_the_cap() {
     assert!(t.get(last).is_some());
 }
 
-/// A held job: progress up to the total, then READY until COMMIT or CANCEL.
+/// A held job: progress up to the total, then its result staged, READY until COMMIT or
+/// CANCEL.
 fn held() -> Work {
-    Box::new(|progress, cancel| {
+    staging(&Arc::new(Mutex::new(Vec::new())))
+}
+
+/// Like [`held`], noting in `fate` what became of the staged result: "published" or
+/// "discarded" (dropped unpublished), and on which thread.
+fn staging(fate: &Arc<Mutex<Vec<(&'static str, String)>>>) -> Work {
+    struct Result(Arc<Mutex<Vec<(&'static str, String)>>>, bool);
+    impl Drop for Result {
+        fn drop(&mut self) {
+            let what = if self.1 { "published" } else { "discarded" };
+            let thread = std::thread::current().name().unwrap_or("").to_owned();
+            lock(&self.0).push((what, thread));
+        }
+    }
+    let fate = fate.clone();
+    Box::new(move |progress, cancel| {
+        progress(Progress { done: 4, total: 10 });
         progress(Progress {
             done: 10,
             total: 10,
         });
         if cancel.is_cancelled() {
-            Status::Cancelled.into()
-        } else {
-            Status::Ok.into()
+            return Status::Cancelled.into();
         }
+        let result = Result(fate, false);
+        Worked::Staged(Staged {
+            bytes: 10,
+            publish: Box::new(move || {
+                let mut result = result;
+                result.1 = true;
+                Status::Ok.into()
+            }),
+        })
     })
 }
 
@@ -110,6 +134,65 @@ fn a_held_job_waits_ready_for_commit_or_cancel() {
 }
 
 #[test]
+fn a_ready_job_keeps_its_staged_result_and_its_slot_but_no_thread() {
+    let t = JobTable::new(1, 4, Duration::from_secs(30));
+    let fate = Arc::new(Mutex::new(Vec::new()));
+    let a = t.start(vec![0], "a".into(), true, staging(&fate)).unwrap();
+    let job = t.get(a).unwrap();
+    // Before READY a WAIT never sees the last bytes as RUNNING: they come with READY.
+    let i = job.wait(10, Duration::from_secs(5));
+    assert_eq!((i.state, i.done, i.total), (JobState::Ready, 10, 10));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while job_threads().contains(&thread_name(a)) {
+        assert!(
+            Instant::now() < deadline,
+            "the READY job's thread is still there"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Its slot is still taken: the next job waits its turn.
+    let g = Gate::new();
+    g.open();
+    let b = start(&t, g.job(0)).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(seen(t.get(b).unwrap().wait(1, Duration::ZERO)), QUEUED);
+    assert!(lock(&fate).is_empty(), "nothing published or discarded yet");
+    // COMMIT publishes it on the committing thread, and the slot passes on.
+    let committer = std::thread::Builder::new()
+        .name("committer".into())
+        .spawn(move || job.commit(Duration::from_secs(5)).unwrap())
+        .unwrap();
+    assert_eq!(committer.join().unwrap().state, JobState::Done);
+    assert_eq!(*lock(&fate), [("published", "committer".to_owned())]);
+    assert_eq!(end(&t, b).state, JobState::Done);
+
+    // CANCEL discards it.
+    let c = t.start(vec![0], "c".into(), true, staging(&fate)).unwrap();
+    let job = t.get(c).unwrap();
+    assert_eq!(
+        job.wait(u64::MAX, Duration::from_secs(5)).state,
+        JobState::Ready
+    );
+    let i = job.cancel(Duration::from_secs(5));
+    assert_eq!((i.state, i.result), (JobState::Failed, Status::Cancelled));
+    assert_eq!(lock(&fate)[1].0, "discarded");
+    assert_eq!(
+        job.commit(Duration::ZERO).unwrap().result,
+        Status::Cancelled
+    );
+}
+
+#[test]
+fn a_job_without_hold_publishes_its_staged_result_at_once() {
+    let t = JobTable::new(1, 0, Duration::from_secs(30));
+    let fate = Arc::new(Mutex::new(Vec::new()));
+    let a = t.start(vec![0], "a".into(), false, staging(&fate)).unwrap();
+    let i = end(&t, a);
+    assert_eq!((i.state, i.done, i.total), (JobState::Done, 10, 10));
+    assert_eq!(*lock(&fate), [("published", format!("job-{a:016x}"))]);
+}
+
+#[test]
 fn a_held_job_whose_client_vanishes_is_cancelled_by_its_lease() {
     let t = JobTable::new(4, 0, Duration::from_millis(100));
     let a = t.start(vec![0], "a".into(), true, held()).unwrap();
@@ -122,6 +205,9 @@ fn a_held_job_whose_client_vanishes_is_cancelled_by_its_lease() {
     t.reap();
     let i = job.wait(u64::MAX, Duration::from_secs(5));
     assert_eq!((i.state, i.result), (JobState::Failed, Status::Cancelled));
+    // Its slot was given back with it.
+    let b = t.start(vec![0], "b".into(), false, slow()).unwrap();
+    assert_eq!(t.get(b).unwrap().wait(0, Duration::ZERO).result, Status::Ok);
 }
 
 #[test]

@@ -28,8 +28,9 @@ pub(super) const CHUNK: usize = 4 << 20;
 /// however many copies run.
 pub(super) const BUFFERS: usize = 8;
 
-/// Alignment of a buffer's memory (for `O_DIRECT`).
-const ALIGN: usize = super::direct::ALIGN;
+/// Alignment of a buffer's memory, and of a direct transfer's offset and length: the page
+/// size, a multiple of every disk's logical block size (for `O_DIRECT`).
+pub(super) const ALIGN: usize = 4096;
 
 /// How often a waiting copy looks at its `stop` test.
 const POLL: Duration = Duration::from_millis(20);

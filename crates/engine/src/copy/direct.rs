@@ -30,9 +30,8 @@ use crate::error::{Error, ErrorKind};
 /// copy alone has three, and many at once share [`budget::BUFFERS`] between them.
 const QUEUED: usize = 1;
 
-/// Alignment of a direct transfer's offset, length and memory: the page size, a multiple of
-/// every disk's logical block size.
-pub(super) const ALIGN: usize = 4096;
+/// Alignment of a direct transfer's offset, length and memory: the budget's buffers'.
+pub(super) const ALIGN: usize = budget::ALIGN;
 
 /// Copies smaller than this go through the page cache: for them the reader thread costs
 /// more than it saves, and their source is likely still cached.

@@ -17,3 +17,4 @@ mod publish;
 mod reserve_statx;
 mod same_file;
 mod sides;
+mod staged;

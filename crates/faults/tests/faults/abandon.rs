@@ -14,7 +14,7 @@ use crate::util::*;
 #[test]
 fn jobs_of_a_client_that_vanishes_end_by_lease_and_leave_nothing() {
     let _machine = shared();
-    let Some(fx) = Fixture::xfs(
+    let Some(fx) = on_xfs(
         1 << 30,
         1,
         "lease_seconds = 2\nmax_job_bytes_per_second = 67108864",

@@ -14,7 +14,7 @@ use crate::util::*;
 
 fn a_fifo_in_place_of_the_access_file_does_not_hang_the_plugin() {
     let _machine = shared();
-    let Some(mut fx) = Fixture::xfs(1 << 30, 1, "") else {
+    let Some(mut fx) = on_xfs(1 << 30, 1, "") else {
         return;
     };
     write_layout(&fx.path(0, "a.vmdk"), &[Run::Data(MIB)], 110).unwrap();

@@ -55,7 +55,7 @@ fn trickle<S: Read + Write>(
 #[test]
 fn floods_and_slow_writers_do_not_stop_the_daemon_serving() {
     let _machine = exclusive();
-    let Some(fx) = Fixture::xfs(
+    let Some(fx) = on_xfs(
         1 << 30,
         1,
         &format!(
@@ -241,7 +241,7 @@ fn a_connection_flood_does_not_flood_the_log() {
         return;
     };
     let root = fs.path().join("ds0");
-    let fx = Fixture::start(
+    let fx = fixture(
         vec![fs],
         &[(root.clone(), "allowed_networks = [\"127.0.0.1/32\"]")],
         "",

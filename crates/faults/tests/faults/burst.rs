@@ -19,7 +19,7 @@ const BURST_TIMEOUT_MS: u64 = 10_000;
 fn burst(n: usize) {
     let _machine = exclusive();
     // The daemon's other limits are its defaults: a burst of hundreds must fit them.
-    let Some(fx) = Fixture::xfs(1 << 30, 1, "max_jobs = 16") else {
+    let Some(fx) = on_xfs(1 << 30, 1, "max_jobs = 16") else {
         return;
     };
     let root = fx.exports[0].clone();
@@ -115,7 +115,7 @@ fn a_clone_queued_longer_than_its_session_timeout_is_not_given_up() {
     let _machine = shared();
     // One slot, held by a full clone paced to about three seconds.
     let limits = "max_jobs = 1\nmax_job_bytes_per_second = 33554432";
-    let Some(fx) = Fixture::xfs(1 << 30, 1, limits) else {
+    let Some(fx) = on_xfs(1 << 30, 1, limits) else {
         return;
     };
     let root = fx.exports[0].clone();
@@ -169,7 +169,7 @@ fn a_clone_queued_longer_than_its_session_timeout_is_not_given_up() {
 #[test]
 fn a_session_refused_at_accept_tries_again_and_gets_in_once_a_connection_frees() {
     let _machine = shared();
-    let Some(fx) = Fixture::xfs(1 << 30, 1, "max_connections = 1") else {
+    let Some(fx) = on_xfs(1 << 30, 1, "max_connections = 1") else {
         return;
     };
     // The one connection the daemon takes is this session's.

@@ -22,7 +22,7 @@ fn with_read_only() -> Option<Fixture> {
         (fs.path().join("rw"), ""),
         (fs.path().join("ro"), "read_only = true"),
     ];
-    Some(Fixture::start(vec![fs], &exports, ""))
+    Some(fixture(vec![fs], &exports, ""))
 }
 
 fn read_only_refusals(fx: &Fixture) {
@@ -123,7 +123,7 @@ fn paths_and_symlinks_out_of_the_export_are_refused_at_every_component() {
     std::fs::create_dir_all(outside.join("sub")).unwrap();
     std::fs::write(outside.join("secret.vmdk"), b"secret data").unwrap();
     let (ds0, ds1) = (fs.path().join("ds0"), fs.path().join("ds1"));
-    let fx = Fixture::start(vec![fs], &[(ds0.clone(), ""), (ds1.clone(), "")], "");
+    let fx = fixture(vec![fs], &[(ds0.clone(), ""), (ds1.clone(), "")], "");
     std::fs::create_dir_all(ds0.join("d1/d2")).unwrap();
     write_layout(&ds0.join("d1/d2/f.vmdk"), &[Run::Data(MIB)], 105).unwrap();
     write_layout(&ds1.join("x.vmdk"), &[Run::Data(MIB)], 106).unwrap();
@@ -259,7 +259,7 @@ fn paths_and_symlinks_out_of_the_export_are_refused_at_every_component() {
 #[test]
 fn a_destination_directory_swapped_for_a_symlink_mid_clone_is_never_followed() {
     let _machine = shared();
-    let Some(fx) = Fixture::xfs(1 << 30, 2, "max_job_bytes_per_second = 134217728") else {
+    let Some(fx) = on_xfs(1 << 30, 2, "max_job_bytes_per_second = 134217728") else {
         return;
     };
     let (ds0, ds1) = (fx.exports[0].clone(), fx.exports[1].clone());

@@ -33,7 +33,7 @@ fn sigkill(pid: i32) {
 
 fn killed_during_a_clone(when: When) {
     let _machine = shared();
-    let Some(mut fx) = Fixture::xfs(1 << 30, 1, PACED) else {
+    let Some(mut fx) = on_xfs(1 << 30, 1, PACED) else {
         return;
     };
     let root = fx.exports[0].clone();
@@ -194,7 +194,7 @@ fn daemon_killed_after_the_last_progress_report_leaves_nothing() {
 #[test]
 fn daemon_frozen_mid_clone_fails_it_in_time_and_leaves_nothing_half_there() {
     let _machine = shared();
-    let Some(fx) = Fixture::xfs(1 << 30, 1, PACED) else {
+    let Some(fx) = on_xfs(1 << 30, 1, PACED) else {
         return;
     };
     let root = fx.exports[0].clone();

@@ -25,7 +25,7 @@ const HELLO: [u8; 11] = [
 fn a_trickling_slowloris_does_not_keep_real_clients_out() {
     let _machine = exclusive();
     const HANDSHAKE_S: u64 = 3;
-    let Some(fx) = Fixture::xfs(
+    let Some(fx) = on_xfs(
         1 << 30,
         1,
         &format!("handshake_timeout_seconds = {HANDSHAKE_S}"),
@@ -110,7 +110,7 @@ fn an_unauthenticated_client_that_never_reads_is_closed_at_the_handshake_deadlin
     // Long enough for the daemon's replies to fill the socket buffers (megabytes of them)
     // well before the deadline, so that it is writing, not reading, when the deadline comes.
     const HANDSHAKE_S: u64 = 6;
-    let Some(fx) = Fixture::xfs(
+    let Some(fx) = on_xfs(
         1 << 30,
         1,
         &format!("handshake_timeout_seconds = {HANDSHAKE_S}"),
@@ -232,7 +232,7 @@ fn slow_proxy(listen: SocketAddr, upstream: SocketAddr, slow: &AtomicBool, stop:
 #[test]
 fn a_trickling_path_to_the_daemon_cannot_hold_a_plugin_call_past_its_timeout() {
     let _machine = shared();
-    let Some(fx) = Fixture::xfs(1 << 30, 1, "") else {
+    let Some(fx) = on_xfs(1 << 30, 1, "") else {
         return;
     };
     write_layout(&fx.path(0, "a.vmdk"), &[Run::Data(8 * MIB)], 5).unwrap();

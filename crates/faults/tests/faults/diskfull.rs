@@ -17,7 +17,7 @@ fn small_and_big() -> Option<Fixture> {
         (big.path().join("src"), ""),
         (small.path().join("small"), ""),
     ];
-    Some(Fixture::start(vec![big, small], &exports, ""))
+    Some(fixture(vec![big, small], &exports, ""))
 }
 
 #[test]

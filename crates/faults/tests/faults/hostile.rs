@@ -39,7 +39,7 @@ impl Target {
         let outside = fs.path().join("outside");
         std::fs::create_dir_all(&outside).unwrap();
         std::fs::write(outside.join("secret.vmdk"), b"secret").unwrap();
-        let fx = Fixture::start(
+        let fx = fixture(
             vec![fs],
             &[(root.clone(), "name = \"/faults\"")],
             "handshake_timeout_seconds = 10\nidle_timeout_seconds = 60",

@@ -35,7 +35,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 #[test]
 fn sixteen_clients_times_sixteen_operations_without_a_failure_or_a_leak() {
     let _machine = exclusive();
-    let Some(fx) = Fixture::xfs(2 << 30, 1, "max_jobs = 512\nmax_connections = 1024") else {
+    let Some(fx) = on_xfs(2 << 30, 1, "max_jobs = 512\nmax_connections = 1024") else {
         return;
     };
     let root = fx.exports[0].clone();

@@ -47,7 +47,7 @@ fn a_mount_inside_an_export_is_not_crossed() {
     std::fs::create_dir_all(&elsewhere).unwrap();
     write_layout(&elsewhere.join("other.vmdk"), &[Run::Data(MIB)], 4).unwrap();
     let root = fs.path().join("ds0");
-    let fx = Fixture::start(vec![fs], &[(root.clone(), "")], "");
+    let fx = fixture(vec![fs], &[(root.clone(), "")], "");
     write_layout(&root.join("a.vmdk"), &[Run::Data(MIB)], 5).unwrap();
     std::fs::create_dir(root.join("mnt")).unwrap();
     let bind = Bind::new(&elsewhere, &root.join("mnt"));

@@ -19,7 +19,7 @@ use crate::util::*;
 #[test]
 fn a_remote_ip_list_is_tried_in_order_within_the_timeout() {
     let _machine = shared();
-    let Some(fx) = Fixture::xfs(1 << 30, 1, "") else {
+    let Some(fx) = on_xfs(1 << 30, 1, "") else {
         return;
     };
     write_layout(&fx.path(0, "a.vmdk"), &[Run::Data(MIB)], 7).unwrap();
@@ -106,7 +106,7 @@ fn statx_by_name(
 #[test]
 fn host_names_are_looked_up_within_the_session_timeout() {
     let _machine = shared();
-    let Some(fx) = Fixture::xfs(1 << 30, 1, "") else {
+    let Some(fx) = on_xfs(1 << 30, 1, "") else {
         return;
     };
     write_layout(&fx.path(0, "a.vmdk"), &[Run::Data(MIB)], 8).unwrap();

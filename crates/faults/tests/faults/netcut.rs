@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use openvaai_abi::vix;
 use openvaai_testkit::{assert_same_content, write_layout, FsKind, Run};
 
-use crate::netns::{Netns, NsDaemon};
+use crate::netns::Netns;
 use crate::util::*;
 
 const SIZE: u64 = 256 * MIB;
@@ -26,8 +26,7 @@ fn network_cut_mid_clone_bounds_every_call_and_leaves_all_or_nothing() {
     write_layout(&root.join("src.vmdk"), &[Run::Data(SIZE)], 93).unwrap();
     write_layout(&root.join("small.vmdk"), &[Run::Data(MIB)], 94).unwrap();
     // 256 MiB at 64 MiB/s: four seconds.
-    let daemon = NsDaemon::start(
-        &ns,
+    let daemon = ns.daemon(
         &[&root],
         "max_job_bytes_per_second = 67108864\nlease_seconds = 2",
     );
@@ -86,7 +85,7 @@ fn network_cut_mid_clone_bounds_every_call_and_leaves_all_or_nothing() {
     // the destination is complete or absent, never half there.
     for needles in [["lease expired", "dst.vmdk"], ["job finished", "dst.vmdk"]] {
         assert!(
-            daemon.wait_for_line(&needles, Duration::from_secs(15)),
+            wait_for_line(&daemon, &needles, Duration::from_secs(15)),
             "no `{}` line:\n{}",
             needles[0],
             daemon.log_text()

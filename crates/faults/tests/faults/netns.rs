@@ -1,14 +1,13 @@
 //! A network namespace joined to the root namespace by a veth pair with a private /30
-//! (10.231.x.0/30: .2 on the host side, .1 inside), and an `openvaaid` run inside it. The
-//! test owns both ends; everything is deleted on drop, also when the test panics.
+//! (10.231.x.0/30: .2 on the host side, .1 inside), and the testkit's `openvaaid` run inside
+//! it. The test owns both ends; everything is deleted on drop, also when the test panics.
 
-use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
 
-use openvaai_testkit::access_path;
+use openvaai_testkit::Daemon;
 
 fn ip(args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip")
@@ -101,6 +100,20 @@ impl Netns {
         Some(ns)
     }
 
+    /// The testkit's `openvaaid` inside this namespace, serving `exports` with `limits` and
+    /// listening on the namespace's address; `ip netns exec` execs it, so the signals and
+    /// the kill on drop reach the daemon itself.
+    pub fn daemon(&self, exports: &[&Path], limits: &str) -> Daemon {
+        let mut b = Daemon::builder()
+            .limits(limits)
+            .listen(SocketAddr::from((self.ns_ip, 0)))
+            .wrap(&["ip", "netns", "exec", &self.name]);
+        for e in exports {
+            b = b.export(e);
+        }
+        b.start()
+    }
+
     /// Brings the host end of the link down (`false`) or up again.
     pub fn link(&self, up: bool) {
         let state = if up { "up" } else { "down" };
@@ -112,84 +125,5 @@ impl Drop for Netns {
     fn drop(&mut self) {
         let _ = ip(&["link", "del", &self.host_if]);
         let _ = ip(&["netns", "del", &self.name]);
-    }
-}
-
-/// `openvaaid` inside a namespace, listening on its address there; killed on drop.
-pub struct NsDaemon {
-    child: Option<Child>,
-    pub exports: Vec<PathBuf>,
-    pub log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl NsDaemon {
-    pub fn start(ns: &Netns, exports: &[&Path], limits: &str) -> NsDaemon {
-        let dir = tempfile::tempdir().unwrap();
-        let mut toml = format!(
-            "listen = [\"{}:0\"]\nstate_dir = \"{}\"\n[limits]\n{limits}\n",
-            ns.ns_ip,
-            dir.path().join("state").display()
-        );
-        for e in exports {
-            toml.push_str(&format!("[[export]]\npath = \"{}\"\n", e.display()));
-            let _ = std::fs::remove_file(access_path(e));
-        }
-        let config = dir.path().join("openvaaid.toml");
-        std::fs::write(&config, toml).unwrap();
-        let log = dir.path().join("openvaaid.log");
-        let child = Command::new("ip")
-            .args(["netns", "exec", &ns.name])
-            .arg(openvaai_testkit::daemon_bin())
-            .arg("--config")
-            .arg(&config)
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("ip netns exec openvaaid");
-        let mut d = NsDaemon {
-            child: Some(child),
-            exports: exports.iter().map(|p| p.to_path_buf()).collect(),
-            log,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !d.exports.iter().all(|e| access_path(e).exists()) {
-            if let Some(st) = d.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("openvaaid exited at start ({st}):\n{}", d.log_text());
-            }
-            assert!(Instant::now() < deadline, "openvaaid did not start");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        d
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits (up to `within`) for a log line containing every one of `needles`.
-    pub fn wait_for_line(&self, needles: &[&str], within: Duration) -> bool {
-        let deadline = Instant::now() + within;
-        loop {
-            if !crate::util::log_lines(&self.log_text(), needles).is_empty() {
-                return true;
-            }
-            if Instant::now() > deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for NsDaemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
     }
 }

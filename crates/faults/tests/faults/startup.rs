@@ -48,7 +48,7 @@ fn cleanup_walks_three_thousand_folders_under_a_low_descriptor_limit() {
 fn a_reservation_killed_half_way_is_given_back_at_the_next_start() {
     let _machine = shared();
     // 1 GiB at 128 MiB/s: eight seconds, killed after about two.
-    let Some(mut fx) = Fixture::xfs(2 << 30, 1, "max_job_bytes_per_second = 134217728") else {
+    let Some(mut fx) = on_xfs(2 << 30, 1, "max_job_bytes_per_second = 134217728") else {
         return;
     };
     let path = fx.path(0, "thick-flat.vmdk");

@@ -22,7 +22,7 @@ const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 #[test]
 fn wrong_foreign_and_replayed_secrets_are_refused_and_logged() {
     let _machine = shared();
-    let Some(fx) = Fixture::xfs(1 << 30, 2, "") else {
+    let Some(fx) = on_xfs(1 << 30, 2, "") else {
         return;
     };
     write_layout(&fx.path(0, "a.vmdk"), &[Run::Data(MIB)], 101).unwrap();
@@ -126,7 +126,7 @@ fn forged_access(
 #[test]
 fn the_plugin_refuses_a_wrong_pin_and_stale_or_foreign_secrets() {
     let _machine = shared();
-    let Some(fx) = Fixture::xfs(1 << 30, 2, "") else {
+    let Some(fx) = on_xfs(1 << 30, 2, "") else {
         return;
     };
     let a1 = fx.daemon.access(1);
@@ -170,7 +170,7 @@ fn an_address_outside_allowed_networks_is_refused_and_logged() {
     };
     let root = fs.path().join("ds0");
     let open = fs.path().join("ds1");
-    let fx = Fixture::start(
+    let fx = fixture(
         vec![fs],
         &[
             (root.clone(), "allowed_networks = [\"127.0.0.2/32\"]"),

@@ -22,9 +22,10 @@ fn a_clone_started_while_the_daemon_restarts_succeeds_within_its_timeout() {
     assert_vix(env.statx("src.vmdk").common.status, vix::OK);
     let st = env.daemon.terminate(Duration::from_secs(10));
     assert!(st.is_some_and(|s| s.success()), "openvaaid stopped: {st:?}");
-    let (plugin, id, ds) = (&env.plugin, env.id, datastore(&env.exports[0]));
     let (src, a, b) = (env.s(0, "src.vmdk"), env.s(0, "a.vmdk"), env.s(0, "b.vmdk"));
-    let daemon = &mut env.daemon;
+    let id = env.id;
+    let fx = &mut env.fx;
+    let (plugin, ds, daemon) = (&fx.plugin, datastore(&fx.exports[0]), &mut fx.daemon);
     let began = Instant::now();
     let (old_session, new_session) = std::thread::scope(|s| {
         // A clone on the session opened before the stop, and a new session (StartSession

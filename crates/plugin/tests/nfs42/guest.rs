@@ -11,6 +11,11 @@ use openvaai_testkit::FsKind;
 
 use crate::{assert_vix, datastore, name, serial};
 
+#[path = "reserve.rs"]
+mod reserve;
+#[path = "zfs.rs"]
+mod zfs;
+
 const MIB: u64 = 1 << 20;
 
 /// The files every export gets, made on the server.
@@ -98,7 +103,7 @@ fn check_export(nfs: &Knfsd, plugin: &Plugin, disk: &str, kind: FsKind) {
         .unwrap_or_else(|| panic!("no session line: {said:?}"));
     let reflink = kind == FsKind::Xfs;
     let want = format!(
-        "CLONE {}, COPY yes, SEEK yes",
+        "CLONE {}, COPY yes, SEEK yes, ALLOCATE yes",
         if reflink { "yes" } else { "no" }
     );
     assert!(session_line.contains(&want), "{kind:?}: {session_line}");
@@ -113,10 +118,8 @@ fn check_export(nfs: &Knfsd, plugin: &Plugin, disk: &str, kind: FsKind) {
     assert_vix(plugin.support_status(id, prim::STATX), vix::OK);
     // CLONEFILE: LAZY where CLONE works, full clones by COPY everywhere (copy.rs).
     assert_vix(plugin.support_status(id, prim::CLONEFILE), vix::OK);
-    assert_vix(
-        plugin.support_status(id, prim::RESVSPACE),
-        vix::E_NOT_SUPPORTED,
-    );
+    // XFS and ext4 allocate what ALLOCATE asks for: the probe saw it hold.
+    assert_vix(plugin.support_status(id, prim::RESVSPACE), vix::OK);
 
     let e = Export {
         nfs,
@@ -188,6 +191,7 @@ fn check_export(nfs: &Knfsd, plugin: &Plugin, disk: &str, kind: FsKind) {
     assert_vix(e.statx_err("link"), vix::E_FILE_ACCESS_ERROR);
     assert_vix(e.statx_err(".openvaai/nfs42"), vix::E_FILE_ACCESS_ERROR);
 
+    reserve::check(&e);
     check_clones(&e, reflink);
 
     // EndSession leaves no client on the server.

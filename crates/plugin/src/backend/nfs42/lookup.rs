@@ -12,12 +12,11 @@ use openvaai_nfs4::attr::{num, Fattr, FileType};
 use openvaai_nfs4::basic::{Bitmap, Component, Fh};
 use openvaai_nfs4::ops::{Op, OpRes};
 use openvaai_nfs4::Status;
+// The private directory, as the daemon keeps it (defined once, in proto): never a path component.
+use openvaai_proto::layout::PRIVATE_DIR;
 
 use super::conn::Conn;
 use super::status::vix_of;
-
-/// The name of the private directory, as the daemon keeps it: never a path component.
-const PRIVATE_DIR: &str = ".openvaai";
 
 /// What a lookup found.
 #[derive(Debug, Clone)]

@@ -16,6 +16,7 @@ mod copy;
 mod lookup;
 mod probe;
 mod publish;
+mod reserve;
 mod status;
 mod statx;
 mod temp;
@@ -154,8 +155,8 @@ impl Backend for Nfs42 {
             Primitive::Statx => true,
             // LAZY clones where the probe found CLONE, full ones where it found COPY.
             Primitive::Clone => self.supported.clone || self.supported.copy,
-            // Not built yet in this backend (docs/nfs42.md "The backend").
-            Primitive::Reserve => false,
+            // Where the probe saw an ALLOCATE hold (not on ZFS: it allocates nothing).
+            Primitive::Reserve => self.supported.allocate.holds(),
         }
     }
 
@@ -169,10 +170,9 @@ impl Backend for Nfs42 {
                 src_datastore,
             } => clone::clone(self, src, dst, *flags, src_datastore.as_ref(), progress)
                 .map(|()| Outcome::status(vix::OK)),
-            Request::Reserve { .. } => Err(Failure::new(
-                vix::E_NOT_SUPPORTED,
-                "not yet offered by the standard NFSv4.2 backend",
-            )),
+            Request::Reserve { file } => {
+                reserve::reserve(self, file, progress).map(|()| Outcome::status(vix::OK))
+            }
         };
         result.unwrap_or_else(|failure| {
             crate::warning!("{}: {failure}", request.name());

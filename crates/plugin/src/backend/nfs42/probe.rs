@@ -10,7 +10,10 @@
 //!   of nothing (Linux's `copy_file_range` returns 0 for an empty marker or a count of 0),
 //!   or for a non-empty marker where the server reads count 0 as "to the end" (RFC 7862), an
 //!   overlapping copy within one file, refused (NFS4ERR_INVAL) before anything is written;
-//! - SEEK for data from offset 0: a read-only question.
+//! - SEEK for data from offset 0: a read-only question;
+//! - ALLOCATE, which must be seen to *hold* (ZFS answers NFS4_OK and allocates nothing), so
+//!   it is tried for real on a temporary in the marker's directory `.openvaai/` and the
+//!   temporary removed ([`reserve::probe`]).
 //!
 //! NFS4ERR_NOTSUPP or NFS4ERR_OP_ILLEGAL (an operation the server does not know) means
 //! "not supported"; any other answer means the operation is there (it was asked of a
@@ -21,14 +24,17 @@
 use std::time::Instant;
 
 use openvaai_abi::vix;
+use openvaai_client::datastore::NFS42_FILE;
 use openvaai_client::Failure;
 use openvaai_nfs4::basic::{Fh, Stateid};
 use openvaai_nfs4::ops::v42::{CloneArgs, Content, CopyArgs, SeekArgs};
 use openvaai_nfs4::ops::Op;
 use openvaai_nfs4::{CompoundRes, Status};
+use openvaai_proto::layout::PRIVATE_DIR;
 
 use super::conn::Conn;
 use super::lookup::{self, Start};
+use super::reserve::{self, Allocate};
 use super::status::vix_of;
 
 /// The probe's findings.
@@ -38,17 +44,20 @@ pub struct Supported {
     /// Intra-server synchronous COPY: full clones.
     pub copy: bool,
     pub seek: bool,
+    /// ALLOCATE, and whether a reservation holds (RESVSPACE).
+    pub allocate: Allocate,
 }
 
 impl Supported {
-    /// E.g. `CLONE yes, COPY yes, SEEK yes`.
+    /// E.g. `CLONE yes, COPY yes, SEEK yes, ALLOCATE yes`.
     pub fn describe(&self) -> String {
         let yes = |b: bool| if b { "yes" } else { "no" };
         format!(
-            "CLONE {}, COPY {}, SEEK {}",
+            "CLONE {}, COPY {}, SEEK {}, {}",
             yes(self.clone),
             yes(self.copy),
-            yes(self.seek)
+            yes(self.seek),
+            self.allocate.describe()
         )
     }
 }
@@ -72,18 +81,25 @@ pub fn probe(
     export: &str,
     deadline: Instant,
 ) -> Result<Supported, Failure> {
-    let names = lookup::components(".openvaai/nfs42", "marker")?;
+    let path = format!("{PRIVATE_DIR}/{NFS42_FILE}");
+    let missing = |f: Failure| {
+        Failure::new(
+            vix::E_NOT_SUPPORTED,
+            format!(
+                "the server's export {export:?} has no {path} ({}): is remoteMountPoint the \
+                 export mounted here?",
+                f.detail
+            ),
+        )
+    };
+    let (dir, file) = (
+        lookup::components(PRIVATE_DIR, "marker")?,
+        lookup::components(NFS42_FILE, "marker")?,
+    );
+    let private =
+        lookup::walk(conn, Start::Fh(root), &dir, PRIVATE_DIR, deadline).map_err(missing)?;
     let marker =
-        lookup::walk(conn, Start::Fh(root), &names, ".openvaai/nfs42", deadline).map_err(|f| {
-            Failure::new(
-                vix::E_NOT_SUPPORTED,
-                format!(
-                    "the server's export {export:?} has no .openvaai/nfs42 ({}): is \
-                     remoteMountPoint the export mounted here?",
-                    f.detail
-                ),
-            )
-        })?;
+        lookup::walk(conn, Start::Fh(&private.fh), &file, &path, deadline).map_err(missing)?;
     let anonymous = Stateid::ANONYMOUS;
     let clone = conn.call(
         "probing CLONE",
@@ -129,9 +145,15 @@ pub fn probe(
         ],
         deadline,
     )?;
+    let (clone, copy, seek) = (
+        present(&clone, 3, "probing CLONE")?,
+        present(&copy, 3, "probing COPY")?,
+        present(&seek, 2, "probing SEEK")?,
+    );
     Ok(Supported {
-        clone: present(&clone, 3, "probing CLONE")?,
-        copy: present(&copy, 3, "probing COPY")?,
-        seek: present(&seek, 2, "probing SEEK")?,
+        clone,
+        copy,
+        seek,
+        allocate: reserve::probe(conn, &private.fh, deadline)?,
     })
 }

@@ -28,6 +28,7 @@ use openvaai_nfs4::ops::open::{
 };
 use openvaai_nfs4::ops::{Op, OpRes};
 use openvaai_nfs4::{CompoundRes, Status};
+use openvaai_proto::layout::PRIVATE_DIR;
 
 use super::conn::Conn;
 use super::lookup::{self, Found, Start};
@@ -57,8 +58,8 @@ pub fn check(res: &CompoundRes, what: &str) -> Result<(), Failure> {
 
 /// The export's `.openvaai/` on the server (it holds the marker, so it is there).
 pub fn private_dir(conn: &mut Conn, root: &Fh, deadline: Instant) -> Result<Found, Failure> {
-    let names = lookup::components(".openvaai", "private directory")?;
-    let found = lookup::walk(conn, Start::Fh(root), &names, ".openvaai", deadline)?;
+    let names = lookup::components(PRIVATE_DIR, "private directory")?;
+    let found = lookup::walk(conn, Start::Fh(root), &names, PRIVATE_DIR, deadline)?;
     if found.file_type() != FileType::Directory {
         return Err(Failure::new(
             vix::E_NOT_SUPPORTED,
@@ -98,33 +99,45 @@ pub fn create(
     let mut tries = 0;
     loop {
         let name = new_name();
-        let res = conn.call(
-            "creating the temporary",
-            &[
-                Op::Putfh(private.clone()),
-                Op::Open(OpenArgs {
-                    seqid: 0,
-                    share_access: SHARE_ACCESS_BOTH | SHARE_ACCESS_WANT_NO_DELEG,
-                    share_deny: SHARE_DENY_NONE,
-                    owner: StateOwner {
-                        clientid: conn.clientid(),
-                        owner: b"openvaai clone".to_vec(),
-                    },
-                    how: OpenHow::Guarded(SetAttrs { size: None, mode }),
-                    claim: OpenClaim::Null(name.clone()),
-                }),
-                Op::Getfh,
-            ],
-            deadline,
-        )?;
         tries += 1;
-        if res.status == Status::Exist && tries < 4 {
-            continue;
+        match open_create(conn, private, &name, mode, deadline) {
+            Err(f) if f.vix == vix::E_FILE_ALREADY_EXISTS && tries < 4 => continue,
+            Err(f) => return Err(f),
+            Ok((fh, stateid)) => return Ok(Temporary { name, fh, stateid }),
         }
-        check(&res, "creating the temporary in the export's .openvaai")?;
-        let (fh, stateid) = opened(res)?;
-        return Ok(Temporary { name, fh, stateid });
     }
+}
+
+/// OPEN (create, GUARDED, for reading and writing, no delegation) of `name` in `dir`: its
+/// handle and open stateid. Also the ALLOCATE probe's (`reserve::probe`).
+pub fn open_create(
+    conn: &mut Conn,
+    dir: &Fh,
+    name: &Component,
+    mode: Option<u32>,
+    deadline: Instant,
+) -> Result<(Fh, Stateid), Failure> {
+    let res = conn.call(
+        "creating the temporary",
+        &[
+            Op::Putfh(dir.clone()),
+            Op::Open(OpenArgs {
+                seqid: 0,
+                share_access: SHARE_ACCESS_BOTH | SHARE_ACCESS_WANT_NO_DELEG,
+                share_deny: SHARE_DENY_NONE,
+                owner: StateOwner {
+                    clientid: conn.clientid(),
+                    owner: b"openvaai clone".to_vec(),
+                },
+                how: OpenHow::Guarded(SetAttrs { size: None, mode }),
+                claim: OpenClaim::Null(name.clone()),
+            }),
+            Op::Getfh,
+        ],
+        deadline,
+    )?;
+    check(&res, "creating a temporary in the export's .openvaai")?;
+    opened(res)
 }
 
 /// The handle and stateid of an OPEN ... GETFH reply.
