@@ -163,6 +163,17 @@ fn the_standard_backend_on_knfsd_exporting_zfs() {
         "a block clone's blocks are not its own: {sx:?}"
     );
 
+    // Full clones by COPY (ZFS's copy_file_range), the same data; a thick one from the
+    // sparse `thin`: ALLOCATE of its holes allocates nothing on ZFS, so the clone keeps them
+    // and STATX says THIN, as openvaaid's thick clones on ZFS.
+    let (st, deltas) = e.clone("dense", "full", GUARDED, 0);
+    assert_vix(st, vix::OK);
+    assert_eq!(deltas.iter().sum::<u64>(), 4 * MIB);
+    assert_eq!(e.sha("full"), e.sha("dense"));
+    assert_vix(e.clone("thin", "thick-clone", GUARDED, 0).0, vix::OK);
+    assert_eq!(e.sha("thick-clone"), e.sha("thin"));
+    assert_eq!(e.statx("thick-clone").alloc_type, alloc::THIN);
+
     // RESVSPACE: ALLOCATE answers NFS4_OK and allocates nothing: NOT_SUPPORTED, with why
     // and what to do instead; the file as it was.
     let _ = openvaai_host::take_log();

@@ -11,8 +11,8 @@
 //! 4. DRYRUN stops here: everything was looked up, nothing created.
 //! 5. A temporary in `.openvaai/` ([`temp`]) with the source's mode, filled by CLONE of the whole source (LAZY) or
 //!    by COPY range by range ([`copy`]); the last progress report before publishing.
-//! 6. Published by LINK (GUARDED) or RENAME ([`publish`]); the temporary's name REMOVEd and
-//!    its open CLOSEd whatever happened, so nothing partial is ever visible under the
+//! 6. Published by LINK (GUARDED) or RENAME ([`publish`]); the temporary's open CLOSEd and
+//!    its name REMOVEd whatever happened, so nothing partial is ever visible under the
 //!    destination's name.
 
 use std::time::Instant;
@@ -180,8 +180,8 @@ pub fn clone(
     published.map(drop)
 }
 
-/// The temporary's name REMOVEd unless RENAME took it, then CLOSE; within its own bound
-/// (the clone's deadline may be spent: a server that stopped answering). A failure is
+/// CLOSE of the temporary, then REMOVE of its name unless RENAME took it, within their own
+/// bound (the clone's deadline may be spent: a server that stopped answering). A failure is
 /// logged: the next StartSession of the datastore removes what is left.
 fn finish(
     conn: &mut Conn,

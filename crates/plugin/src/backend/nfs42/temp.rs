@@ -3,10 +3,10 @@
 //!
 //! A temporary is a regular file in the export's private directory `.openvaai/` (where the
 //! marker is), named `nfs42-clone-<pid hex>-<nanoseconds hex>-<n>`, created by OPEN
-//! (GUARDED) and held open for writing by the session that builds it for as long as the
-//! name exists: it is published from there into the destination's directory (LINK or
-//! RENAME, within one filesystem), and its name is REMOVEd before its CLOSE. One known
-//! directory, so a bounded listing finds every temporary of the export.
+//! (GUARDED) and held open for writing by the session that builds it until it is finished:
+//! published from there into the destination's directory (LINK or RENAME, within one
+//! filesystem), or given up; then CLOSEd, and its name REMOVEd unless RENAME took it. One
+//! known directory, so a bounded listing finds every temporary of the export.
 //!
 //! At StartSession, [`cleanup`] lists `.openvaai/` (READDIR, at most [`MAX_PAGES`] pages)
 //! and asks the server, for each name of that form, whether anyone still writes to it: an
@@ -160,8 +160,15 @@ fn opened(res: CompoundRes) -> Result<(Fh, Stateid), Failure> {
     }
 }
 
-/// Ends a temporary: REMOVE of its name if it still has one (`named`), then CLOSE, each
-/// bounded by `deadline`. Both are tried; the first failure is returned.
+/// Ends a finished temporary (published, or given up): CLOSE, then REMOVE of its name if it
+/// still has one (`named`), each bounded by `deadline`. Both are tried; the first failure is
+/// returned.
+///
+/// CLOSE comes first because the handle of a file with no name left is stale on some
+/// servers (knfsd on ZFS: NFS4ERR_STALE), and an open that cannot be closed keeps the client
+/// id from being destroyed. Between the two, another host's [`cleanup`] may take the name
+/// (NFS4ERR_NOENT here): harmless, since the temporary is finished — after a LINK it is a
+/// second name of the published clone, else garbage.
 pub fn discard(
     conn: &mut Conn,
     private: &Fh,
@@ -169,18 +176,31 @@ pub fn discard(
     named: bool,
     deadline: Instant,
 ) -> Result<(), Failure> {
+    let closed = close(conn, &tmp.fh, tmp.stateid, deadline);
     let removed = if named {
-        conn.call(
-            "REMOVE of the temporary",
-            &[Op::Putfh(private.clone()), Op::Remove(tmp.name.clone())],
-            deadline,
-        )
-        .and_then(|r| check(&r, "REMOVE of the temporary"))
+        remove(conn, private, &tmp.name, deadline)
     } else {
         Ok(())
     };
-    let closed = close(conn, &tmp.fh, tmp.stateid, deadline);
-    removed.and(closed)
+    closed.and(removed)
+}
+
+/// REMOVE of `name` in `private`; one already gone is fine.
+fn remove(
+    conn: &mut Conn,
+    private: &Fh,
+    name: &Component,
+    deadline: Instant,
+) -> Result<(), Failure> {
+    let res = conn.call(
+        "REMOVE of a temporary",
+        &[Op::Putfh(private.clone()), Op::Remove(name.clone())],
+        deadline,
+    )?;
+    match res.status {
+        Status::Noent => Ok(()),
+        _ => check(&res, "REMOVE of a temporary"),
+    }
 }
 
 fn close(conn: &mut Conn, fh: &Fh, stateid: Stateid, deadline: Instant) -> Result<(), Failure> {
@@ -320,14 +340,10 @@ fn remove_if_unused(
         s @ (Status::ShareDenied | Status::Delay | Status::Noent) => return Ok(Some(s)),
         s => return Err(Failure::new(vix_of(s), format!("OPEN: {}", s.name()))),
     }
+    // Nobody writes it, and no builder opens an existing temporary again: CLOSE, then
+    // REMOVE (in that order, as in `discard`).
     let (fh, stateid) = opened(res)?;
-    let removed = conn
-        .call(
-            "removing a temporary",
-            &[Op::Putfh(private.clone()), Op::Remove(name.clone())],
-            deadline,
-        )
-        .and_then(|r| check(&r, "REMOVE"));
     let closed = close(conn, &fh, stateid, deadline);
-    removed.and(closed).map(|()| None)
+    let removed = remove(conn, private, name, deadline);
+    closed.and(removed).map(|()| None)
 }
