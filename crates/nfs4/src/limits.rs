@@ -46,3 +46,8 @@ pub const MAX_CALLBACK_IDS: usize = 1;
 /// Most replies with a stale xid (answers to calls given up on) skipped per call: the
 /// shared RPC round trip's.
 pub use openvaai_proto::rpc::MAX_STALE_REPLIES;
+
+/// Most entries decoded from one READDIR reply: 512 entries are one 16 KiB vector. A reply
+/// the client asked to keep to 8 KiB (`maxcount`) holds at most 341 (the smallest entry
+/// takes 24 bytes); more is refused.
+pub const MAX_DIR_ENTRIES: usize = 512;

@@ -109,6 +109,38 @@ fn a_huge_result_count_is_refused_before_allocating() {
     assert!(largest <= ALLOWED, "allocated {largest}");
 }
 
+/// A READDIR reply of `n` entries with one-byte names, then the end of the list.
+fn readdir_reply(n: usize) -> Vec<u32> {
+    let mut w = vec![0, 0, 3, 53, 0];
+    w.extend_from_slice(&[0x1111_1111; 4]);
+    w.extend_from_slice(&[1, 0, 0, 0, 0]);
+    w.extend_from_slice(&[22, 0, 26, 0, 7, 7]); // PUTFH ok, READDIR ok, cookieverf
+    for i in 0..n as u32 {
+        w.extend_from_slice(&[1, 0, i + 3, 1, 0x6100_0000, 0, 0]);
+    }
+    w.extend_from_slice(&[0, 1]);
+    w
+}
+
+const READDIR_SENT: [u32; 3] = [opcode::SEQUENCE, opcode::PUTFH, opcode::READDIR];
+
+#[test]
+fn a_readdir_reply_with_too_many_entries_is_refused_and_its_cuts_too() {
+    let b = words(&readdir_reply(3));
+    assert!(decode_watched(&b, &READDIR_SENT).0);
+    for len in 0..b.len() {
+        assert!(!decode_watched(&b[..len], &READDIR_SENT).0, "cut at {len}");
+    }
+    let (ok, largest) = decode_watched(&words(&readdir_reply(512)), &READDIR_SENT);
+    assert!(
+        ok && largest <= ALLOWED,
+        "512 entries: {ok}, allocated {largest}"
+    );
+    let (ok, largest) = decode_watched(&words(&readdir_reply(2000)), &READDIR_SENT);
+    assert!(!ok, "2000 entries in one reply decoded");
+    assert!(largest <= ALLOWED, "allocated {largest}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 

@@ -406,3 +406,57 @@ fn call_arguments_round_trip_through_the_servers_view() {
         args
     );
 }
+
+#[test]
+fn readdir_compound_call_and_reply_are_pinned() {
+    use openvaai_nfs4::ops::dir::{DirEntry, ReaddirArgs, ReaddirOk};
+    let ops = vec![
+        sequence(3),
+        Op::Putfh(fh(0xd)),
+        Op::Readdir(ReaddirArgs {
+            cookie: 0,
+            cookieverf: Verifier::default(),
+            dircount: 4096,
+            maxcount: 16384,
+            attr_request: Bitmap::default(),
+        }),
+    ];
+    let mut want = call_header(4);
+    want.push(3);
+    want.push(53);
+    want.extend_from_slice(&SID_WORDS);
+    want.extend_from_slice(&[3, 0, 0, 0]);
+    want.extend_from_slice(&[22, 8, 0xd, 0xd]); // OP_PUTFH
+                                                // OP_READDIR: cookie (hyper), cookieverf[8], dircount, maxcount, attr_request<> empty
+    want.extend_from_slice(&[26, 0, 0, 0, 0, 4096, 16384, 0]);
+    assert_eq!(call_bytes(4, ops), words(&want));
+
+    let sent = [opcode::SEQUENCE, opcode::PUTFH, opcode::READDIR];
+    let mut res = vec![0, 0, 3];
+    res.extend(sequence_ok(3));
+    res.extend_from_slice(&[22, 0, 26, 0]); // PUTFH ok, READDIR NFS4_OK
+    res.extend_from_slice(&[0x1234_5678, 0x9abc_def0]); // cookieverf
+                                                        // entry: present, cookie 5, name<> "nfs42" (5 bytes, padded), fattr4: bitmap<1> {0},
+                                                        // attrlist<> empty
+    res.extend_from_slice(&[1, 0, 5, 5, 0x6e66_7334, 0x3200_0000, 1, 0, 0]);
+    // entry: present, cookie 9, name "ab", attrs with one word of values (skipped)
+    res.extend_from_slice(&[1, 0, 9, 2, 0x6162_0000, 1, 0x10, 4, 7]);
+    res.extend_from_slice(&[0, 1]); // no more entries, eof
+    let r = decode_reply(&results_of(&reply_record(4, &res)), &sent).unwrap();
+    assert_eq!(r.status, Status::Ok);
+    let want = ReaddirOk {
+        cookieverf: Verifier([0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0]),
+        entries: vec![
+            DirEntry {
+                cookie: 5,
+                name: b"nfs42".to_vec(),
+            },
+            DirEntry {
+                cookie: 9,
+                name: b"ab".to_vec(),
+            },
+        ],
+        eof: true,
+    };
+    assert_eq!(r.results[2], OpRes::Readdir(Ok(want)));
+}

@@ -192,6 +192,7 @@ pub fn run(args: &Args) -> Result<u8> {
         local_mount_point: ds.local_mount_point.as_deref().map(str::as_bytes),
     };
     let mut lazy = false;
+    let mut full = true;
     let timeout = openvaai_client::timeout::effective_timeout(args.ds.timeout());
     let probed = if standard {
         Err(openvaai_client::Failure::new(vix::OK, ""))
@@ -202,6 +203,9 @@ pub fn run(args: &Args) -> Result<u8> {
         // The plugin's session line says which operations the server offers.
         let said = plugin_log();
         let line = said.iter().find(|l| l.contains("standard backend"));
+        // LAZY clones are CLONE, full clones COPY (the probe's findings in that line).
+        lazy = line.is_some_and(|l| l.contains("CLONE yes"));
+        full = line.is_some_and(|l| l.contains("COPY yes"));
         r.step(
             "server",
             line.is_some(),
@@ -275,6 +279,7 @@ pub fn run(args: &Args) -> Result<u8> {
         let ok = st == vix::OK;
         all &= ok;
         let detail = match (p, ok) {
+            (prim::CLONEFILE, true) if lazy && !full => "supported: lazy (copy-on-write) clones; full clones need COPY on the server".to_owned(),
             (prim::CLONEFILE, true) if lazy => "supported: full and lazy (copy-on-write) clones".to_owned(),
             (prim::CLONEFILE, true) => "supported: full clones; lazy clones need reflink (XFS -m reflink=1, Btrfs, ZFS 2.2+)".to_owned(),
             (_, true) => "supported".to_owned(),

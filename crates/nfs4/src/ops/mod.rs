@@ -15,6 +15,7 @@
 //! };
 //! ```
 
+pub mod dir;
 pub mod file;
 pub mod open;
 pub mod session;
@@ -26,6 +27,7 @@ use openvaai_proto::Result as WireResult;
 use crate::attr::Fattr;
 use crate::basic::{bad, Bitmap, ChangeInfo, Component, Fh, SessionId, Stateid, Verifier};
 use crate::status::Status;
+use dir::{ReaddirArgs, ReaddirOk};
 use file::{AccessOk, CommitArgs, RenameArgs, RenameOk, SetattrArgs};
 use open::{CloseArgs, OpenArgs, OpenOk};
 use session::{
@@ -45,6 +47,7 @@ pub mod opcode {
     pub const OPEN: u32 = 18;
     pub const PUTFH: u32 = 22;
     pub const PUTROOTFH: u32 = 24;
+    pub const READDIR: u32 = 26;
     pub const REMOVE: u32 = 28;
     pub const RENAME: u32 = 29;
     pub const RESTOREFH: u32 = 31;
@@ -76,6 +79,7 @@ pub mod opcode {
             OPEN => "OPEN",
             PUTFH => "PUTFH",
             PUTROOTFH => "PUTROOTFH",
+            READDIR => "READDIR",
             REMOVE => "REMOVE",
             RENAME => "RENAME",
             RESTOREFH => "RESTOREFH",
@@ -163,6 +167,7 @@ pub enum Op {
     Putfh(Fh),
     /// `case OP_PUTROOTFH: void;`
     Putrootfh,
+    Readdir(ReaddirArgs),
     /// ```text
     /// struct RECLAIM_COMPLETE4args {
     ///         bool            rca_one_fs;
@@ -215,6 +220,7 @@ impl Op {
             Op::Open(_) => OPEN,
             Op::Putfh(_) => PUTFH,
             Op::Putrootfh => PUTROOTFH,
+            Op::Readdir(_) => READDIR,
             Op::ReclaimComplete(_) => RECLAIM_COMPLETE,
             Op::Remove(_) => REMOVE,
             Op::Rename(_) => RENAME,
@@ -247,6 +253,7 @@ impl Xdr for Op {
             Op::Link(c) | Op::Lookup(c) | Op::Remove(c) => c.encode(w),
             Op::Open(a) => a.encode(w),
             Op::Putfh(fh) => fh.encode(w),
+            Op::Readdir(a) => a.encode(w),
             Op::ReclaimComplete(one_fs) => w.bool(*one_fs),
             Op::Rename(a) => a.encode(w),
             Op::Seek(a) => a.encode(w),
@@ -279,6 +286,7 @@ impl Xdr for Op {
             OPEN => Op::Open(OpenArgs::decode(r)?),
             PUTFH => Op::Putfh(Fh::decode(r)?),
             PUTROOTFH => Op::Putrootfh,
+            READDIR => Op::Readdir(ReaddirArgs::decode(r)?),
             RECLAIM_COMPLETE => Op::ReclaimComplete(r.bool()?),
             REMOVE => Op::Remove(Component::decode(r)?),
             RENAME => Op::Rename(RenameArgs::decode(r)?),
@@ -351,6 +359,7 @@ pub enum OpRes {
     Open(Result<OpenOk, Status>),
     Putfh(Status),
     Putrootfh(Status),
+    Readdir(Result<ReaddirOk, Status>),
     ReclaimComplete(Status),
     /// ```text
     /// struct REMOVE4resok {
@@ -424,6 +433,7 @@ impl OpRes {
             OpRes::Getfh(r) => of(r),
             OpRes::Link(r) | OpRes::Remove(r) => of(r),
             OpRes::Open(r) => of(r),
+            OpRes::Readdir(r) => of(r),
             OpRes::Rename(r) => of(r),
             OpRes::Seek(r) => of(r),
             OpRes::Sequence(r) => of(r),
@@ -465,6 +475,7 @@ impl OpRes {
             OpRes::Open(_) => OPEN,
             OpRes::Putfh(_) => PUTFH,
             OpRes::Putrootfh(_) => PUTROOTFH,
+            OpRes::Readdir(_) => READDIR,
             OpRes::ReclaimComplete(_) => RECLAIM_COMPLETE,
             OpRes::Remove(_) => REMOVE,
             OpRes::Rename(_) => RENAME,
@@ -501,6 +512,7 @@ impl OpRes {
             OPEN => OpRes::Open(ok_or(r)?),
             PUTFH => OpRes::Putfh(Status::decode(r)?),
             PUTROOTFH => OpRes::Putrootfh(Status::decode(r)?),
+            READDIR => OpRes::Readdir(ok_or(r)?),
             RECLAIM_COMPLETE => OpRes::ReclaimComplete(Status::decode(r)?),
             REMOVE => OpRes::Remove(ok_or(r)?),
             RENAME => OpRes::Rename(ok_or(r)?),
@@ -546,6 +558,7 @@ impl Xdr for OpRes {
             OpRes::Getfh(r) => encode_ok_or(w, r),
             OpRes::Link(r) | OpRes::Remove(r) => encode_ok_or(w, r),
             OpRes::Open(r) => encode_ok_or(w, r),
+            OpRes::Readdir(r) => encode_ok_or(w, r),
             OpRes::Rename(r) => encode_ok_or(w, r),
             OpRes::Seek(r) => encode_ok_or(w, r),
             OpRes::Sequence(r) => encode_ok_or(w, r),

@@ -18,6 +18,8 @@ pub const SHARE_ACCESS_BOTH: u32 = 0x3;
 pub const SHARE_ACCESS_WANT_NO_DELEG: u32 = 0x0400;
 /// `OPEN4_SHARE_DENY_NONE`.
 pub const SHARE_DENY_NONE: u32 = 0x0;
+/// `OPEN4_SHARE_DENY_WRITE`: refused (NFS4ERR_SHARE_DENIED) while another open writes.
+pub const SHARE_DENY_WRITE: u32 = 0x2;
 
 /// ```text
 /// struct state_owner4 {

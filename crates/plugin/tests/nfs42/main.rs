@@ -7,6 +7,8 @@
 //! The tests of this binary run one at a time (the decline test counts the process's
 //! sockets).
 
+mod copy;
+mod crash;
 mod decline;
 mod guest;
 // The build of the CLI before a suite runs it (`openvaai check` on ZFS).

@@ -114,7 +114,7 @@ fn the_standard_backend_on_knfsd_exporting_zfs() {
 
     let (id, line) = session(&plugin, &nfs, local.path());
     assert!(
-        line.contains("CLONE yes, SEEK yes, ALLOCATE allocates nothing")
+        line.contains("CLONE yes, COPY yes, SEEK yes, ALLOCATE allocates nothing")
             && line.contains("refreservation"),
         "{line}"
     );
@@ -162,6 +162,17 @@ fn the_standard_backend_on_knfsd_exporting_zfs() {
         sx.unique_bytes, 0,
         "a block clone's blocks are not its own: {sx:?}"
     );
+
+    // Full clones by COPY (ZFS's copy_file_range), the same data; a thick one from the
+    // sparse `thin`: ALLOCATE of its holes allocates nothing on ZFS, so the clone keeps them
+    // and STATX says THIN, as openvaaid's thick clones on ZFS.
+    let (st, deltas) = e.clone("dense", "full", GUARDED, 0);
+    assert_vix(st, vix::OK);
+    assert_eq!(deltas.iter().sum::<u64>(), 4 * MIB);
+    assert_eq!(e.sha("full"), e.sha("dense"));
+    assert_vix(e.clone("thin", "thick-clone", GUARDED, 0).0, vix::OK);
+    assert_eq!(e.sha("thick-clone"), e.sha("thin"));
+    assert_eq!(e.statx("thick-clone").alloc_type, alloc::THIN);
 
     // RESVSPACE: ALLOCATE answers NFS4_OK and allocates nothing: NOT_SUPPORTED, with why
     // and what to do instead; the file as it was.
@@ -220,14 +231,12 @@ fn the_standard_backend_on_knfsd_exporting_zfs() {
     assert_eq!(bclonesaved(&nfs), saved);
     assert_vix(plugin.end_session(id), vix::OK);
 
-    // A new session probes again: no CLONE, so SupportStatus says so and LAZY is refused at
-    // once; STATX's uniqueness stays 0 (earlier block clones still share).
+    // A new session probes again: no CLONE, so LAZY is refused at once (CLONEFILE stays
+    // supported: full clones by COPY); STATX's uniqueness stays 0 (earlier block clones
+    // still share).
     let (id, line) = session(&plugin, &nfs, local.path());
-    assert!(line.contains("CLONE no, SEEK yes"), "{line}");
-    assert_vix(
-        plugin.support_status(id, prim::CLONEFILE),
-        vix::E_NOT_SUPPORTED,
-    );
+    assert!(line.contains("CLONE no, COPY yes, SEEK yes"), "{line}");
+    assert_vix(plugin.support_status(id, prim::CLONEFILE), vix::OK);
     assert_vix(
         plugin.support_status(id, prim::RESVSPACE),
         vix::E_NOT_SUPPORTED,

@@ -1,36 +1,40 @@
-//! CLONEFILE with LAZY through the standard backend: CLONE of the whole source into a
-//! temporary in the destination's directory, then published atomically — LINK for GUARDED
-//! (NFS4ERR_EXIST if the name is taken: race-free), RENAME to replace — and the temporary
-//! REMOVEd. Any failure, and an abort at the progress report (made once every byte is in
-//! place, before publishing), REMOVEs the temporary: nothing partial is ever visible under
-//! the destination's name. The temporary is `.openvaai-clone-<pid>-<nanos>` (hex).
+//! CLONEFILE through the standard backend. In order:
 //!
-//! Full (not LAZY) clones, SRCDATASTORE_VALID and DRYRUN without LAZY are NOT_SUPPORTED so
-//! far; NFS4ERR_NOTSUPP from CLONE (ext4) is NOT_SUPPORTED, never a silent copy.
+//! 1. Flags: unknown bits refused; LAZY needs CLONE, a full clone COPY (the probe's
+//!    findings), else NOT_SUPPORTED — never a silent fallback from one to the other.
+//! 2. The source: under this export, or with SRCDATASTORE_VALID under the source datastore's
+//!    export, which must be on this server (the same address): looked up from PUTROOTFH in
+//!    this session; another server is NOT_SUPPORTED (no inter-server COPY).
+//! 3. The source must be a regular file, the destination's directory a directory on the
+//!    filesystem of the export's `.openvaai/`, and the destination name free for GUARDED, not
+//!    a directory and not the source itself ([`publish::check_destination`]).
+//! 4. DRYRUN stops here: everything was looked up, nothing created.
+//! 5. A temporary in `.openvaai/` ([`temp`]) with the source's mode, filled by CLONE of the whole source (LAZY) or
+//!    by COPY range by range ([`copy`]); the last progress report before publishing.
+//! 6. Published by LINK (GUARDED) or RENAME ([`publish`]); the temporary's open CLOSEd and
+//!    its name REMOVEd whatever happened, so nothing partial is ever visible under the
+//!    destination's name.
 
 use std::time::Instant;
 
 use openvaai_abi::{clone_flag, vix, CloneFlags};
-use openvaai_client::Failure;
-use openvaai_nfs4::attr::{FileType, SetAttrs};
-use openvaai_nfs4::basic::{Component, Fh, Stateid};
-use openvaai_nfs4::ops::file::RenameArgs;
-use openvaai_nfs4::ops::open::{
-    CloseArgs, OpenArgs, OpenClaim, OpenHow, StateOwner, SHARE_ACCESS_BOTH,
-    SHARE_ACCESS_WANT_NO_DELEG, SHARE_DENY_NONE,
-};
+use openvaai_client::address::resolve;
+use openvaai_client::{DataStore, Failure, RawDataStore};
+use openvaai_nfs4::attr::{num, FileType};
+use openvaai_nfs4::basic::{Bitmap, Fh, Stateid};
 use openvaai_nfs4::ops::v42::CloneArgs;
 use openvaai_nfs4::ops::{Op, OpRes};
-use openvaai_nfs4::{CompoundRes, Status};
 
 use super::conn::Conn;
-use super::lookup::{self, Start};
-use super::status::vix_of;
+use super::copy::{self, Job};
+use super::lookup::{self, Found, Start};
+use super::publish::{self, Published, Target};
+use super::temp::{self, check, Temporary, DISCARD_BOUND};
 use super::Nfs42;
-use crate::primitive::Progress;
+use crate::primitive::{report_steps, Progress};
 
-fn path_of(session: &Nfs42, esx: &[u8]) -> Result<String, Failure> {
-    session.datastore.relative(esx).map_err(|e| {
+fn path_of(ds: &DataStore, esx: &[u8]) -> Result<String, Failure> {
+    ds.relative(esx).map_err(|e| {
         Failure::new(
             vix::E_INVALID_ARG,
             format!("{}: {e}", String::from_utf8_lossy(esx)),
@@ -38,11 +42,11 @@ fn path_of(session: &Nfs42, esx: &[u8]) -> Result<String, Failure> {
     })
 }
 
-/// The status of a COMPOUND as a failure, naming `what`.
-fn check(res: &CompoundRes, what: &str) -> Result<(), Failure> {
-    match res.status {
-        Status::Ok => Ok(()),
-        s => Err(Failure::new(vix_of(s), format!("{what}: {}", s.name()))),
+fn needs(have: bool, what: &str) -> Result<(), Failure> {
+    if have {
+        Ok(())
+    } else {
+        Err(Failure::new(vix::E_NOT_SUPPORTED, what.to_owned()))
     }
 }
 
@@ -51,6 +55,7 @@ pub fn clone(
     src: &[u8],
     dst: &[u8],
     flags: CloneFlags,
+    src_datastore: Option<&RawDataStore<'_>>,
     progress: &mut dyn Progress,
 ) -> Result<(), Failure> {
     if flags & !clone_flag::ALL != 0 {
@@ -59,27 +64,42 @@ pub fn clone(
             format!("unknown clone flags {:#x}", flags & !clone_flag::ALL),
         ));
     }
-    if flags & clone_flag::LAZY == 0 || flags & clone_flag::SRCDATASTORE_VALID != 0 {
-        return Err(Failure::new(
-            vix::E_NOT_SUPPORTED,
-            "the standard NFSv4.2 backend offers only LAZY clones within one datastore so far",
-        ));
-    }
-    if !session.supported.clone {
-        return Err(Failure::new(
-            vix::E_NOT_SUPPORTED,
+    let lazy = flags & clone_flag::LAZY != 0;
+    let guarded = flags & clone_flag::GUARDED != 0;
+    if lazy {
+        needs(
+            session.supported.clone,
             "the server does not CLONE on this export (no reflink: NFS4ERR_NOTSUPP)",
-        ));
+        )?;
+    } else {
+        needs(
+            session.supported.copy,
+            "the server has no intra-server COPY on this export (NFS4ERR_NOTSUPP)",
+        )?;
     }
-    let (src_path, dst_path) = (path_of(session, src)?, path_of(session, dst)?);
+    let deadline = session.deadline();
+    let mut conn = session.conn();
+    let source_ds;
+    let (src_root, src_ds) = if flags & clone_flag::SRCDATASTORE_VALID != 0 {
+        let raw = src_datastore.ok_or_else(|| {
+            Failure::new(
+                vix::E_INVALID_ARG,
+                "SRCDATASTORE_VALID without srcDataStoreInfo",
+            )
+        })?;
+        let (ds, root) = source_export(session, &mut conn, raw, deadline)?;
+        source_ds = ds;
+        (root, &source_ds)
+    } else {
+        (session.root.clone(), &session.datastore)
+    };
+    let (src_path, dst_path) = (path_of(src_ds, src)?, path_of(&session.datastore, dst)?);
     let src_names = lookup::file_components(&src_path)?;
     let mut dst_names = lookup::file_components(&dst_path)?;
     let name = dst_names.pop().expect("relative() gives a name");
-    let deadline = session.deadline();
-    let mut conn = session.conn();
     let source = lookup::walk(
         &mut conn,
-        Start::Fh(&session.root),
+        Start::Fh(&src_root),
         &src_names,
         &src_path,
         deadline,
@@ -103,142 +123,149 @@ pub fn clone(
             format!("the destination's directory of {dst_path:?} is not a directory"),
         ));
     }
+    let to = Target {
+        dir: &dir,
+        name: &name,
+        path: &dst_path,
+        guarded,
+    };
+    publish::check_destination(&mut conn, &session.private, &to, &source, deadline)?;
     if flags & clone_flag::DRYRUN != 0 {
-        return dry_run(&mut conn, &dir.fh, &name, flags, &dst_path, deadline);
-    }
-    let tmp = temporary_name();
-    let (tmp_fh, stateid) = create(&mut conn, &dir.fh, &tmp, deadline)?;
-    let built = fill(&mut conn, &source.fh, &tmp_fh, stateid, &src_path, deadline);
-    let closed = conn.call(
-        "CLOSE of the temporary",
-        &[
-            Op::Putfh(tmp_fh.clone()),
-            Op::Close(CloseArgs {
-                seqid: 0,
-                open_stateid: stateid,
-            }),
-        ],
-        deadline,
-    );
-    let result = built
-        .and_then(|()| closed.and_then(|r| check(&r, "CLOSE of the temporary")))
-        .and_then(|()| report(progress, source.attrs.size.unwrap_or(0)))
-        .and_then(|()| {
-            publish(
-                &mut conn, &dir.fh, &tmp_fh, &tmp, &name, flags, &dst_path, deadline,
-            )
-        });
-    // The temporary goes whatever happened (after LINK it is the second name of the clone).
-    let removed = conn.call(
-        "REMOVE of the temporary",
-        &[Op::Putfh(dir.fh.clone()), Op::Remove(tmp.clone())],
-        deadline,
-    );
-    if let Err(f) = removed.and_then(|r| check(&r, "REMOVE of the temporary")) {
-        crate::warning!(
-            "{dst_path:?}: the temporary {:?} is left: {f}",
-            tmp.as_str()
-        );
-    }
-    result
-}
-
-fn temporary_name() -> Component {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    Component::new(&format!(
-        ".openvaai-clone-{:x}-{nanos:x}",
-        std::process::id()
-    ))
-    .expect("a valid name")
-}
-
-/// DRYRUN: everything looked up, and for GUARDED the name free; nothing created.
-fn dry_run(
-    conn: &mut Conn,
-    dir: &Fh,
-    name: &Component,
-    flags: CloneFlags,
-    dst_path: &str,
-    deadline: Instant,
-) -> Result<(), Failure> {
-    if flags & clone_flag::GUARDED == 0 {
         return Ok(());
     }
-    let res = conn.call(
-        "looking up the destination",
-        &[Op::Putfh(dir.clone()), Op::Lookup(name.clone())],
-        deadline,
-    )?;
-    match res.status {
-        Status::Noent => Ok(()),
-        Status::Ok => Err(Failure::new(
-            vix::E_FILE_ALREADY_EXISTS,
-            format!("the destination {dst_path:?} exists"),
-        )),
-        s => Err(Failure::new(
-            vix_of(s),
-            format!("{dst_path:?}: {}", s.name()),
-        )),
+    let private = &session.private.fh;
+    let mode = mode_of(&mut conn, &source.fh, deadline)?;
+    let tmp = temp::create(&mut conn, private, mode, deadline)?;
+    let size = source.attrs.size.unwrap_or(0);
+    let cloned = match lazy {
+        true => clone_whole(&mut conn, &source.fh, &tmp, &src_path, deadline),
+        false => Ok(()),
+    };
+    // Not locked across the copy's ranges and the progress reports: the session's other
+    // calls go between them, and the callback may use the session.
+    drop(conn);
+    let built = cloned.and_then(|()| {
+        if lazy {
+            let (mut reported, step) = (0, progress.update_bytes());
+            match report_steps(progress, &mut reported, size, step, true) {
+                true => Ok(()),
+                false => Err(Failure::new(vix::E_CANCELLED, "the clone was aborted")),
+            }
+        } else {
+            let job = Job {
+                src: &source.fh,
+                src_path: &src_path,
+                tmp: &tmp,
+                size,
+                thick: flags & clone_flag::SKIPZEROES == 0,
+                seek: session.supported.seek,
+                timeout: session.timeout,
+            };
+            copy::fill(session, &job, progress)
+        }
+    });
+    let mut conn = session.conn();
+    let published = built.and_then(|()| {
+        let deadline = session.deadline();
+        publish::publish(&mut conn, private, &tmp, &to, deadline)
+    });
+    finish(
+        &mut conn,
+        private,
+        &tmp,
+        published.as_ref().ok(),
+        &dst_path,
+        session,
+    );
+    published.map(drop)
+}
+
+/// CLOSE of the temporary, then REMOVE of its name unless RENAME took it, within their own
+/// bound (the clone's deadline may be spent: a server that stopped answering). A failure is
+/// logged: the next StartSession of the datastore removes what is left.
+fn finish(
+    conn: &mut Conn,
+    private: &Fh,
+    tmp: &Temporary,
+    published: Option<&Published>,
+    dst_path: &str,
+    session: &Nfs42,
+) {
+    let named = published != Some(&Published::Renamed);
+    let deadline = Instant::now() + session.timeout.min(DISCARD_BOUND);
+    if let Err(f) = temp::discard(conn, private, tmp, named, deadline) {
+        crate::warning!(
+            "{dst_path:?}: the temporary .openvaai/{} is left: {f}; the next session on this \
+             datastore removes it",
+            tmp.name.as_str()
+        );
     }
 }
 
-/// OPEN (create, GUARDED) of the temporary: its handle and open stateid. Also the
-/// ALLOCATE probe's (`reserve::probe`).
-pub(super) fn create(
+/// The export of the source datastore of a SRCDATASTORE_VALID clone: on this server (one of
+/// its addresses is the session's), looked up from the pseudo-root in this session.
+fn source_export(
+    session: &Nfs42,
     conn: &mut Conn,
-    dir: &Fh,
-    tmp: &Component,
+    raw: &RawDataStore<'_>,
     deadline: Instant,
-) -> Result<(Fh, Stateid), Failure> {
+) -> Result<(DataStore, Fh), Failure> {
+    let ds = DataStore::from_raw(raw)
+        .map_err(|d| Failure::new(d.vix_error(), format!("source datastore: {d}")))?;
+    let addrs = resolve(&ds.remote_ip, conn.addr.port(), deadline).map_err(|e| {
+        Failure::new(
+            vix::E_HOST_NOT_CONNECTED,
+            format!("source datastore: {}", e.0),
+        )
+    })?;
+    if !addrs.iter().any(|a| a.ip() == conn.addr.ip()) {
+        return Err(Failure::new(
+            vix::E_NOT_SUPPORTED,
+            format!(
+                "the source datastore {} is on another server ({}) than {} ({}): the standard \
+                 NFSv4.2 backend copies within one server only",
+                ds.mount().display(),
+                ds.remote_ip,
+                session.datastore.mount().display(),
+                conn.addr.ip()
+            ),
+        ));
+    }
+    let export = &ds.remote_mount_point;
+    let names = lookup::components(export, "the source's remoteMountPoint")?;
+    let root: Found = lookup::walk(conn, Start::Root, &names, export, deadline)?;
+    if root.file_type() != FileType::Directory {
+        return Err(Failure::new(
+            vix::E_FILE_NOT_FOUND,
+            format!("the source datastore's export {export:?} is not a directory"),
+        ));
+    }
+    Ok((ds, root.fh))
+}
+
+/// The source's permission bits (set-id bits included), for the clone: as the daemon,
+/// which copies them. `None` where the server does not say.
+fn mode_of(conn: &mut Conn, src: &Fh, deadline: Instant) -> Result<Option<u32>, Failure> {
     let res = conn.call(
-        "creating the temporary",
+        "GETATTR of the source's mode",
         &[
-            Op::Putfh(dir.clone()),
-            Op::Open(OpenArgs {
-                seqid: 0,
-                share_access: SHARE_ACCESS_BOTH | SHARE_ACCESS_WANT_NO_DELEG,
-                share_deny: SHARE_DENY_NONE,
-                owner: StateOwner {
-                    clientid: conn.clientid(),
-                    owner: b"openvaai clone".to_vec(),
-                },
-                how: OpenHow::Guarded(SetAttrs::default()),
-                claim: OpenClaim::Null(tmp.clone()),
-            }),
-            Op::Getfh,
+            Op::Putfh(src.clone()),
+            Op::Getattr(Bitmap::of(&[num::MODE])),
         ],
         deadline,
     )?;
-    check(
-        &res,
-        "creating the temporary in the destination's directory",
-    )?;
-    let mut stateid = None;
-    let mut fh = None;
-    for r in res.results {
-        match r {
-            OpRes::Open(Ok(ok)) => stateid = Some(ok.stateid),
-            OpRes::Getfh(Ok(f)) => fh = Some(f),
-            _ => {}
-        }
-    }
-    match (fh, stateid) {
-        (Some(fh), Some(s)) => Ok((fh, s)),
-        _ => Err(Failure::new(
-            vix::E_FAIL,
-            "OPEN answered without a handle or stateid",
-        )),
-    }
+    check(&res, "GETATTR of the source's mode")?;
+    Ok(match res.results.last() {
+        Some(OpRes::Getattr(Ok(a))) => a.mode.map(|m| m & 0o7777),
+        _ => None,
+    })
 }
 
 /// CLONE of the whole source (count 0: to its end) into the temporary.
-fn fill(
+fn clone_whole(
     conn: &mut Conn,
     src: &Fh,
-    tmp: &Fh,
-    stateid: Stateid,
+    tmp: &Temporary,
     src_path: &str,
     deadline: Instant,
 ) -> Result<(), Failure> {
@@ -247,10 +274,10 @@ fn fill(
         &[
             Op::Putfh(src.clone()),
             Op::Savefh,
-            Op::Putfh(tmp.clone()),
+            Op::Putfh(tmp.fh.clone()),
             Op::Clone(CloneArgs {
                 src_stateid: Stateid::ANONYMOUS,
-                dst_stateid: stateid,
+                dst_stateid: tmp.stateid,
                 src_offset: 0,
                 dst_offset: 0,
                 count: 0,
@@ -259,51 +286,4 @@ fn fill(
         deadline,
     )?;
     check(&res, &format!("CLONE of {src_path:?}"))
-}
-
-/// One report of the whole size (in `updateBytes` steps); an abort cancels.
-fn report(progress: &mut dyn Progress, size: u64) -> Result<(), Failure> {
-    let step = progress.update_bytes().max(1);
-    let mut done = 0;
-    while done < size {
-        let delta = step.min(size - done);
-        done += delta;
-        if !progress.report(delta) {
-            return Err(Failure::new(vix::E_CANCELLED, "the clone was aborted"));
-        }
-    }
-    Ok(())
-}
-
-#[allow(clippy::too_many_arguments)]
-fn publish(
-    conn: &mut Conn,
-    dir: &Fh,
-    tmp_fh: &Fh,
-    tmp: &Component,
-    name: &Component,
-    flags: CloneFlags,
-    dst_path: &str,
-    deadline: Instant,
-) -> Result<(), Failure> {
-    let ops = if flags & clone_flag::GUARDED != 0 {
-        vec![
-            Op::Putfh(tmp_fh.clone()),
-            Op::Savefh,
-            Op::Putfh(dir.clone()),
-            Op::Link(name.clone()),
-        ]
-    } else {
-        vec![
-            Op::Putfh(dir.clone()),
-            Op::Savefh,
-            Op::Putfh(dir.clone()),
-            Op::Rename(RenameArgs {
-                oldname: tmp.clone(),
-                newname: name.clone(),
-            }),
-        ]
-    };
-    let res = conn.call("publishing the clone", &ops, deadline)?;
-    check(&res, &format!("publishing {dst_path:?}"))
 }

@@ -4,17 +4,22 @@
 //! StartSession connects to `remoteIP:port` ([`conn`]), looks the export up from PUTROOTFH
 //! ([`lookup`]), finds the marker on the server's side of the export (the same file the
 //! plugin saw through the mount: a check that `remoteMountPoint` is the export mounted there)
-//! and probes on it which offload operations the server has ([`probe`]). EndSession (the
-//! session's drop) destroys the session and client id. One COMPOUND at a time per session.
+//! and probes on it which offload operations the server has ([`probe`]), then removes the
+//! temporaries crashed hosts left in the export's `.openvaai/` ([`temp::cleanup`]).
+//! EndSession (the session's drop) destroys the session and client id. One COMPOUND at a
+//! time per session.
 
 mod clone;
 mod config;
 mod conn;
+mod copy;
 mod lookup;
 mod probe;
+mod publish;
 mod reserve;
 mod status;
 mod statx;
+mod temp;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -30,7 +35,7 @@ use super::Backend;
 use crate::primitive::{Outcome, Primitive, Progress, Request};
 pub use config::Config;
 use conn::Conn;
-use lookup::Start;
+use lookup::{Found, Start};
 pub use probe::Supported;
 
 /// The most a failed StartSession spends taking its session down.
@@ -43,6 +48,8 @@ pub struct Nfs42 {
     pub supported: Supported,
     /// The export's root, as `remoteMountPoint` names it.
     root: Fh,
+    /// The export's `.openvaai/` on the server: where clones are built ([`temp`]).
+    private: Found,
     conn: Mutex<Conn>,
 }
 
@@ -56,7 +63,7 @@ impl Nfs42 {
             .map_err(|e| Failure::new(vix::E_HOST_NOT_CONNECTED, e.0))?;
         let mut conn = Conn::open(addrs, deadline)?;
         let found = Nfs42::find_export(&mut conn, &datastore.remote_mount_point, deadline);
-        let (root, supported) = match found {
+        let (root, private, supported) = match found {
             Ok(found) => found,
             Err(f) => {
                 // Nothing of a session that failed stays on the server.
@@ -69,16 +76,18 @@ impl Nfs42 {
             timeout,
             supported,
             root,
+            private,
             conn: Mutex::new(conn),
         })
     }
 
-    /// The export's root handle, and what the server supports there.
+    /// The export's root handle, its private directory (cleaned of crashed hosts'
+    /// temporaries), and what the server supports there.
     fn find_export(
         conn: &mut Conn,
         export: &str,
         deadline: Instant,
-    ) -> Result<(Fh, Supported), Failure> {
+    ) -> Result<(Fh, Found, Supported), Failure> {
         let names = lookup::components(export, "remoteMountPoint")?;
         let root = lookup::walk(conn, Start::Root, &names, export, deadline)?;
         if root.file_type() != FileType::Directory {
@@ -88,7 +97,29 @@ impl Nfs42 {
             ));
         }
         let supported = probe::probe(conn, &root.fh, export, deadline)?;
-        Ok((root.fh, supported))
+        let private = temp::private_dir(conn, &root.fh, deadline)?;
+        let cleaned = temp::cleanup(conn, &private.fh, deadline);
+        if !cleaned.removed.is_empty() {
+            crate::info!(
+                "{export}: removed {} temporaries crashed hosts left in .openvaai: {}",
+                cleaned.removed.len(),
+                cleaned.removed.join(", ")
+            );
+        }
+        if !cleaned.live.is_empty() {
+            crate::info!(
+                "{export}: kept {} temporaries a live session is writing: {}",
+                cleaned.live.len(),
+                cleaned.live.join(", ")
+            );
+        }
+        if !cleaned.failed.is_empty() {
+            crate::warning!(
+                "{export}: cleaning .openvaai of crashed hosts' temporaries: {}",
+                cleaned.failed.join("; ")
+            );
+        }
+        Ok((root.fh, private, supported))
     }
 
     /// A deadline one session timeout from now.
@@ -122,8 +153,8 @@ impl Backend for Nfs42 {
         match primitive {
             // GETATTR is every server's; SEEK only sharpens allocType.
             Primitive::Statx => true,
-            // LAZY clones, where the probe found CLONE.
-            Primitive::Clone => self.supported.clone,
+            // LAZY clones where the probe found CLONE, full ones where it found COPY.
+            Primitive::Clone => self.supported.clone || self.supported.copy,
             // Where the probe saw an ALLOCATE hold (not on ZFS: it allocates nothing).
             Primitive::Reserve => self.supported.allocate.holds(),
         }
@@ -133,8 +164,12 @@ impl Backend for Nfs42 {
         let result = match request {
             Request::Statx { file } => statx::statx(self, file),
             Request::Clone {
-                src, dst, flags, ..
-            } => clone::clone(self, src, dst, *flags, progress).map(|()| Outcome::status(vix::OK)),
+                src,
+                dst,
+                flags,
+                src_datastore,
+            } => clone::clone(self, src, dst, *flags, src_datastore.as_ref(), progress)
+                .map(|()| Outcome::status(vix::OK)),
             Request::Reserve { file } => {
                 reserve::reserve(self, file, progress).map(|()| Outcome::status(vix::OK))
             }

@@ -6,6 +6,10 @@
 //!   nothing (Linux returns at once), a non-empty one an overlapping clone the server refuses
 //!   (NFS4ERR_INVAL) before touching anything; a filesystem without reflink answers
 //!   NFS4ERR_NOTSUPP first (knfsd: the VFS has no `remap_file_range`);
+//! - COPY (intra-server, synchronous) of the marker onto itself, offset 0, count 0: a copy
+//!   of nothing (Linux's `copy_file_range` returns 0 for an empty marker or a count of 0),
+//!   or for a non-empty marker where the server reads count 0 as "to the end" (RFC 7862), an
+//!   overlapping copy within one file, refused (NFS4ERR_INVAL) before anything is written;
 //! - SEEK for data from offset 0: a read-only question;
 //! - ALLOCATE, which must be seen to *hold* (ZFS answers NFS4_OK and allocates nothing), so
 //!   it is tried for real on a temporary in the marker's directory `.openvaai/` and the
@@ -23,7 +27,7 @@ use openvaai_abi::vix;
 use openvaai_client::datastore::NFS42_FILE;
 use openvaai_client::Failure;
 use openvaai_nfs4::basic::{Fh, Stateid};
-use openvaai_nfs4::ops::v42::{CloneArgs, Content, SeekArgs};
+use openvaai_nfs4::ops::v42::{CloneArgs, Content, CopyArgs, SeekArgs};
 use openvaai_nfs4::ops::Op;
 use openvaai_nfs4::{CompoundRes, Status};
 use openvaai_proto::layout::PRIVATE_DIR;
@@ -37,18 +41,21 @@ use super::status::vix_of;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Supported {
     pub clone: bool,
+    /// Intra-server synchronous COPY: full clones.
+    pub copy: bool,
     pub seek: bool,
     /// ALLOCATE, and whether a reservation holds (RESVSPACE).
     pub allocate: Allocate,
 }
 
 impl Supported {
-    /// E.g. `CLONE yes, SEEK yes, ALLOCATE yes`.
+    /// E.g. `CLONE yes, COPY yes, SEEK yes, ALLOCATE yes`.
     pub fn describe(&self) -> String {
         let yes = |b: bool| if b { "yes" } else { "no" };
         format!(
-            "CLONE {}, SEEK {}, {}",
+            "CLONE {}, COPY {}, SEEK {}, {}",
             yes(self.clone),
+            yes(self.copy),
             yes(self.seek),
             self.allocate.describe()
         )
@@ -109,6 +116,23 @@ pub fn probe(
         ],
         deadline,
     )?;
+    let copy = conn.call(
+        "probing COPY",
+        &[
+            Op::Putfh(marker.fh.clone()),
+            Op::Savefh,
+            Op::Copy(CopyArgs {
+                src_stateid: anonymous,
+                dst_stateid: anonymous,
+                src_offset: 0,
+                dst_offset: 0,
+                count: 0,
+                consecutive: true,
+                synchronous: true,
+            }),
+        ],
+        deadline,
+    )?;
     let seek = conn.call(
         "probing SEEK",
         &[
@@ -121,12 +145,14 @@ pub fn probe(
         ],
         deadline,
     )?;
-    let (clone, seek) = (
+    let (clone, copy, seek) = (
         present(&clone, 3, "probing CLONE")?,
+        present(&copy, 3, "probing COPY")?,
         present(&seek, 2, "probing SEEK")?,
     );
     Ok(Supported {
         clone,
+        copy,
         seek,
         allocate: reserve::probe(conn, &private.fh, deadline)?,
     })

@@ -27,8 +27,7 @@ use super::conn::Conn;
 use super::lookup::{self, Start};
 use super::status::vix_of;
 use super::Nfs42;
-use crate::backend::openvaaid::report_steps;
-use crate::primitive::Progress;
+use crate::primitive::{report_steps, Progress};
 
 /// Bytes per ALLOCATE, so that progress is reported and each call stays well inside the
 /// session timeout (XFS and ext4 allocate a GiB of unwritten extents in milliseconds).
@@ -111,7 +110,7 @@ pub fn probe(conn: &mut Conn, dir: &Fh, deadline: Instant) -> Result<Allocate, F
         std::process::id()
     ))
     .expect("a valid name");
-    let (fh, stateid) = match super::clone::create(conn, dir, &name, deadline) {
+    let (fh, stateid) = match super::temp::open_create(conn, dir, &name, None, deadline) {
         Ok(made) => made,
         Err(f) if f.broken => return Err(f),
         Err(f) => {

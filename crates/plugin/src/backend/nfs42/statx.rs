@@ -156,6 +156,7 @@ mod tests {
         use super::super::Supported;
         let of = |clone, allocate| Supported {
             clone,
+            copy: true,
             seek: true,
             allocate,
         };

@@ -18,7 +18,7 @@ use openvaai_client::{DataStore, ExportKey, Failure, PathError, RawDataStore};
 
 use super::pool::Lease;
 use super::Openvaaid;
-use crate::primitive::{Outcome, Progress, Request, StatxFigures};
+use crate::primitive::{report_steps, Outcome, Progress, Request, StatxFigures};
 
 /// Runs one primitive on a session.
 pub fn run(session: &Openvaaid, request: &Request<'_>, progress: &mut dyn Progress) -> Outcome {
@@ -197,41 +197,6 @@ fn wait_bound(timeout: Duration) -> u32 {
 struct JobPaths<'a> {
     src: Option<&'a str>,
     dst: &'a str,
-}
-
-/// Reports `done - *reported` bytes to disklib in calls of exactly `step` bytes (the header:
-/// "for every updateBytes bytes"), and with `last` the remainder below `step` as one more
-/// call. Stops at the first abort answer and returns false; `*reported` counts what was
-/// reported. Also the standard backend's (`nfs42::reserve`).
-pub(crate) fn report_steps(
-    progress: &mut dyn Progress,
-    reported: &mut u64,
-    done: u64,
-    step: u64,
-    last: bool,
-) -> bool {
-    if step == 0 {
-        // No `updateBytes` (0, or no progress record): each bit of progress in one report,
-        // never one call per byte.
-        if done > *reported {
-            let delta = done - *reported;
-            *reported = done;
-            return progress.report(delta);
-        }
-        return true;
-    }
-    while done.saturating_sub(*reported) >= step {
-        *reported += step;
-        if !progress.report(step) {
-            return false;
-        }
-    }
-    if last && done > *reported {
-        let rest = done - *reported;
-        *reported = done;
-        return progress.report(rest);
-    }
-    true
 }
 
 /// Follows a started job to its end, reporting progress to disklib.
@@ -459,38 +424,5 @@ mod tests {
         );
         assert_eq!(clone_flag::DRYRUN as u32, proto::CLONE_DRY_RUN);
         assert_eq!(clone_flag::SKIPZEROES as u32, proto::CLONE_SKIP_ZEROES);
-    }
-
-    /// Counts the calls and bytes reported.
-    struct Count(u64, u64);
-
-    impl Progress for Count {
-        fn update_bytes(&self) -> u64 {
-            0
-        }
-        fn report(&mut self, delta: u64) -> bool {
-            self.0 += 1;
-            self.1 += delta;
-            true
-        }
-    }
-
-    #[test]
-    fn without_update_bytes_progress_comes_whole_not_a_byte_at_a_time() {
-        // 100 GiB done at once: one call, not 10^11 (which spun for minutes).
-        let (mut p, mut reported) = (Count(0, 0), 0);
-        assert!(report_steps(&mut p, &mut reported, 100 << 30, 0, false));
-        assert!(report_steps(&mut p, &mut reported, 100 << 30, 0, true));
-        assert_eq!((p.0, p.1, reported), (1, 100 << 30, 100 << 30));
-        // With a step: exact steps, then the remainder last.
-        let (mut p, mut reported) = (Count(0, 0), 0);
-        assert!(report_steps(
-            &mut p,
-            &mut reported,
-            10 << 20 | 7,
-            1 << 20,
-            true
-        ));
-        assert_eq!((p.0, p.1), (11, 10 << 20 | 7));
     }
 }

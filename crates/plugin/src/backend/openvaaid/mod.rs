@@ -2,7 +2,6 @@
 //! small pool of authenticated connections.
 
 mod exec;
-pub(crate) use exec::report_steps;
 mod pool;
 
 use std::time::{Duration, Instant};
