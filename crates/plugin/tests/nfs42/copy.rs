@@ -172,7 +172,7 @@ impl<'a> Store<'a> {
     pub fn temporaries(&self) -> Vec<String> {
         self.listing(".openvaai")
             .into_iter()
-            .filter(|n| n.starts_with("nfs42-clone-"))
+            .filter(|n| n.starts_with("nfs42-tmp-"))
             .collect()
     }
 

@@ -45,8 +45,8 @@ fn temporaries_races_and_a_frozen_server_on_knfsd() {
 /// `.openvaai/` stay; a temporary a live session writes stays too.
 fn crashed_and_live(nfs: &Knfsd, plugin: &openvaai_host::Plugin, export: &str) {
     nfs.run(&format!(
-        "cd {export}/.openvaai && dd if=/dev/zero of=nfs42-clone-dead-1 bs=1M count=1 \
-         2>/dev/null && : > nfs42-clone-dead-2 && : > unrelated"
+        "cd {export}/.openvaai && dd if=/dev/zero of=nfs42-tmp-dead-1 bs=1M count=1 \
+         2>/dev/null && : > nfs42-tmp-dead-2 && : > unrelated"
     ))
     .unwrap();
     let _ = openvaai_host::take_log();

@@ -33,15 +33,6 @@ use super::temp::{self, check, Temporary, DISCARD_BOUND};
 use super::Nfs42;
 use crate::primitive::{report_steps, Progress};
 
-fn path_of(ds: &DataStore, esx: &[u8]) -> Result<String, Failure> {
-    ds.relative(esx).map_err(|e| {
-        Failure::new(
-            vix::E_INVALID_ARG,
-            format!("{}: {e}", String::from_utf8_lossy(esx)),
-        )
-    })
-}
-
 fn needs(have: bool, what: &str) -> Result<(), Failure> {
     if have {
         Ok(())
@@ -93,7 +84,10 @@ pub fn clone(
     } else {
         (session.root.clone(), &session.datastore)
     };
-    let (src_path, dst_path) = (path_of(src_ds, src)?, path_of(&session.datastore, dst)?);
+    let (src_path, dst_path) = (
+        lookup::relative(src_ds, src)?,
+        lookup::relative(&session.datastore, dst)?,
+    );
     let src_names = lookup::file_components(&src_path)?;
     let mut dst_names = lookup::file_components(&dst_path)?;
     let name = dst_names.pop().expect("relative() gives a name");

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use openvaai_abi::vix;
-use openvaai_client::Failure;
+use openvaai_client::{DataStore, Failure};
 use openvaai_nfs4::attr::{num, Fattr, FileType};
 use openvaai_nfs4::basic::{Bitmap, Component, Fh};
 use openvaai_nfs4::ops::{Op, OpRes};
@@ -47,6 +47,16 @@ fn wanted() -> Bitmap {
         num::FSID,
         num::FILEID,
     ])
+}
+
+/// ESXi's path `esx` as a path relative to the datastore `ds` (refused: outside it).
+pub fn relative(ds: &DataStore, esx: &[u8]) -> Result<String, Failure> {
+    ds.relative(esx).map_err(|e| {
+        Failure::new(
+            vix::E_INVALID_ARG,
+            format!("{}: {e}", String::from_utf8_lossy(esx)),
+        )
+    })
 }
 
 /// The components of `path` (split at `/`, empty and `.` dropped), each checked.

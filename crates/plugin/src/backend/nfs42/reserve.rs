@@ -17,7 +17,7 @@ use std::time::Instant;
 use openvaai_abi::{vix, VixError};
 use openvaai_client::Failure;
 use openvaai_nfs4::attr::{num, FileType};
-use openvaai_nfs4::basic::{Bitmap, Component, Fh, Stateid};
+use openvaai_nfs4::basic::{Bitmap, Fh, Stateid};
 use openvaai_nfs4::ops::open::CloseArgs;
 use openvaai_nfs4::ops::v42::RangeArgs;
 use openvaai_nfs4::ops::{Op, OpRes};
@@ -97,19 +97,13 @@ fn space_used(res: &CompoundRes) -> Option<u64> {
 }
 
 /// The probe's half for ALLOCATE, in the export's private directory `dir`: OPEN (create,
-/// GUARDED) of `.openvaai-probe-<pid hex>-<nanoseconds hex>`, ALLOCATE [0, 1 MiB) with
+/// GUARDED) of a temporary named as the clones' are (`temp`: one held open while in use, so
+/// the next StartSession's cleanup removes it if a crash left it), ALLOCATE [0, 1 MiB) with
 /// GETATTR `space_used` in the same COMPOUND, then CLOSE and REMOVE whatever the answer. Four
 /// round trips, each bounded by `deadline`; only a connection lost between OPEN and REMOVE
-/// can leave the (empty, 1 MiB) temporary behind.
+/// can leave the (empty, 1 MiB) temporary behind, until that cleanup.
 pub fn probe(conn: &mut Conn, dir: &Fh, deadline: Instant) -> Result<Allocate, Failure> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    let name = Component::new(&format!(
-        ".openvaai-probe-{:x}-{nanos:x}",
-        std::process::id()
-    ))
-    .expect("a valid name");
+    let name = super::temp::new_name();
     let (fh, stateid) = match super::temp::open_create(conn, dir, &name, None, deadline) {
         Ok(made) => made,
         Err(f) if f.broken => return Err(f),
@@ -175,12 +169,7 @@ pub fn reserve(session: &Nfs42, file: &[u8], progress: &mut dyn Progress) -> Res
             "the server has no ALLOCATE on this export (NFS4ERR_NOTSUPP when probed)",
         ));
     }
-    let path = session.datastore.relative(file).map_err(|e| {
-        Failure::new(
-            vix::E_INVALID_ARG,
-            format!("{}: {e}", String::from_utf8_lossy(file)),
-        )
-    })?;
+    let path = lookup::relative(&session.datastore, file)?;
     let names = lookup::file_components(&path)?;
     let found = lookup::walk(
         &mut session.conn(),

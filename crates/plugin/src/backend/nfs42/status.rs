@@ -76,11 +76,13 @@ pub fn vix_of(status: Status) -> VixError {
         S::Resource | S::ReqTooBig | S::RepTooBig | S::RepTooBigToCache | S::TooManyOps => {
             vix::E_OUT_OF_MEMORY
         }
+        // READDIR of `.openvaai/` at StartSession (the cleanup of temporaries) with a cookie
+        // gone stale or a page too small for one entry: that cleanup gives up, to the next
+        // session; nothing else uses it.
+        S::BadCookie | S::Toosmall => vix::E_FAIL,
         // Protocol states this client never creates (locks, reclaims, stateids it does not
-        // use, pNFS, NVERIFY, READDIR, labels): a bug on one side or the other.
-        S::BadCookie
-        | S::Toosmall
-        | S::Same
+        // use, pNFS, NVERIFY, labels): a bug on one side or the other.
+        S::Same
         | S::NotSame
         | S::Nofilehandle
         | S::StaleStateid

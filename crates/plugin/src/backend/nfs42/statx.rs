@@ -37,12 +37,7 @@ use super::Nfs42;
 use crate::primitive::{Outcome, StatxFigures};
 
 pub fn statx(session: &Nfs42, file: &[u8]) -> Result<Outcome, Failure> {
-    let path = session.datastore.relative(file).map_err(|e| {
-        Failure::new(
-            vix::E_INVALID_ARG,
-            format!("{}: {e}", String::from_utf8_lossy(file)),
-        )
-    })?;
+    let path = lookup::relative(&session.datastore, file)?;
     let names = lookup::file_components(&path)?;
     let deadline = session.deadline();
     let mut conn = session.conn();

@@ -2,7 +2,8 @@
 //! removal at StartSession when a crashed host left them behind.
 //!
 //! A temporary is a regular file in the export's private directory `.openvaai/` (where the
-//! marker is), named `nfs42-clone-<pid hex>-<nanoseconds hex>-<n>`, created by OPEN
+//! marker is), named `nfs42-tmp-<pid hex>-<nanoseconds hex>-<n>` (the ALLOCATE probe's
+//! scratch file too), created by OPEN
 //! (GUARDED) and held open for writing by the session that builds it until it is finished:
 //! published from there into the destination's directory (LINK or RENAME, within one
 //! filesystem), or given up; then CLOSEd, and its name REMOVEd unless RENAME took it. One
@@ -35,7 +36,7 @@ use super::lookup::{self, Found, Start};
 use super::status::vix_of;
 
 /// The start of every temporary's name.
-pub const PREFIX: &str = "nfs42-clone-";
+pub const PREFIX: &str = "nfs42-tmp-";
 /// READDIR pages of `.openvaai/` read at StartSession, and the bytes of each (within the
 /// protocol crate's 512 entries a reply).
 pub const MAX_PAGES: usize = 16;
@@ -77,7 +78,8 @@ pub struct Temporary {
     pub stateid: Stateid,
 }
 
-fn new_name() -> Component {
+/// A new temporary's name: [`PREFIX`], this process, the time and a counter.
+pub fn new_name() -> Component {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
