@@ -49,8 +49,9 @@ fn nfs42_part(v: &serde_json::Value) {
             .unwrap_or_else(|| panic!("no step {step}: {v}"))["status"]
             .clone()
     };
-    assert_eq!(status("lazy clone"), "VIX_OK", "{v}");
-    assert_eq!(status("reserve"), "VIX_OK", "{v}");
+    for step in ["lazy clone", "full clone", "thin clone", "reserve"] {
+        assert_eq!(status(step), "VIX_OK", "{step}: {v}");
+    }
     let server = |file: &str| {
         v["server_view"]
             .as_array()
@@ -64,6 +65,9 @@ fn nfs42_part(v: &serde_json::Value) {
     let lazy = server("web01-lazy.vmdk");
     assert_eq!(lazy["size"], 64 << 20, "{lazy}");
     assert_eq!(lazy["shared_bytes"], 8 << 20, "{lazy}");
+    // A thin clone as COPY of the data only: the sample's 8 MiB, its holes kept.
+    let thin = server("web01-thin.vmdk");
+    assert_eq!(thin["allocated_bytes"], 8 << 20, "{thin}");
     // RESVSPACE as ALLOCATE: the server's file has every block.
     let thick = server("db01-flat.vmdk");
     assert!(
