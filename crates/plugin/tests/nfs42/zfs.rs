@@ -4,7 +4,8 @@
 //! the content by SHA-256. LAZY is a block clone; with `zfs_bclone_enabled=0` it is
 //! NOT_SUPPORTED, never a copy (the server's NFS4ERR_NOTSUPP in a running session, the probe's
 //! answer in a new one); RESVSPACE is never offered nor claimed (ALLOCATE allocates nothing);
-//! STATX of a file with a hole is THIN. Full clones (COPY) are not in this backend yet.
+//! STATX of a file with a hole is THIN; full clones (COPY) give identical, independent data,
+//! and a thick one is THIN there too (ALLOCATE allocates nothing on a copy-on-write pool).
 //!
 //! Without the OpenZFS build the test skips, and fails with `OPENVAAI_REQUIRE_FS_TESTS=1`.
 
