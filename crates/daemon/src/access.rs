@@ -22,6 +22,13 @@ pub fn lock(export: &Export, name: &str) -> anyhow::Result<ExportLock> {
         .private_dir()
         .with_context(|| format!("export {name}"))?;
     let me = format!("pid {} (starting)", std::process::id());
+    if export.capabilities().fs_type == "nfs" {
+        tracing::info!(
+            export = name,
+            "taking the export lock on an NFS mount: this waits while the NFS server is in \
+             its grace period (up to 90 s after it restarts)"
+        );
+    }
     match dir.lock(LOCK_FILE, &me) {
         Ok(lock) => Ok(lock),
         Err(LockError::Held(holder)) => anyhow::bail!(

@@ -30,6 +30,17 @@ pub struct Capabilities {
     pub copy_offload: bool,
 }
 
+impl Capabilities {
+    /// Whether a file's blocks may be shared with another file or a snapshot, so that its
+    /// unique bytes cannot be read off its allocation: where it can clone now (reflink, block
+    /// cloning), and on ZFS at all (snapshots share blocks, and so do block clones made while
+    /// `zfs_bclone_enabled` was on), and on network filesystems, whose server may share what
+    /// this machine cannot see.
+    pub fn may_share_blocks(&self) -> bool {
+        self.reflink || matches!(self.fs_type.as_str(), "zfs" | "nfs" | "ceph")
+    }
+}
+
 /// `statfs.f_type` of NFS (`NFS_SUPER_MAGIC`).
 pub(crate) const NFS_MAGIC: u64 = 0x6969;
 /// `statfs.f_type` of CephFS (`CEPH_SUPER_MAGIC`).

@@ -106,7 +106,7 @@ impl Export {
         let rel = RelPath::parse(OP, path)?;
         let (fd, st) = open_regular(self.root_fd.as_fd(), rel.as_str(), false, OP)?;
         self.protected().check(&st, OP, path)?;
-        crate::statx::statx(fd.as_fd(), &st, path, self.caps.reflink)
+        crate::statx::statx(fd.as_fd(), &st, path, self.caps.may_share_blocks())
     }
 
     /// Removes whatever a crash may have left (named temporaries `.openvaai-tmp-*` of the

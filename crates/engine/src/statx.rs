@@ -40,13 +40,13 @@ pub struct StatX {
 /// with `SEEK_HOLE`, because XFS and ext4 report unwritten extents as holes to `SEEK_HOLE`,
 /// which would make every reserved (LZT) file look thin.
 ///
-/// Without FIEMAP (ZFS), see [`without_fiemap`]; `reflink` says whether the filesystem can
-/// share blocks between files at all.
+/// Without FIEMAP (ZFS), see [`without_fiemap`]; `may_share` says whether the file's blocks
+/// may be shared with another file or a snapshot ([`crate::Capabilities::may_share_blocks`]).
 pub(crate) fn statx(
     fd: BorrowedFd<'_>,
     st: &Stat,
     path: &str,
-    reflink: bool,
+    may_share: bool,
 ) -> Result<StatX, Error> {
     let size = st.st_size as u64;
     let alloced = (st.st_blocks as u64).saturating_mul(512);
@@ -65,7 +65,7 @@ pub(crate) fn statx(
     match walk {
         Ok(()) => {}
         Err(Errno::OPNOTSUPP | Errno::NOTTY | Errno::NOSYS | Errno::INVAL) => {
-            return Ok(without_fiemap(fd, size, alloced, reflink))
+            return Ok(without_fiemap(fd, size, alloced, may_share))
         }
         Err(e) => return Err(Error::sys("statx", path, e)),
     }
@@ -90,12 +90,12 @@ pub(crate) fn statx(
 ///   compression is on, so they do not count); a "hole" while the blocks cover the whole size
 ///   is allocated but unwritten (tmpfs reports fallocated ranges so), LZT; any other hole is
 ///   THIN; UNKNOWN if the seek fails;
-/// - unique bytes: where the filesystem can share blocks between files (block cloning) and
-///   cannot say which are shared, 0 — never more than deleting the file would free;
-///   elsewhere nothing can be shared, so all of them;
+/// - unique bytes: where the file's blocks may be shared (block cloning, ZFS snapshots, a
+///   network filesystem's server) and nothing says which are, 0 — never more than deleting
+///   the file would free; elsewhere (tmpfs) nothing can be shared, so all of them;
 /// - allocated bytes are `st_blocks * 512` as the filesystem reports them (on ZFS, compressed,
 ///   and updated when the transaction group syncs, within seconds of a write).
-fn without_fiemap(fd: BorrowedFd<'_>, size: u64, alloced: u64, reflink: bool) -> StatX {
+fn without_fiemap(fd: BorrowedFd<'_>, size: u64, alloced: u64, may_share: bool) -> StatX {
     let alloc_type = match rustix::fs::seek(fd, rustix::fs::SeekFrom::Hole(0)) {
         Ok(hole) if hole < size && alloced >= size => AllocType::Lzt,
         Ok(hole) if hole < size => AllocType::Thin,
@@ -106,7 +106,7 @@ fn without_fiemap(fd: BorrowedFd<'_>, size: u64, alloced: u64, reflink: bool) ->
     StatX {
         total_bytes: size,
         alloced_bytes: alloced,
-        unique_bytes: if reflink { 0 } else { alloced },
+        unique_bytes: if may_share { 0 } else { alloced },
         alloc_type,
     }
 }

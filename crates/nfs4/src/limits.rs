@@ -43,5 +43,6 @@ pub const MAX_CB_SEC_PARMS: usize = 4;
 /// Most `wr_callback_id` stateids in a `write_response4` (`<1>` in the .x).
 pub const MAX_CALLBACK_IDS: usize = 1;
 
-/// Most replies with a stale xid (answers to calls given up on) skipped per call.
-pub const MAX_STALE_REPLIES: usize = 16;
+/// Most replies with a stale xid (answers to calls given up on) skipped per call: the
+/// shared RPC round trip's.
+pub use openvaai_proto::rpc::MAX_STALE_REPLIES;

@@ -3,11 +3,9 @@
 
 use std::io::{Read, Write};
 
-use openvaai_proto::record::{read_record, write_record};
-use openvaai_proto::rpc::{decode_reply, encode_call_with, AcceptStat, OpaqueAuth, ReplyBody};
+use openvaai_proto::rpc::{encode_call_with, round_trip, AcceptStat, OpaqueAuth, ReplyBody};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::limits::MAX_STALE_REPLIES;
 use crate::{NFS4_PROGRAM, NFS_V4};
 
 /// A stream, the next xid and the credential of every call.
@@ -34,31 +32,14 @@ impl<S: Read + Write> Transport<S> {
         let xid = self.next_xid;
         self.next_xid = self.next_xid.wrapping_add(1);
         let call = encode_call_with(xid, NFS4_PROGRAM, NFS_V4, proc_, &self.cred, args);
-        write_record(&mut self.stream, &call)?;
-        for _ in 0..=MAX_STALE_REPLIES {
-            let Some(record) = read_record(&mut self.stream)? else {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "the NFS server closed the connection",
-                )
-                .into());
-            };
-            let (rxid, body, results) = decode_reply(&record)?;
-            if rxid != xid {
-                continue;
-            }
-            return match body {
-                ReplyBody::Accepted {
-                    stat: AcceptStat::Success,
-                    ..
-                } => Ok(results.to_vec()),
-                other => Err(rejected(&other)),
-            };
+        let answer = round_trip(&mut self.stream, xid, &call)?;
+        match answer.body {
+            ReplyBody::Accepted {
+                stat: AcceptStat::Success,
+                ..
+            } => Ok(answer.results().to_vec()),
+            other => Err(rejected(&other)),
         }
-        Err(Error::new(
-            ErrorKind::UnexpectedReply,
-            format!("no reply with xid {xid} among {MAX_STALE_REPLIES} replies"),
-        ))
     }
 }
 

@@ -5,13 +5,9 @@ use std::io::{Read, Write};
 
 use crate::auth::{self, Secret};
 use crate::error::{Error, ErrorKind, Result};
-use crate::record::{read_record, write_record};
-use crate::rpc::{decode_reply, encode_call, AcceptStat, ReplyBody};
+use crate::rpc::{encode_call, round_trip, AcceptStat, ReplyBody};
 use crate::types::*;
 use crate::xdr::{from_bytes, to_bytes, Xdr};
-
-/// How many replies with a stale xid (answers to calls given up on) are skipped per call.
-const MAX_STALE_REPLIES: usize = 16;
 
 /// A blocking ONC RPC client of program [`crate::PROGRAM`].
 #[derive(Debug)]
@@ -46,30 +42,21 @@ impl<S: Read + Write> Client<S> {
     pub fn call<A: Xdr, R: Xdr>(&mut self, proc_: u32, args: &A) -> Result<R> {
         let xid = self.next_xid;
         self.next_xid = self.next_xid.wrapping_add(1);
-        write_record(&mut self.stream, &encode_call(xid, proc_, &to_bytes(args)))?;
-        for _ in 0..=MAX_STALE_REPLIES {
-            let Some(record) = read_record(&mut self.stream)? else {
-                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
-            };
-            let (rxid, body, results) = decode_reply(&record)?;
-            if rxid != xid {
-                continue;
-            }
-            return match body {
-                ReplyBody::Accepted {
-                    stat: AcceptStat::Success,
-                    ..
-                } => from_bytes(results),
-                other => Err(Error::new(
-                    ErrorKind::Rejected,
-                    format!("procedure {proc_}: {other:?}"),
-                )),
-            };
+        let answer = round_trip(
+            &mut self.stream,
+            xid,
+            &encode_call(xid, proc_, &to_bytes(args)),
+        )?;
+        match answer.body {
+            ReplyBody::Accepted {
+                stat: AcceptStat::Success,
+                ..
+            } => from_bytes(answer.results()),
+            other => Err(Error::new(
+                ErrorKind::Rejected,
+                format!("procedure {proc_}: {other:?}"),
+            )),
         }
-        Err(Error::new(
-            ErrorKind::UnexpectedReply,
-            format!("no reply with xid {xid}"),
-        ))
     }
 
     /// NULL: a round trip that does nothing.

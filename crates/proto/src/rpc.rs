@@ -255,6 +255,59 @@ pub fn encode_reply(xid: u32, body: &ReplyBody, results: &[u8]) -> Vec<u8> {
     w.into_bytes()
 }
 
+/// How many replies with another xid (answers to calls given up on) a call skips before it
+/// gives up on its own.
+pub const MAX_STALE_REPLIES: usize = 16;
+
+/// The reply that answers a call: its body and, for SUCCESS, its undecoded results.
+#[derive(Debug)]
+pub struct Answer {
+    pub body: ReplyBody,
+    record: Vec<u8>,
+    results_at: usize,
+}
+
+impl Answer {
+    /// The results (empty unless the call was accepted with SUCCESS).
+    pub fn results(&self) -> &[u8] {
+        &self.record[self.results_at..]
+    }
+}
+
+/// Sends `call` (an encoded call with xid `xid`) as one record and reads replies until the
+/// one with that xid, skipping up to [`MAX_STALE_REPLIES`] others. One call at a time per
+/// stream; the stream's own deadline bounds the wait.
+pub fn round_trip<S: std::io::Read + std::io::Write>(
+    stream: &mut S,
+    xid: u32,
+    call: &[u8],
+) -> Result<Answer> {
+    crate::record::write_record(stream, call)?;
+    for _ in 0..=MAX_STALE_REPLIES {
+        let Some(record) = crate::record::read_record(stream)? else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the peer closed the connection",
+            )
+            .into());
+        };
+        let (rxid, body, results) = decode_reply(&record)?;
+        if rxid != xid {
+            continue;
+        }
+        let results_at = record.len() - results.len();
+        return Ok(Answer {
+            body,
+            record,
+            results_at,
+        });
+    }
+    Err(Error::new(
+        ErrorKind::UnexpectedReply,
+        format!("no reply with xid {xid} among {MAX_STALE_REPLIES} replies"),
+    ))
+}
+
 /// Decodes a reply: its xid, its body and, for SUCCESS, the undecoded results.
 pub fn decode_reply(record: &[u8]) -> Result<(u32, ReplyBody, &[u8])> {
     let mut r = Decoder::new(record);

@@ -11,6 +11,11 @@ use openvaai_testkit::FsKind;
 
 use crate::{assert_vix, datastore, name, serial};
 
+#[path = "reserve.rs"]
+mod reserve;
+#[path = "zfs.rs"]
+mod zfs;
+
 const MIB: u64 = 1 << 20;
 
 /// The files every export gets, made on the server.
@@ -97,7 +102,10 @@ fn check_export(nfs: &Knfsd, plugin: &Plugin, disk: &str, kind: FsKind) {
         .find(|l| l.contains("standard backend"))
         .unwrap_or_else(|| panic!("no session line: {said:?}"));
     let reflink = kind == FsKind::Xfs;
-    let want = format!("CLONE {}, SEEK yes", if reflink { "yes" } else { "no" });
+    let want = format!(
+        "CLONE {}, SEEK yes, ALLOCATE yes",
+        if reflink { "yes" } else { "no" }
+    );
     assert!(session_line.contains(&want), "{kind:?}: {session_line}");
     if rustix_is_root() {
         assert!(
@@ -114,10 +122,8 @@ fn check_export(nfs: &Knfsd, plugin: &Plugin, disk: &str, kind: FsKind) {
         vix::E_NOT_SUPPORTED
     };
     assert_vix(plugin.support_status(id, prim::CLONEFILE), clone_support);
-    assert_vix(
-        plugin.support_status(id, prim::RESVSPACE),
-        vix::E_NOT_SUPPORTED,
-    );
+    // XFS and ext4 allocate what ALLOCATE asks for: the probe saw it hold.
+    assert_vix(plugin.support_status(id, prim::RESVSPACE), vix::OK);
 
     let e = Export {
         nfs,
@@ -189,6 +195,7 @@ fn check_export(nfs: &Knfsd, plugin: &Plugin, disk: &str, kind: FsKind) {
     assert_vix(e.statx_err("link"), vix::E_FILE_ACCESS_ERROR);
     assert_vix(e.statx_err(".openvaai/nfs42"), vix::E_FILE_ACCESS_ERROR);
 
+    reserve::check(&e);
     check_clones(&e, reflink);
 
     // EndSession leaves no client on the server.

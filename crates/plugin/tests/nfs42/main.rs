@@ -9,6 +9,10 @@
 
 mod decline;
 mod guest;
+// The build of the CLI before a suite runs it (`openvaai check` on ZFS).
+#[path = "../support/guest.rs"]
+#[allow(dead_code)]
+mod support;
 
 use std::sync::{Mutex, MutexGuard};
 

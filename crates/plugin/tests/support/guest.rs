@@ -4,10 +4,10 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use openvaai_abi::{vix, VixError};
+use openvaai_abi::{vix, SessionId, VixError};
 use openvaai_host::{Datastore, Plugin};
 use openvaai_testkit::guest::Knfsd;
-use openvaai_testkit::plugin_so;
+use openvaai_testkit::{plugin_so, Daemon};
 
 /// Where the programs go in the guest: the test binary beside `openvaaid`, the plugin and the
 /// CLI, where the testkit looks for them.
@@ -111,6 +111,29 @@ pub fn datastore(export: &str, mount: &str, fs_type: &str, fs_version: u32) -> D
         remote_mount_point: Some(export.into()),
         local_mount_point: Some(mount.into()),
     }
+}
+
+/// StartSession on `mount` (one of [`MOUNTS`]: an NFS mount of `export` served by `daemon`)
+/// with the session timeout `timeout_ms`; a refusal panics with the daemon's log.
+pub fn start_on(
+    plugin: &Plugin,
+    daemon: &Daemon,
+    export: &str,
+    &(mount, _, fs_type, version): &(&str, &str, &str, u32),
+    timeout_ms: u64,
+) -> SessionId {
+    plugin
+        .start_session(
+            &datastore(export, mount, fs_type, version),
+            Some(timeout_ms),
+        )
+        .unwrap_or_else(|e| {
+            panic!(
+                "StartSession on {mount}: {}\n{}",
+                name(e),
+                daemon.log_text()
+            )
+        })
 }
 
 pub fn name(err: VixError) -> String {

@@ -24,6 +24,10 @@ const KERNEL_META: &str = "linux-image-cloud-amd64";
 /// Overrides the kernel package: a path to a `linux-image-*.deb`.
 pub const KERNEL_DEB_ENV: &str = "OPENVAAI_GUEST_KERNEL_DEB";
 
+/// Where the guest's images and runs are kept, if not beside the build (`target/guest`) or,
+/// for an installed CLI, in `~/.cache/openvaai/guest`.
+pub const GUEST_DIR_ENV: &str = "OPENVAAI_GUEST_DIR";
+
 /// Bump when [`build`] changes what it puts in the image (the cache key has no other way to
 /// know).
 const LAYOUT: u32 = 2;
@@ -90,8 +94,20 @@ pub struct BaseImage {
 
 /// `target/guest` (beside the profile directories).
 pub fn guest_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os(GUEST_DIR_ENV) {
+        return PathBuf::from(dir);
+    }
     let profile = crate::profile_dir();
-    profile.parent().unwrap_or(&profile).join("guest")
+    match profile.parent() {
+        // target/debug/openvaai: beside the build.
+        Some(target) if target.join("CACHEDIR.TAG").exists() => target.join("guest"),
+        // An installed `openvaai demo`: the user's cache.
+        _ => std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .unwrap_or_else(std::env::temp_dir)
+            .join("openvaai/guest"),
+    }
 }
 
 fn host_version(package: &str) -> Result<String, String> {

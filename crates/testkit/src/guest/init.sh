@@ -49,6 +49,11 @@ done < /etc/guest/disks
 step mount -t nfsd nfsd /proc/fs/nfsd
 echo 10 > /proc/fs/nfsd/nfsv4gracetime || fail "cannot set nfsv4gracetime"
 echo 10 > /proc/fs/nfsd/nfsv4leasetime || fail "cannot set nfsv4leasetime"
+# lockd (NLM, which nfsd starts for NFSv3) has a grace period of its own, 5 x nlm_timeout
+# (50 s), in which knfsd refuses every NFSv4 LOCK too (NFS4ERR_GRACE: a flock on a client
+# mount waits it out), and v4_end_grace does not end it: lowered to its least (3 s).
+echo 3 > /proc/sys/fs/nfs/nlm_timeout || fail "cannot set nlm_timeout"
+echo 3 > /proc/sys/fs/nfs/nlm_grace_period || fail "cannot set nlm_grace_period"
 touch /var/lib/nfs/etab /var/lib/nfs/rmtab
 step rpcbind -w
 sleep 0.2

@@ -184,8 +184,9 @@ fn dry_run(
     }
 }
 
-/// OPEN (create, GUARDED) of the temporary: its handle and open stateid.
-fn create(
+/// OPEN (create, GUARDED) of the temporary: its handle and open stateid. Also the
+/// ALLOCATE probe's (`reserve::probe`).
+pub(super) fn create(
     conn: &mut Conn,
     dir: &Fh,
     tmp: &Component,

@@ -55,9 +55,12 @@ pub fn failure(what: &str, e: &openvaai_nfs4::Error) -> Failure {
         ErrorKind::Status => e.nfs_status().map_or(vix::E_FAIL, vix_of),
         ErrorKind::Rejected => vix::E_NOT_SUPPORTED,
         ErrorKind::InvalidArgument => vix::E_INVALID_ARG,
-        // A reply that is malformed or does not answer the call, a call before a session:
-        // the server (or this client) is broken; kinds added later are reported the same.
-        _ => vix::E_FAIL,
+        // A reply that is malformed, over a limit or not the answer to the call, a call
+        // before a session: the server (or this client) is broken.
+        ErrorKind::Decode
+        | ErrorKind::TooLarge
+        | ErrorKind::UnexpectedReply
+        | ErrorKind::NoSession => vix::E_FAIL,
     };
     let mut f = Failure::new(vix, format!("{what}: {e}"));
     f.broken = e.is_connection_lost();

@@ -12,6 +12,7 @@ mod config;
 mod conn;
 mod lookup;
 mod probe;
+mod reserve;
 mod status;
 mod statx;
 
@@ -123,8 +124,8 @@ impl Backend for Nfs42 {
             Primitive::Statx => true,
             // LAZY clones, where the probe found CLONE.
             Primitive::Clone => self.supported.clone,
-            // Not built yet in this backend (docs/nfs42.md "The backend").
-            Primitive::Reserve => false,
+            // Where the probe saw an ALLOCATE hold (not on ZFS: it allocates nothing).
+            Primitive::Reserve => self.supported.allocate.holds(),
         }
     }
 
@@ -134,10 +135,9 @@ impl Backend for Nfs42 {
             Request::Clone {
                 src, dst, flags, ..
             } => clone::clone(self, src, dst, *flags, progress).map(|()| Outcome::status(vix::OK)),
-            Request::Reserve { .. } => Err(Failure::new(
-                vix::E_NOT_SUPPORTED,
-                "not yet offered by the standard NFSv4.2 backend",
-            )),
+            Request::Reserve { file } => {
+                reserve::reserve(self, file, progress).map(|()| Outcome::status(vix::OK))
+            }
         };
         result.unwrap_or_else(|failure| {
             crate::warning!("{}: {failure}", request.name());

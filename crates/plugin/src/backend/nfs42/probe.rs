@@ -6,7 +6,10 @@
 //!   nothing (Linux returns at once), a non-empty one an overlapping clone the server refuses
 //!   (NFS4ERR_INVAL) before touching anything; a filesystem without reflink answers
 //!   NFS4ERR_NOTSUPP first (knfsd: the VFS has no `remap_file_range`);
-//! - SEEK for data from offset 0: a read-only question.
+//! - SEEK for data from offset 0: a read-only question;
+//! - ALLOCATE, which must be seen to *hold* (ZFS answers NFS4_OK and allocates nothing), so
+//!   it is tried for real on a temporary in the marker's directory `.openvaai/` and the
+//!   temporary removed ([`reserve::probe`]).
 //!
 //! NFS4ERR_NOTSUPP or NFS4ERR_OP_ILLEGAL (an operation the server does not know) means
 //! "not supported"; any other answer means the operation is there (it was asked of a
@@ -25,6 +28,7 @@ use openvaai_nfs4::{CompoundRes, Status};
 
 use super::conn::Conn;
 use super::lookup::{self, Start};
+use super::reserve::{self, Allocate};
 use super::status::vix_of;
 
 /// The probe's findings.
@@ -32,13 +36,20 @@ use super::status::vix_of;
 pub struct Supported {
     pub clone: bool,
     pub seek: bool,
+    /// ALLOCATE, and whether a reservation holds (RESVSPACE).
+    pub allocate: Allocate,
 }
 
 impl Supported {
-    /// E.g. `CLONE yes, SEEK yes`.
+    /// E.g. `CLONE yes, SEEK yes, ALLOCATE yes`.
     pub fn describe(&self) -> String {
         let yes = |b: bool| if b { "yes" } else { "no" };
-        format!("CLONE {}, SEEK {}", yes(self.clone), yes(self.seek))
+        format!(
+            "CLONE {}, SEEK {}, {}",
+            yes(self.clone),
+            yes(self.seek),
+            self.allocate.describe()
+        )
     }
 }
 
@@ -61,18 +72,30 @@ pub fn probe(
     export: &str,
     deadline: Instant,
 ) -> Result<Supported, Failure> {
-    let names = lookup::components(".openvaai/nfs42", "marker")?;
-    let marker =
-        lookup::walk(conn, Start::Fh(root), &names, ".openvaai/nfs42", deadline).map_err(|f| {
-            Failure::new(
-                vix::E_NOT_SUPPORTED,
-                format!(
-                    "the server's export {export:?} has no .openvaai/nfs42 ({}): is \
-                     remoteMountPoint the export mounted here?",
-                    f.detail
-                ),
-            )
-        })?;
+    let missing = |f: Failure| {
+        Failure::new(
+            vix::E_NOT_SUPPORTED,
+            format!(
+                "the server's export {export:?} has no .openvaai/nfs42 ({}): is \
+                 remoteMountPoint the export mounted here?",
+                f.detail
+            ),
+        )
+    };
+    let (dir, file) = (
+        lookup::components(".openvaai", "marker")?,
+        lookup::components("nfs42", "marker")?,
+    );
+    let private =
+        lookup::walk(conn, Start::Fh(root), &dir, ".openvaai", deadline).map_err(missing)?;
+    let marker = lookup::walk(
+        conn,
+        Start::Fh(&private.fh),
+        &file,
+        ".openvaai/nfs42",
+        deadline,
+    )
+    .map_err(missing)?;
     let anonymous = Stateid::ANONYMOUS;
     let clone = conn.call(
         "probing CLONE",
@@ -101,8 +124,13 @@ pub fn probe(
         ],
         deadline,
     )?;
+    let (clone, seek) = (
+        present(&clone, 3, "probing CLONE")?,
+        present(&seek, 2, "probing SEEK")?,
+    );
     Ok(Supported {
-        clone: present(&clone, 3, "probing CLONE")?,
-        seek: present(&seek, 2, "probing SEEK")?,
+        clone,
+        seek,
+        allocate: reserve::probe(conn, &private.fh, deadline)?,
     })
 }

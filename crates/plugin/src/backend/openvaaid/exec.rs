@@ -202,8 +202,8 @@ struct JobPaths<'a> {
 /// Reports `done - *reported` bytes to disklib in calls of exactly `step` bytes (the header:
 /// "for every updateBytes bytes"), and with `last` the remainder below `step` as one more
 /// call. Stops at the first abort answer and returns false; `*reported` counts what was
-/// reported.
-fn report_steps(
+/// reported. Also the standard backend's (`nfs42::reserve`).
+pub(crate) fn report_steps(
     progress: &mut dyn Progress,
     reported: &mut u64,
     done: u64,

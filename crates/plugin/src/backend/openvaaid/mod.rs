@@ -2,6 +2,7 @@
 //! small pool of authenticated connections.
 
 mod exec;
+pub(crate) use exec::report_steps;
 mod pool;
 
 use std::time::{Duration, Instant};

@@ -2,6 +2,10 @@
 //! and removes: openvaaid on loopback, a sample thin disk, and through the plugin (loaded as
 //! disklib loads it) a support check, a lazy clone, a full clone with progress, a thin clone,
 //! a reserved thick disk, and statx of each, beside a plain host-side copy for comparison.
+//! Then the same through the standard NFSv4.2 backend against real knfsd in a qemu guest,
+//! where the guest can run here ([`nfs42`]).
+
+mod nfs42;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -28,6 +32,10 @@ pub struct Args {
     /// Use a plain temporary directory even where an XFS image could be mounted.
     #[arg(long)]
     pub no_image: bool,
+    /// Skip the part on the standard NFSv4.2 backend (knfsd in a qemu guest, which takes a
+    /// minute to boot under software emulation).
+    #[arg(long)]
+    pub no_nfs42: bool,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -94,6 +102,83 @@ struct Step {
     bytes: u64,
 }
 
+/// The primitives SupportStatus answers for, as (name, supported), and their line.
+fn support(target: &Target, say: &dyn Fn(String)) -> Vec<(&'static str, bool)> {
+    let support: Vec<(&str, bool)> = [
+        ("CLONEFILE", prim::CLONEFILE),
+        ("RESVSPACE", prim::RESVSPACE),
+        ("STATX", prim::STATX),
+    ]
+    .into_iter()
+    .map(|(n, p)| (n, target.plugin.support_status(target.id, p) == vix::OK))
+    .collect();
+    say(format!(
+        "support    {}\n",
+        support
+            .iter()
+            .map(|(n, ok)| format!("{n} {}", if *ok { "yes" } else { "no" }))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    support
+}
+
+fn support_json(support: &[(&str, bool)]) -> Value {
+    support
+        .iter()
+        .map(|(n, ok)| json!({ "primitive": n, "supported": ok }))
+        .collect()
+}
+
+/// The steps as a table.
+fn steps_table(steps: &[Step], say: &dyn Fn(String)) {
+    say(format!(
+        "{:<11} {:<17} {:>10} {:>12}   {}",
+        "step", "file", "time", "rate", "result"
+    ));
+    for st in steps {
+        say(format!(
+            "{:<11} {:<17} {:>8.3} s {:>12}   {}",
+            st.name,
+            st.file,
+            st.took.as_secs_f64(),
+            // A step that failed (a lazy clone where reflink is missing) moved nothing.
+            if st.status == vix::OK {
+                super::rate(st.bytes, st.took)
+            } else {
+                "-".to_owned()
+            },
+            super::vix_name(st.status)
+        ));
+    }
+}
+
+fn steps_json(steps: &[Step]) -> Value {
+    steps
+        .iter()
+        .map(|s| {
+            json!({
+                "step": s.name,
+                "file": s.file,
+                "status": super::vix_name(s.status),
+                "seconds": super::secs(s.took),
+            })
+        })
+        .collect()
+}
+
+/// STATX of each of `files` (in the target's datastore) as a table; their JSON.
+fn statx_table(target: &Target, files: &[&str], say: &dyn Fn(String)) -> Result<Vec<Value>> {
+    say(format!("\n{}", statx::header(19)));
+    let mut out = Vec::new();
+    for name in files {
+        let r = target.plugin.statx(target.id, &target.file(name))?;
+        say(statx::row(name, &r, 19));
+        out.push(statx::to_json(name, &r));
+    }
+    Ok(out)
+}
+
 pub fn run(args: &Args) -> Result<u8> {
     if args.data > args.size {
         bail!(
@@ -144,7 +229,10 @@ pub fn run(args: &Args) -> Result<u8> {
     }
     drop(daemon);
     drop(ws);
-    let report = result?;
+    let mut report = result?;
+    if !args.no_nfs42 {
+        report["nfs42"] = nfs42::part(args, &say)?;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -192,22 +280,7 @@ fn story(args: &Args, export: &Path, say: &dyn Fn(String)) -> Result<Value> {
         "plugin     {} (loaded as disklib loads it)",
         target.plugin.path().display()
     ));
-    let support: Vec<(&str, bool)> = [
-        ("CLONEFILE", prim::CLONEFILE),
-        ("RESVSPACE", prim::RESVSPACE),
-        ("STATX", prim::STATX),
-    ]
-    .into_iter()
-    .map(|(n, p)| (n, target.plugin.support_status(id, p) == vix::OK))
-    .collect();
-    say(format!(
-        "support    {}\n",
-        support
-            .iter()
-            .map(|(n, ok)| format!("{n} {}", if *ok { "yes" } else { "no" }))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ));
+    let support = support(&target, say);
 
     let path = |name: &str| export.join(name);
     let s = |p: PathBuf| p.to_str().unwrap_or_default().to_owned();
@@ -254,25 +327,7 @@ fn story(args: &Args, export: &Path, say: &dyn Fn(String)) -> Result<Value> {
     let host_took = host_copy(&sample, &host)?;
     std::fs::remove_file(&host)?;
 
-    say(format!(
-        "{:<11} {:<17} {:>10} {:>12}   {}",
-        "step", "file", "time", "rate", "result"
-    ));
-    for st in &steps {
-        say(format!(
-            "{:<11} {:<17} {:>8.3} s {:>12}   {}",
-            st.name,
-            st.file,
-            st.took.as_secs_f64(),
-            // A step that failed (a lazy clone where reflink is missing) moved nothing.
-            if st.status == vix::OK {
-                super::rate(st.bytes, st.took)
-            } else {
-                "-".to_owned()
-            },
-            super::vix_name(st.status)
-        ));
-    }
+    steps_table(&steps, say);
     say(format!(
         "{:<11} {:<17} {:>8.3} s {:>12}   every byte read and written by the host, as without offload",
         "host copy",
@@ -281,19 +336,17 @@ fn story(args: &Args, export: &Path, say: &dyn Fn(String)) -> Result<Value> {
         super::rate(size, host_took)
     ));
 
-    say(format!("\n{}", statx::header(19)));
-    let mut files = Vec::new();
-    for name in [
-        "web01-flat.vmdk",
-        "web01-lazy.vmdk",
-        "web01-full.vmdk",
-        "web01-thin.vmdk",
-        "db01-flat.vmdk",
-    ] {
-        let r = target.plugin.statx(id, &s(path(name)))?;
-        say(statx::row(name, &r, 19));
-        files.push(statx::to_json(name, &r));
-    }
+    let files = statx_table(
+        &target,
+        &[
+            "web01-flat.vmdk",
+            "web01-lazy.vmdk",
+            "web01-full.vmdk",
+            "web01-thin.vmdk",
+            "db01-flat.vmdk",
+        ],
+        say,
+    )?;
     let lazy_failed = steps
         .iter()
         .any(|s| s.name == "lazy clone" && s.status == vix::E_NOT_SUPPORTED);
@@ -308,13 +361,8 @@ fn story(args: &Args, export: &Path, say: &dyn Fn(String)) -> Result<Value> {
         return Err(crate::fail::Failed::vix(f.name, f.status, &plugin_log()));
     }
     Ok(json!({
-        "support": support.iter().map(|(n, ok)| json!({ "primitive": n, "supported": ok })).collect::<Vec<_>>(),
-        "steps": steps.iter().map(|s| json!({
-            "step": s.name,
-            "file": s.file,
-            "status": super::vix_name(s.status),
-            "seconds": super::secs(s.took),
-        })).collect::<Vec<_>>(),
+        "support": support_json(&support),
+        "steps": steps_json(&steps),
         "host_copy_seconds": super::secs(host_took),
         "files": files,
     }))
