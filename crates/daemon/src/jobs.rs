@@ -274,7 +274,14 @@ impl Job {
         g.finished_at = Some(Instant::now());
         drop(g);
         self.cond.notify_all();
-        tracing::info!(job = %format!("{:016x}", self.id), what = %self.what, ?status, "job finished");
+        // One line per job is DEBUG: a storm of lazy clones runs thousands a second, and
+        // formatting and writing their lines cost more than the clones' own work. A job that
+        // did not succeed stays at INFO (the failure itself is logged where it happened).
+        if status == Status::Ok {
+            tracing::debug!(job = %format!("{:016x}", self.id), what = %self.what, ?status, "job finished");
+        } else {
+            tracing::info!(job = %format!("{:016x}", self.id), what = %self.what, ?status, "job finished");
+        }
     }
 
     /// The work came out `staged`: READY with it if held (and not cancelled meanwhile),
@@ -392,7 +399,7 @@ impl JobTable {
         match self.runner.admit(&job, work) {
             Ok(Admitted::Running) => {}
             Ok(Admitted::Queued(ahead)) => {
-                tracing::info!(job = %format!("{id:016x}"), what = %job.what, ahead, "job queued: max_jobs running");
+                tracing::debug!(job = %format!("{id:016x}"), what = %job.what, ahead, "job queued: max_jobs running");
             }
             Err(Status::ObjectIsBusy) => {
                 tracing::warn!(what = %job.what, "job refused: max_jobs running and max_queued_jobs waiting");
@@ -522,7 +529,7 @@ fn run(job: &Job, work: Work, slot: Slot) {
         drop(g);
         job.cond.notify_all();
     };
-    tracing::info!(job = %format!("{:016x}", job.id), what = %job.what, "job started");
+    tracing::debug!(job = %format!("{:016x}", job.id), what = %job.what, "job started");
     let worked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         work(&mut progress, &job.cancel)
     }))
