@@ -1,4 +1,4 @@
-//! The job table: long work (clone, reserve) runs on its own thread, or waits its turn in
+//! The job table: long work (clone, reserve) runs on a job thread, or waits its turn in
 //! a queue when `max_jobs` are running; clients poll it with WAIT, stop it with CANCEL, and
 //! lose it if they stop polling for a lease period.
 //!
@@ -19,7 +19,6 @@ mod tests;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use openvaai_engine::{CancelToken, Progress};
@@ -126,7 +125,6 @@ struct JobInner {
     last_touch: Instant,
     finished_at: Option<Instant>,
     waiters: usize,
-    thread: Option<JoinHandle<()>>,
     /// Stopped by the daemon's shutdown: a cancellation ends it HOST_NOT_CONNECTED.
     by_shutdown: bool,
     /// At shutdown its client was polling: the table waits for it to collect the end.
@@ -153,7 +151,6 @@ impl Job {
                 last_touch: Instant::now(),
                 finished_at: None,
                 waiters: 0,
-                thread: None,
                 by_shutdown: false,
                 owed: false,
                 reported: false,
@@ -255,10 +252,6 @@ impl Job {
 
     fn is_queued(&self) -> bool {
         lock(&self.state).queued
-    }
-
-    fn keep_thread(&self, t: JoinHandle<()>) {
-        lock(&self.state).thread = Some(t);
     }
 
     /// Ends the job as `ended` says (a cancellation by the shutdown: HOST_NOT_CONNECTED).
@@ -377,7 +370,7 @@ impl JobTable {
         }
     }
 
-    /// Starts `work` on its own thread, or queues it when `max_jobs` are running; `hold`
+    /// Starts `work` on a job thread, or queues it when `max_jobs` are running; `hold`
     /// keeps it READY before publishing, until COMMIT. OBJECT_IS_BUSY when the queue is full
     /// too; HOST_NOT_CONNECTED once shutting down.
     pub fn start(
@@ -438,18 +431,14 @@ impl JobTable {
     /// long enough.
     pub fn reap(&self) {
         let now = Instant::now();
-        let mut gone = Vec::new();
         let mut expired = Vec::new();
         lock(&self.jobs).retain(|_, job| {
-            let mut g = lock(&job.state);
+            let g = lock(&job.state);
             if g.waiters > 0 {
                 return true;
             }
             match g.finished_at {
-                Some(t) if now.duration_since(t) > self.lease => {
-                    gone.push(g.thread.take());
-                    false
-                }
+                Some(t) if now.duration_since(t) > self.lease => false,
                 Some(_) => true,
                 None => {
                     if now.duration_since(g.last_touch) > self.lease && !job.cancel.is_cancelled() {
@@ -465,9 +454,6 @@ impl JobTable {
                 "lease expired: no WAIT from the client, cancelling"
             );
             job.fire();
-        }
-        for t in gone.into_iter().flatten() {
-            let _ = t.join();
         }
     }
 
@@ -556,9 +542,6 @@ impl Task for Job {
     }
     fn run(&self, work: Work, slot: Slot) {
         run(self, work, slot)
-    }
-    fn keep_thread(&self, thread: JoinHandle<()>) {
-        Job::keep_thread(self, thread)
     }
     fn not_started(&self) {
         self.finish(Status::OutOfMemory.into())
