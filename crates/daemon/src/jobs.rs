@@ -225,8 +225,8 @@ impl Job {
         let held = lock(&self.state).held.take();
         if let Some(Held { publish, slot }) = held {
             drop(publish);
-            self.finish(Status::Cancelled.into());
             drop(slot);
+            self.finish(Status::Cancelled.into());
         }
         self.cond.notify_all();
     }
@@ -298,17 +298,20 @@ impl Job {
         drop(g);
         if cancelled {
             drop(staged.publish);
+            drop(slot);
             self.finish(Status::Cancelled.into());
         } else {
-            self.publish(staged.publish);
+            self.publish(staged.publish, slot);
         }
-        drop(slot);
     }
 
-    /// Publishes a staged result and ends the job as that went (FAIL if it panicked).
-    fn publish(&self, publish: Box<dyn FnOnce() -> Ended + Send>) {
+    /// Publishes a staged result, gives back its `slot`, and ends the job as that went
+    /// (FAIL if it panicked). The slot goes first: a client told its job ended may start
+    /// the next one at once (with no queue, a slot still taken would refuse it).
+    fn publish(&self, publish: Box<dyn FnOnce() -> Ended + Send>, slot: Slot) {
         let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(publish))
             .unwrap_or(Ended::from(Status::Fail));
+        drop(slot);
         self.finish(ended);
     }
 
@@ -338,8 +341,7 @@ impl Job {
                 drop(g);
                 self.cond.notify_all();
                 if let Some(Held { publish, slot }) = held {
-                    self.publish(publish);
-                    drop(slot);
+                    self.publish(publish, slot);
                 }
             }
             Hold::Released => drop(g),
@@ -522,8 +524,9 @@ fn run(job: &Job, work: Work, slot: Slot) {
     .unwrap_or(Worked::from(Status::Fail));
     match worked {
         Worked::Ended(ended) => {
-            job.finish(ended);
+            // The slot first, as in `Job::publish`.
             drop(slot);
+            job.finish(ended);
         }
         Worked::Staged(staged) => job.staged(staged, slot),
     }
