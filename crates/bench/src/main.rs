@@ -146,7 +146,11 @@ fn run(args: &Args) -> Result<ExitCode> {
     let facts = machine::describe(&std::env::temp_dir(), image, fs.loop_device());
     let export = fs.path().join("datastore1");
     std::fs::create_dir(&export)?;
-    let daemon = Daemon::serve(&export);
+    // At the daemon's default log level, as users run it (tests run it at `debug`).
+    let daemon = Daemon::builder()
+        .export(&export)
+        .default_log_level()
+        .start();
     let plugin = client::load()?;
     let session = client::Session::start(&plugin, &export)?;
     let mut b = Bench {

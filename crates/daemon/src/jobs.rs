@@ -1,4 +1,4 @@
-//! The job table: long work (clone, reserve) runs on its own thread, or waits its turn in
+//! The job table: long work (clone, reserve) runs on a job thread, or waits its turn in
 //! a queue when `max_jobs` are running; clients poll it with WAIT, stop it with CANCEL, and
 //! lose it if they stop polling for a lease period.
 //!
@@ -20,7 +20,6 @@ mod tests;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use openvaai_engine::{CancelToken, Progress};
@@ -134,7 +133,6 @@ struct JobInner {
     last_touch: Instant,
     finished_at: Option<Instant>,
     waiters: usize,
-    thread: Option<JoinHandle<()>>,
     /// Stopped by the daemon's shutdown: a cancellation ends it HOST_NOT_CONNECTED.
     by_shutdown: bool,
     /// At shutdown its client was polling: the table waits for it to collect the end.
@@ -169,7 +167,6 @@ impl Job {
                 last_touch: Instant::now(),
                 finished_at: None,
                 waiters: 0,
-                thread: None,
                 by_shutdown: false,
                 owed: false,
                 reported: false,
@@ -286,10 +283,6 @@ impl Job {
         lock(&self.state).queued
     }
 
-    fn keep_thread(&self, t: JoinHandle<()>) {
-        lock(&self.state).thread = Some(t);
-    }
-
     /// Ends the job as `ended` says (a cancellation by the shutdown: HOST_NOT_CONNECTED).
     fn finish(&self, ended: Ended) {
         let mut g = lock(&self.state);
@@ -306,7 +299,14 @@ impl Job {
         // Recorded before anyone waiting is woken: a cancel by the admin finds the end.
         self.observer.finished(self, status, &info);
         self.cond.notify_all();
-        tracing::info!(job = %format!("{:016x}", self.id), what = %self.what, ?status, "job finished");
+        // One line per job is DEBUG: a storm of lazy clones runs thousands a second, and
+        // formatting and writing their lines cost more than the clones' own work. A job that
+        // did not succeed stays at INFO (the failure itself is logged where it happened).
+        if status == Status::Ok {
+            tracing::debug!(job = %format!("{:016x}", self.id), what = %self.what, ?status, "job finished");
+        } else {
+            tracing::info!(job = %format!("{:016x}", self.id), what = %self.what, ?status, "job finished");
+        }
     }
 
     /// The work came out `staged`: READY with it if held (and not cancelled meanwhile),
@@ -323,8 +323,9 @@ impl Job {
                 slot,
             });
             drop(g);
-            self.cond.notify_all();
+            // Recorded before anyone waiting is woken, as the end is.
             self.observer.ready(self);
+            self.cond.notify_all();
             tracing::debug!(job = %format!("{:016x}", self.id), "ready, waiting for COMMIT");
             return;
         }
@@ -418,7 +419,7 @@ impl JobTable {
         }
     }
 
-    /// Starts `work` on its own thread, or queues it when `max_jobs` are running; `hold`
+    /// Starts `work` on a job thread, or queues it when `max_jobs` are running; `hold`
     /// keeps it READY before publishing, until COMMIT. OBJECT_IS_BUSY when the queue is full
     /// too; HOST_NOT_CONNECTED once shutting down.
     pub fn start(
@@ -446,7 +447,7 @@ impl JobTable {
         match admitted {
             Ok(Admitted::Running) => {}
             Ok(Admitted::Queued(ahead)) => {
-                tracing::info!(job = %format!("{id:016x}"), what = %job.what, ahead, "job queued: max_jobs running");
+                tracing::debug!(job = %format!("{id:016x}"), what = %job.what, ahead, "job queued: max_jobs running");
             }
             Err(Status::ObjectIsBusy) => {
                 tracing::warn!(what = %job.what, "job refused: max_jobs running and max_queued_jobs waiting");
@@ -485,18 +486,14 @@ impl JobTable {
     /// long enough.
     pub fn reap(&self) {
         let now = Instant::now();
-        let mut gone = Vec::new();
         let mut expired = Vec::new();
         lock(&self.jobs).retain(|_, job| {
-            let mut g = lock(&job.state);
+            let g = lock(&job.state);
             if g.waiters > 0 {
                 return true;
             }
             match g.finished_at {
-                Some(t) if now.duration_since(t) > self.lease => {
-                    gone.push(g.thread.take());
-                    false
-                }
+                Some(t) if now.duration_since(t) > self.lease => false,
                 Some(_) => true,
                 None => {
                     if now.duration_since(g.last_touch) > self.lease && !job.cancel.is_cancelled() {
@@ -513,9 +510,6 @@ impl JobTable {
             );
             job.observer.lease_expired(&job);
             job.fire();
-        }
-        for t in gone.into_iter().flatten() {
-            let _ = t.join();
         }
     }
 
@@ -577,7 +571,7 @@ fn run(job: &Job, work: Work, slot: Slot) {
         drop(g);
         job.cond.notify_all();
     };
-    tracing::info!(job = %format!("{:016x}", job.id), what = %job.what, "job started");
+    tracing::debug!(job = %format!("{:016x}", job.id), what = %job.what, "job started");
     job.observer.running(job);
     let worked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         work(&mut progress, &job.cancel)
@@ -606,9 +600,6 @@ impl Task for Job {
     }
     fn run(&self, work: Work, slot: Slot) {
         run(self, work, slot)
-    }
-    fn keep_thread(&self, thread: JoinHandle<()>) {
-        Job::keep_thread(self, thread)
     }
     fn not_started(&self) {
         self.finish(Status::OutOfMemory.into())

@@ -46,9 +46,18 @@ pub struct DaemonBuilder {
     tables: String,
     listen: Option<SocketAddr>,
     wrap: Vec<OsString>,
+    /// Log as the daemon does by default (no `RUST_LOG`), not at `debug`.
+    default_log: bool,
 }
 
 impl DaemonBuilder {
+    /// Logs at the daemon's own default level (`RUST_LOG` unset), as users run it, instead
+    /// of `debug` (what tests read in its log): for measurements.
+    pub fn default_log_level(mut self) -> DaemonBuilder {
+        self.default_log = true;
+        self
+    }
+
     /// Serves `path`, named by its path.
     pub fn export(mut self, path: &Path) -> DaemonBuilder {
         self.exports.push((path.to_owned(), String::new()));
@@ -121,6 +130,7 @@ impl DaemonBuilder {
             config,
             listen,
             wrap: self.wrap,
+            default_log: self.default_log,
             _dir: dir,
         };
         d.try_spawn()?;
@@ -139,6 +149,8 @@ pub struct Daemon {
     listen: SocketAddr,
     /// The wrapper's argv before the daemon's (empty: none).
     wrap: Vec<OsString>,
+    /// `RUST_LOG` unset rather than `debug`.
+    default_log: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -176,10 +188,13 @@ impl Daemon {
             }
             None => Command::new(crate::daemon_bin()),
         };
+        cmd.arg("--config").arg(&self.config);
+        if self.default_log {
+            cmd.env_remove("RUST_LOG");
+        } else {
+            cmd.env("RUST_LOG", "debug");
+        }
         let child = cmd
-            .arg("--config")
-            .arg(&self.config)
-            .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -315,6 +315,7 @@ pub fn full_nfs(b: &mut Bench<'_>, links: &[&LinkSpec]) -> Result<()> {
         .export(&dir.0)
         .listen(SocketAddr::from((NAS_IP, 0)))
         .wrap(&["nsenter", &net])
+        .default_log_level()
         .try_start()
         .map_err(|e| anyhow!("starting openvaaid in the NAS namespace: {e}"))?;
     let session = Session::start_at(b.plugin, &dir.0, &NAS_IP.to_string()).map_err(|e| {

@@ -4,6 +4,8 @@
 //! its size, and its extent map the template's (the same physical blocks, shared). The peer
 //! is as many parallel loops of `cp --reflink=always` + `sync FILE`.
 
+use std::time::Duration;
+
 use anyhow::{bail, Result};
 use openvaai_abi::clone_flag;
 
@@ -11,7 +13,7 @@ use super::load::{drive, Load};
 use super::pool::{make_template, TEMPLATE};
 use super::Bench;
 use crate::client::Session;
-use crate::measure::{cmd, dur, percentile, s, size, times};
+use crate::measure::{cmd, cpu, dur, percentile, s, size, times};
 use crate::table::Row;
 
 fn name(i: usize) -> String {
@@ -86,9 +88,24 @@ pub fn storm(b: &mut Bench<'_>) -> Result<()> {
         .collect::<Result<_>>()?;
     clean(b, n);
     b.cold()?;
+    // CPU (user + system) of the daemon and of this process (the plugin and its callers)
+    // over the storm: on a shared machine a steadier figure than the wall clock's.
+    let cpu_now = || (cpu(Some(b.daemon_pid), false), cpu(None, false));
+    let cpu_before = cpu_now();
     let ours = drive(clients, n, &|c, i| {
         sessions[c].clone_file(TEMPLATE, &name(i), clone_flag::LAZY, bytes)
     });
+    let cpu_after = cpu_now();
+    let per_clone = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
+        (Some(a), Some(b)) if n > 0 => format!("{:.0} µs", (b - a).as_secs_f64() * 1e6 / n as f64),
+        _ => "?".to_owned(),
+    };
+    let cpu_text = format!(
+        "CPU per clone: the daemon {}, the plugin's host {}",
+        per_clone(cpu_before.0, cpu_after.0),
+        per_clone(cpu_before.1, cpu_after.1)
+    );
+    println!("  storm-1000: {cpu_text}");
     drop(sessions);
     let (wrong, first_wrong) = verify(b, n)?;
     clean(b, n);
@@ -123,7 +140,7 @@ pub fn storm(b: &mut Bench<'_>) -> Result<()> {
         let mut row = Row::new(
             id,
             format!(
-                "{what}: latency {label} of one clone ({:.0} clones/s; the peer {:.0}/s)",
+                "{what}: latency {label} of one clone ({:.0} clones/s; the peer {:.0}/s; {cpu_text})",
                 ours.rate(),
                 theirs.rate()
             ),

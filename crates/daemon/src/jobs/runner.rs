@@ -3,11 +3,15 @@
 //! `max_queued` of them. A job's thread, when its work ends, starts the first job still
 //! waiting (its slot passes straight on), so the queue moves without a tick. A held clone
 //! keeps its slot, a [`Slot`], past its thread's end until it is published or discarded.
+//!
+//! The threads are reused: a job's thread whose work has ended waits [`IDLE_EXIT`] for the
+//! next job before it exits (see [`Workers`]). A storm of lazy clones runs thousands of
+//! jobs a second, and a new thread for each cost a `clone3`, a stack `mmap`/`munmap` (with
+//! its TLB shootdown) and a dozen more syscalls.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::Instant;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use openvaai_proto::Status;
 
@@ -24,10 +28,8 @@ pub trait Task: Send + Sync + 'static {
     fn leave_queue(&self) -> bool;
     /// Whether it still waits in the queue.
     fn is_queued(&self) -> bool;
-    /// Runs `work` on the job's own thread, holding its `slot`.
+    /// Runs `work` on a job thread, holding its `slot`.
     fn run(&self, work: Self::Work, slot: Slot);
-    /// Keeps the handle of the thread started for it.
-    fn keep_thread(&self, thread: JoinHandle<()>);
     /// No thread could be started for it: it ends OUT_OF_MEMORY.
     fn not_started(&self);
 }
@@ -73,6 +75,98 @@ pub struct Runner<T: Task> {
     slots: Mutex<Slots<T>>,
     max_jobs: usize,
     max_queued: usize,
+    workers: Arc<Workers>,
+}
+
+/// How long a job thread without work waits for the next job before it exits.
+pub const IDLE_EXIT: Duration = Duration::from_secs(10);
+
+/// What a job thread runs: one job's work, holding its slot.
+type Run = Box<dyn FnOnce() + Send>;
+
+/// The job threads: each runs one job, then waits up to [`IDLE_EXIT`] for the next before
+/// it exits. A job goes to an idle thread if there is one, else to a new thread. Every
+/// thread runs a job that holds a slot or hands one on, so there are at most `max_jobs`
+/// busy ones, and as many idle ones for at most [`IDLE_EXIT`] after a burst.
+struct Workers {
+    state: Mutex<Idle>,
+    /// Signalled when a job is handed to the idle threads.
+    more: Condvar,
+}
+
+struct Idle {
+    /// Threads waiting for a job.
+    threads: usize,
+    /// Jobs handed to them and not yet taken: never more than `threads`, so each has its
+    /// thread.
+    jobs: VecDeque<Run>,
+}
+
+impl Workers {
+    fn new() -> Workers {
+        Workers {
+            state: Mutex::new(Idle {
+                threads: 0,
+                jobs: VecDeque::new(),
+            }),
+            more: Condvar::new(),
+        }
+    }
+
+    /// Runs `run` on an idle job thread, or on a new one (named after `id`, until it
+    /// takes another job).
+    fn execute(self: &Arc<Self>, id: u64, run: Run) -> std::io::Result<()> {
+        let mut idle = lock(&self.state);
+        if idle.threads > idle.jobs.len() {
+            idle.jobs.push_back(run);
+            drop(idle);
+            self.more.notify_one();
+            return Ok(());
+        }
+        drop(idle);
+        let workers = self.clone();
+        std::thread::Builder::new()
+            .name(thread_name(id))
+            .spawn(move || {
+                run();
+                while let Some(next) = workers.next() {
+                    next();
+                }
+            })
+            .map(drop)
+    }
+
+    /// The next job for this thread, or `None` after [`IDLE_EXIT`] without one.
+    fn next(&self) -> Option<Run> {
+        let deadline = Instant::now() + IDLE_EXIT;
+        // Not the last job's name any more: it no longer runs here.
+        let _ = rustix::thread::set_name(c"job-idle");
+        let mut idle = lock(&self.state);
+        idle.threads += 1;
+        loop {
+            // A job handed over is taken even if the wait timed out meanwhile: it was
+            // counted on this thread.
+            if let Some(run) = idle.jobs.pop_front() {
+                idle.threads -= 1;
+                return Some(run);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                idle.threads -= 1;
+                return None;
+            }
+            idle = self
+                .more
+                .wait_timeout(idle, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+}
+
+/// A job thread's name: `job-` and the job's id, cut by the kernel to 15 bytes.
+fn thread_name(id: u64) -> String {
+    format!("job-{id:016x}")
 }
 
 impl<T: Task> Runner<T> {
@@ -85,6 +179,7 @@ impl<T: Task> Runner<T> {
             }),
             max_jobs,
             max_queued,
+            workers: Arc::new(Workers::new()),
         }
     }
 
@@ -122,27 +217,29 @@ impl<T: Task> Runner<T> {
         Ok(Admitted::Queued(slots.queue.len() - 1))
     }
 
-    /// Starts `work` on a thread of its own, which holds the job's slot (taken by the
-    /// caller; a thread that cannot start takes none).
+    /// Starts `work` on a job thread (an idle one, or a new one), which holds the job's slot
+    /// (taken by the caller; a thread that cannot start takes none). A reused thread takes
+    /// the job's name in the kernel (`top -H`, `/proc/PID/task/*/comm`).
     fn launch(self: &Arc<Self>, job: Arc<T>, work: T::Work) -> Result<(), ()> {
         let runner = self.clone();
-        let j = job.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("job-{:016x}", job.id()))
-            .spawn(move || {
-                let slot = Slot(runner);
-                j.run(work, slot);
-            });
-        match spawned {
-            Ok(t) => {
-                job.keep_thread(t);
-                Ok(())
+        let id = job.id();
+        let run: Run = Box::new(move || {
+            if let Ok(name) = std::ffi::CString::new(thread_name(id)[..15].to_owned()) {
+                // prctl(PR_SET_NAME, name) — this thread's name in the kernel: best effort.
+                let _ = rustix::thread::set_name(&name);
             }
-            Err(e) => {
-                tracing::error!(job = %format!("{:016x}", job.id()), "cannot start a job thread: {e}");
-                Err(())
-            }
-        }
+            let slot = Slot(runner);
+            job.run(work, slot);
+        });
+        self.workers.execute(id, run).map_err(|e| {
+            tracing::error!(job = %format!("{id:016x}"), "cannot start a job thread: {e}");
+        })
+    }
+
+    /// How many job threads wait for a job now.
+    #[cfg(test)]
+    pub fn idle_threads(&self) -> usize {
+        lock(&self.workers.state).threads
     }
 
     /// Closes the queue: nothing more starts or waits. Returns the jobs that were waiting,

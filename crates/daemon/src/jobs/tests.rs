@@ -183,6 +183,44 @@ fn a_ready_job_keeps_its_staged_result_and_its_slot_but_no_thread() {
 }
 
 #[test]
+fn a_job_reported_ended_has_given_back_its_slot() {
+    // No queue: a START while the slot is still taken would be OBJECT_IS_BUSY.
+    let t = JobTable::new(1, 0, Duration::from_secs(30));
+    for i in 0..2000 {
+        let work: Work = Box::new(|_, _| Status::Ok.into());
+        let id = t
+            .start(vec![0], "r".into(), false, work)
+            .unwrap_or_else(|s| panic!("job {i}: {s:?} right after the previous one ended"));
+        assert_eq!(end(&t, id).state, JobState::Done);
+    }
+}
+
+#[test]
+fn job_threads_are_reused_not_one_spawned_per_job() {
+    let t = JobTable::new(2, 0, Duration::from_secs(30));
+    let threads = Arc::new(Mutex::new(std::collections::HashSet::new()));
+    for _ in 0..20 {
+        let seen = threads.clone();
+        let work: Work = Box::new(move |_, _| {
+            lock(&seen).insert(std::thread::current().id());
+            Status::Ok.into()
+        });
+        let id = t.start(vec![0], "r".into(), false, work).unwrap();
+        assert_eq!(end(&t, id).state, JobState::Done);
+        // The job has ended; its thread is about to wait for the next one.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while t.runner.idle_threads() == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    assert_eq!(
+        lock(&threads).len(),
+        1,
+        "20 jobs one after another, one thread"
+    );
+}
+
+#[test]
 fn a_job_without_hold_publishes_its_staged_result_at_once() {
     let t = JobTable::new(1, 0, Duration::from_secs(30));
     let fate = Arc::new(Mutex::new(Vec::new()));
