@@ -224,6 +224,21 @@ impl Conn {
     }
 }
 
+/// The most a closing connection waits to say so (a full send buffer: a peer that stopped
+/// reading); usually the alert goes into the socket buffer at once.
+const CLOSE_BOUND: Duration = Duration::from_millis(100);
+
+impl Drop for Conn {
+    /// Ends the TLS session with a close_notify alert, so the daemon sees a clean close and
+    /// not a lost connection; bounded by [`CLOSE_BOUND`], and nothing is waited for back.
+    fn drop(&mut self) {
+        let stream = self.client.stream_mut();
+        stream.sock.set_deadline(Instant::now() + CLOSE_BOUND);
+        stream.conn.send_close_notify();
+        let _ = io::Write::flush(stream);
+    }
+}
+
 /// Bounds every later read and write on `sock` by `deadline`.
 fn set_deadline(sock: &DeadlineStream, deadline: Instant) -> Result<(), Failure> {
     if remaining(deadline).is_none() {

@@ -270,3 +270,25 @@ fn a_pooled_connection_the_daemon_closed_is_replaced_before_a_job_starts() {
     );
     assert_same_content(&env.path(0, "a.vmdk"), &env.path(0, "b.vmdk"));
 }
+
+#[test]
+fn end_session_closes_its_connections_with_tls_close_notify() {
+    let Some(env) = Env::build(&[(FsKind::Xfs, 1)], "", None) else {
+        return;
+    };
+    write_layout(&env.path(0, "a.vmdk"), &[Run::Data(MIB)], 30).unwrap();
+    assert_vix(env.statx("a.vmdk").common.status, vix::OK);
+    assert_vix(env.plugin.end_session(env.id), vix::OK);
+    // The daemon sees a clean close, not a connection lost without close_notify.
+    assert!(
+        env.daemon
+            .wait_for_log("client closed the connection", Duration::from_secs(5)),
+        "{}",
+        env.daemon.log_text()
+    );
+    assert!(
+        !env.daemon.log_text().contains("close_notify"),
+        "{}",
+        env.daemon.log_text()
+    );
+}
