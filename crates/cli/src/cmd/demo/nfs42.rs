@@ -86,11 +86,9 @@ fn story(args: &Args, nfs: &Knfsd, export: &str, say: &dyn Fn(String)) -> Result
         .prefix("openvaai-demo-nfs42-")
         .tempdir()
         .context("a temporary directory")?;
-    std::fs::create_dir(local.path().join(".openvaai"))?;
-    std::fs::write(
-        local.path().join(".openvaai/nfs42"),
-        format!("port = {}\n", nfs.nfs_addr().port()),
-    )?;
+    let marker = openvaai_client::datastore::nfs42_path(local.path());
+    std::fs::create_dir_all(marker.parent().context("the marker's directory")?)?;
+    std::fs::write(&marker, format!("port = {}\n", nfs.nfs_addr().port()))?;
     let _ = plugin_log();
     let target = Target::open(&DatastoreArgs {
         datastore: local.path().to_str().context("path not UTF-8")?.to_owned(),

@@ -22,6 +22,7 @@ use openvaai_nfs4::ops::open::CloseArgs;
 use openvaai_nfs4::ops::v42::RangeArgs;
 use openvaai_nfs4::ops::{Op, OpRes};
 use openvaai_nfs4::{CompoundRes, Status};
+use openvaai_proto::layout::PRIVATE_DIR;
 
 use super::conn::Conn;
 use super::lookup::{self, Start};
@@ -146,7 +147,7 @@ pub fn probe(conn: &mut Conn, dir: &Fh, deadline: Instant) -> Result<Allocate, F
         )
         .and_then(|r| check(&r, "REMOVE of the ALLOCATE probe"));
     for f in [closed.err(), removed.err()].into_iter().flatten() {
-        crate::warning!(".openvaai/{}: {f}", name.as_str());
+        crate::warning!("{PRIVATE_DIR}/{}: {f}", name.as_str());
     }
     let res = tried?;
     Ok(match res.status {
