@@ -493,8 +493,6 @@ fn reserve_pair(b: &mut Bench<'_>, standard: &Session<'_>, what: String, bytes: 
         File::create(dir.join(RESERVE))?.set_len(bytes)?;
         Ok(())
     };
-    prepare(&b.export)?;
-    prepare(&standard.root)?;
     let run = |session: &Session<'_>| session.reserve(RESERVE, bytes);
     let r = pair(
         b,
