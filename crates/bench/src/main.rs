@@ -52,8 +52,9 @@ struct Args {
     no_build: bool,
     /// Run only these cases (repeatable): full (with limit and cpu-per-gib), full-nfs (both
     /// links; or full-nfs-10g, full-nfs-1g), lazy, thin, statx, lazy-frag, reserve, load,
-    /// plugin-rss, pool-16, storm-1000, statx-1m. The report then lacks the other rows and
-    /// the run exits 1.
+    /// plugin-rss, pool-16, storm-1000, statx-1m, backends (openvaaid against the standard
+    /// NFSv4.2 backend in a knfsd guest). The report then lacks the other rows and the run
+    /// exits 1.
     #[arg(long, value_name = "CASE")]
     only: Vec<String>,
     /// Put the loop device in direct-I/O mode, so that the image file is not cached a second
@@ -70,12 +71,24 @@ struct Args {
     probe_clients: usize,
     #[arg(long, hide = true, default_value_t = 0)]
     probe_bytes: u64,
+    /// (internal) The backends case inside the knfsd guest: the disk to use.
+    #[arg(long, hide = true)]
+    probe_backends: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let args: Args = clap::Parser::parse();
     if let Some(export) = &args.probe_plugin {
         return match cases::memory::probe(export, args.probe_clients, args.probe_bytes) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("openvaai-bench probe: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    if let Some(root) = &args.probe_backends {
+        return match cases::backends::probe(root, args.quick, args.runs) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("openvaai-bench probe: {e:#}");
@@ -226,7 +239,7 @@ fn run(args: &Args) -> Result<ExitCode> {
 /// Every case in order (those in `only`, if any); a case that fails is reported and the
 /// others still run.
 fn cases(b: &mut Bench<'_>, only: &[String]) -> Vec<String> {
-    use cases::{clone, extents, link, load, memory, nfs, pool, reserve, statx, storm};
+    use cases::{backends, clone, extents, link, load, memory, nfs, pool, reserve, statx, storm};
     let want = |case: &str| only.is_empty() || only.iter().any(|o| o == case);
     // `full-nfs` runs every link; `full-nfs-10g` one.
     let links: Vec<&link::LinkSpec> = link::LINKS
@@ -306,6 +319,9 @@ fn cases(b: &mut Bench<'_>, only: &[String]) -> Vec<String> {
     b.rm(&[pool::TEMPLATE]);
     if want("statx-1m") {
         step("statx of a million extents", extents::statx_1m(b));
+    }
+    if want("backends") {
+        step("openvaaid vs the standard backend", backends::backends(b));
     }
     errors
 }

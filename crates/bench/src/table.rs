@@ -110,6 +110,11 @@ pub const ROW_IDS: &[&str] = &[
     "storm-1000-failed",
     "statx-1m",
     "statx-1m-rss",
+    "backends-lazy",
+    "backends-full",
+    "backends-thin",
+    "backends-reserve",
+    "backends-statx",
 ];
 
 fn cell(s: &str) -> String {

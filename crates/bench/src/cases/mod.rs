@@ -1,5 +1,6 @@
 //! The cases, each beside its peer: one module per primitive, plus the load and memory.
 
+pub mod backends;
 pub mod clone;
 pub mod extents;
 pub mod limit;
