@@ -28,4 +28,4 @@ pub use fixture::{
     load_plugin, temporaries, try_load_plugin, vix_name, wait_free_back, Fixture,
 };
 pub use layout::{assert_same_content, data_byte, host_copy, write_layout, Run};
-pub use testfs::{require_fs_tests, FsKind, TestFs};
+pub use testfs::{require_fs_tests, FsKind, TestFs, ZFS_BCLONE_PARAM};

@@ -1,8 +1,10 @@
-//! Loop-mounted filesystem images.
+//! Loop-mounted filesystem images, and ZFS pools on a file where OpenZFS is loaded (the ZFS
+//! guest: `crates/plugin/tests/zfs`).
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::sleep;
 use std::time::Duration;
 
@@ -23,10 +25,17 @@ pub enum FsKind {
     Btrfs,
     /// ext4 (`mkfs.ext4`): no reflink.
     Ext4,
+    /// OpenZFS: a pool (lz4, as TrueNAS makes them) on a sparse file vdev, its root dataset
+    /// mounted. Only where the `zfs` module is loaded (the ZFS guest), never in [`FsKind::ALL`].
+    Zfs,
 }
 
+/// OpenZFS's switch for block cloning (`FICLONE`): 1 by default in 2.2.4+, 0 in 2.2.1-2.2.3.
+pub const ZFS_BCLONE_PARAM: &str = "/sys/module/zfs/parameters/zfs_bclone_enabled";
+
 impl FsKind {
-    /// All kinds, for tests that run on each.
+    /// The kinds the host can make (loop-mounted images), for tests that run on each. Not
+    /// ZFS, which needs its kernel module: see [`FsKind::Zfs`].
     pub const ALL: [FsKind; 3] = [FsKind::Xfs, FsKind::Btrfs, FsKind::Ext4];
 
     /// The mkfs program.
@@ -35,6 +44,7 @@ impl FsKind {
             FsKind::Xfs => "mkfs.xfs",
             FsKind::Btrfs => "mkfs.btrfs",
             FsKind::Ext4 => "mkfs.ext4",
+            FsKind::Zfs => "zpool",
         }
     }
 
@@ -44,12 +54,18 @@ impl FsKind {
             FsKind::Xfs => "xfs",
             FsKind::Btrfs => "btrfs",
             FsKind::Ext4 => "ext4",
+            FsKind::Zfs => "zfs",
         }
     }
 
-    /// Whether the filesystem supports FICLONE.
+    /// Whether the filesystem supports FICLONE: ZFS where block cloning is on
+    /// ([`ZFS_BCLONE_PARAM`] is 1; new pools have `feature@block_cloning`).
     pub fn reflinks(self) -> bool {
-        matches!(self, FsKind::Xfs | FsKind::Btrfs)
+        match self {
+            FsKind::Xfs | FsKind::Btrfs => true,
+            FsKind::Ext4 => false,
+            FsKind::Zfs => std::fs::read_to_string(ZFS_BCLONE_PARAM).is_ok_and(|v| v.trim() == "1"),
+        }
     }
 
     fn mkfs_args(self, size: u64) -> Vec<&'static str> {
@@ -58,19 +74,24 @@ impl FsKind {
             FsKind::Btrfs if size < (256 << 20) => vec!["-q", "-f", "--mixed"],
             FsKind::Btrfs => vec!["-q", "-f"],
             FsKind::Ext4 => vec!["-q", "-F", "-E", "lazy_itable_init=1,lazy_journal_init=1"],
+            FsKind::Zfs => unreachable!("a ZFS pool is made by zpool create, not mkfs"),
         }
     }
 }
 
-/// A filesystem on a sparse image file, loop-mounted on a temporary directory.
+/// A filesystem on a sparse image file, loop-mounted on a temporary directory (ZFS: a pool
+/// with the image as its vdev, its root dataset mounted there).
 ///
-/// Dropping it (also while a test panics) unmounts, detaches the loop device and deletes
-/// the image.
+/// Dropping it (also while a test panics) unmounts, detaches the loop device (ZFS: destroys
+/// the pool) and deletes the image.
 #[derive(Debug)]
 pub struct TestFs {
     kind: FsKind,
     mount_point: PathBuf,
+    /// Empty for ZFS.
     loop_dev: String,
+    /// The pool, for ZFS.
+    pool: Option<String>,
     // Last, so that the image and mount point go after the unmount in Drop.
     _dir: tempfile::TempDir,
 }
@@ -121,10 +142,21 @@ impl TestFs {
         }
     }
 
-    /// Why a `kind` filesystem cannot be made here (not root, a tool missing), if it cannot.
+    /// Why a `kind` filesystem cannot be made here (not root, a tool missing, ZFS not
+    /// loaded), if it cannot.
     pub fn unavailable(kind: FsKind) -> Option<String> {
         if !rustix::process::geteuid().is_root() {
             return Some("not running as root (loop mounts need it)".into());
+        }
+        if kind == FsKind::Zfs {
+            if !Path::new("/sys/module/zfs").exists() {
+                return Some(
+                    "the zfs kernel module is not loaded (the ZFS tests run in the ZFS guest: \
+                     cargo test -p openvaai-plugin --test zfs)"
+                        .into(),
+                );
+            }
+            return (!have_program("zpool")).then(|| "zpool not found".into());
         }
         [kind.mkfs(), "losetup", "mount", "umount"]
             .into_iter()
@@ -142,6 +174,9 @@ impl TestFs {
         let mount_point = dir.path().join("mnt");
         std::fs::create_dir(&mount_point)?;
         std::fs::File::create(&image)?.set_len(size_bytes)?;
+        if kind == FsKind::Zfs {
+            return TestFs::create_pool(mount_point, &image, dir);
+        }
         run(Command::new(kind.mkfs())
             .args(kind.mkfs_args(size_bytes))
             .arg(&image))?;
@@ -150,6 +185,7 @@ impl TestFs {
             kind,
             mount_point,
             loop_dev,
+            pool: None,
             _dir: dir,
         };
         // From here on Drop cleans up, also if mounting fails.
@@ -187,9 +223,81 @@ impl TestFs {
         self.kind
     }
 
-    /// The loop device (`/dev/loopN`).
+    /// The loop device (`/dev/loopN`); empty for ZFS.
     pub fn loop_device(&self) -> &str {
         &self.loop_dev
+    }
+
+    /// `zpool create` of a pool named uniquely (tests run in parallel) on `image`, lz4 as
+    /// TrueNAS makes datasets, its root dataset mounted on `mount_point`.
+    fn create_pool(
+        mount_point: PathBuf,
+        image: &Path,
+        dir: tempfile::TempDir,
+    ) -> io::Result<TestFs> {
+        static POOLS: AtomicU32 = AtomicU32::new(0);
+        let pool = format!(
+            "openvaai-test-{}-{}",
+            std::process::id(),
+            POOLS.fetch_add(1, Ordering::Relaxed)
+        );
+        run(Command::new("zpool")
+            .args([
+                "create",
+                "-f",
+                "-o",
+                "cachefile=none",
+                "-O",
+                "compression=lz4",
+                "-O",
+            ])
+            .arg(format!("mountpoint={}", mount_point.display()))
+            .arg(&pool)
+            .arg(image))?;
+        Ok(TestFs {
+            kind: FsKind::Zfs,
+            mount_point,
+            loop_dev: String::new(),
+            pool: Some(pool),
+            _dir: dir,
+        })
+    }
+
+    /// The ZFS pool's name, for ZFS.
+    pub fn zfs_pool(&self) -> Option<&str> {
+        self.pool.as_deref()
+    }
+
+    /// `zpool sync` of the pool, for ZFS (`st_blocks` and the pool's counters change only when
+    /// a transaction group syncs); `syncfs` otherwise.
+    pub fn sync(&self) -> io::Result<()> {
+        match &self.pool {
+            Some(pool) => run(Command::new("zpool").arg("sync").arg(pool)).map(drop),
+            None => {
+                let dir = std::fs::File::open(&self.mount_point)?;
+                rustix::fs::syncfs(&dir).map_err(io::Error::from)
+            }
+        }
+    }
+
+    /// ZFS: the pool's `(bcloneused, bclonesaved)` in bytes after a `zpool sync`: what block
+    /// clones (LAZY) share, the truth FIEMAP cannot tell there. `None` for other kinds.
+    pub fn block_clones(&self) -> Option<(u64, u64)> {
+        let pool = self.pool.as_deref()?;
+        self.sync().expect("zpool sync");
+        let out = run(Command::new("zpool")
+            .args(["get", "-Hp", "-o", "value", "bcloneused,bclonesaved"])
+            .arg(pool))
+        .expect("zpool get bcloneused,bclonesaved");
+        let v: Vec<u64> = out
+            .split_whitespace()
+            .map(|n| {
+                n.parse()
+                    .unwrap_or_else(|_| panic!("zpool get said {out:?}"))
+            })
+            .collect();
+        assert_eq!(v.len(), 2, "zpool get said {out:?}");
+        Some((v[0], v[1]))
     }
 }
 
@@ -213,6 +321,16 @@ fn attach(image: &Path) -> io::Result<String> {
 
 impl Drop for TestFs {
     fn drop(&mut self) {
+        if let Some(pool) = &self.pool {
+            // Unmounts the dataset and lets go of the file vdev; retried while busy.
+            for attempt in 0..10 {
+                if run(Command::new("zpool").args(["destroy", "-f"]).arg(pool)).is_ok() {
+                    break;
+                }
+                sleep(Duration::from_millis(100 * (attempt + 1)));
+            }
+            return;
+        }
         if !self.mount_point.as_os_str().is_empty() {
             let mut unmounted = false;
             for attempt in 0..10 {

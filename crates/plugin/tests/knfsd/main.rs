@@ -13,47 +13,12 @@ mod chost;
 mod guest;
 mod inner;
 
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use guest::{build_daemon_and_cli, passed, run_in_guest};
+use guest::{build_daemon_and_cli, engine_test_binary, passed, run_in_guest};
 pub use guest::{GUEST_BIN, IN_GUEST};
 use openvaai_testkit::guest::Knfsd;
-use openvaai_testkit::{daemon_bin, plugin_so, profile_dir, FsKind};
-
-/// The engine's integration test binary, built (or found up to date) by cargo.
-fn engine_test_binary() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args([
-        "test",
-        "-p",
-        "openvaai-engine",
-        "--test",
-        "engine",
-        "--no-run",
-    ])
-    .arg("--message-format=json");
-    if profile_dir().ends_with("release") {
-        cmd.arg("--release");
-    }
-    let out = cmd.output().expect("running cargo test --no-run");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "building the engine's tests failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    const KEY: &str = "\"executable\":\"";
-    text.lines()
-        .filter(|l| l.contains("\"name\":\"engine\"") && l.contains("\"test\":true"))
-        .find_map(|l| {
-            let at = l.find(KEY)? + KEY.len();
-            Some(PathBuf::from(&l[at..at + l[at..].find('"')?]))
-        })
-        .unwrap_or_else(|| panic!("cargo named no engine test binary:\n{text}"))
-}
+use openvaai_testkit::{daemon_bin, plugin_so, FsKind};
 
 #[test]
 fn engine_and_plugin_on_the_guests_kernel_and_nfs_mounts() {

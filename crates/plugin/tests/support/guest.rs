@@ -1,13 +1,14 @@
 //! Running a test binary's guest-side half in a knfsd guest (`openvaai_testkit::guest`):
 //! shared by the guest suites (`tests/knfsd`, `tests/zfs`).
 
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use openvaai_abi::{vix, SessionId, VixError};
 use openvaai_host::{Datastore, Plugin};
 use openvaai_testkit::guest::Knfsd;
-use openvaai_testkit::{plugin_so, Daemon};
+use openvaai_testkit::{plugin_so, profile_dir, Daemon};
 
 /// Where the programs go in the guest: the test binary beside `openvaaid`, the plugin and the
 /// CLI, where the testkit looks for them.
@@ -69,6 +70,39 @@ pub fn build_daemon_and_cli() {
         status.success(),
         "cargo build of openvaaid and openvaai failed"
     );
+}
+
+/// The engine's integration test binary, built (or found up to date) by cargo.
+pub fn engine_test_binary() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args([
+        "test",
+        "-p",
+        "openvaai-engine",
+        "--test",
+        "engine",
+        "--no-run",
+    ])
+    .arg("--message-format=json");
+    if profile_dir().ends_with("release") {
+        cmd.arg("--release");
+    }
+    let out = cmd.output().expect("running cargo test --no-run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "building the engine's tests failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    const KEY: &str = "\"executable\":\"";
+    text.lines()
+        .filter(|l| l.contains("\"name\":\"engine\"") && l.contains("\"test\":true"))
+        .find_map(|l| {
+            let at = l.find(KEY)? + KEY.len();
+            Some(PathBuf::from(&l[at..at + l[at..].find('"')?]))
+        })
+        .unwrap_or_else(|| panic!("cargo named no engine test binary:\n{text}"))
 }
 
 // The guest-side helpers: used inside the guest by each suite's `inner` tests.

@@ -10,9 +10,9 @@
 //! `OPENVAAI_ZFS_DIR`); without it the test skips, and fails with `OPENVAAI_REQUIRE_FS_TESTS=1`.
 //! The guest-side half is [`inner`]: ignored tests this test runs inside the guest.
 //!
-//! The engine's own clone, reserve and statx tests are not run here: they make their
-//! filesystems as loop-mounted images (XFS, Btrfs, ext4), which ZFS cannot be; the engine on
-//! ZFS is what the daemon runs below, checked by [`inner`] through the plugin.
+//! First, in the same boot, the engine's own suite on ZFS: its `zfs` tests (`#[ignore]`d on
+//! the host, which has no ZFS) each make a pool on a sparse file on the guest's scratch disk,
+//! once with block cloning on and once, the tests that clone, with it off.
 
 #[path = "../support/guest.rs"]
 mod guest;
@@ -21,18 +21,59 @@ mod inner;
 use std::time::{Duration, Instant};
 
 use openvaai_testkit::guest::Knfsd;
-use openvaai_testkit::{cli_bin, daemon_bin, plugin_so};
+use openvaai_testkit::{cli_bin, daemon_bin, plugin_so, FsKind, ZFS_BCLONE_PARAM};
 
-use guest::{build_daemon_and_cli, passed, run_in_guest, GUEST_BIN, IN_GUEST};
+use guest::{build_daemon_and_cli, engine_test_binary, passed, run_in_guest, GUEST_BIN, IN_GUEST};
+
+/// The engine's tests that clone, run a second time with block cloning off.
+const CLONING: &[&str] = &[
+    "caps::",
+    "clone_modes::",
+    "cross_export::",
+    "layouts::",
+    "paths::",
+    "publish::",
+];
+
+/// The engine's `zfs` tests (its ignored ones) matching `filters`, in the guest with the
+/// pool files on the scratch disk; how many passed. None may skip.
+fn engine_on_zfs(nfs: &Knfsd, what: &str, filters: &[&str], bclone: u8) -> u32 {
+    let out = run_in_guest(
+        nfs,
+        what,
+        &format!(
+            "echo {bclone} > {ZFS_BCLONE_PARAM} && cd /export/scratch && \
+             TMPDIR=/export/scratch OPENVAAI_REQUIRE_FS_TESTS=1 {GUEST_BIN}/engine --ignored \
+             {} 2>&1; rc=$?; echo 1 > {ZFS_BCLONE_PARAM}; exit $rc",
+            filters.join(" ")
+        ),
+        Duration::from_secs(1500),
+    );
+    eprintln!("{out}");
+    assert!(
+        !out.contains("skipping"),
+        "engine tests skipped in the guest:\n{out}"
+    );
+    assert!(
+        out.lines()
+            .filter(|l| l.starts_with("test ") && l.contains(" ... ok"))
+            .all(|l| l.contains("zfs")),
+        "a test that is not a ZFS one ran:\n{out}"
+    );
+    passed(&out)
+}
 
 #[test]
 fn openvaaid_on_a_zfs_dataset_through_nfs_mounts() {
     let started = Instant::now();
     build_daemon_and_cli();
+    let engine = engine_test_binary();
     let me = std::env::current_exe().unwrap();
     let at = |name: &str| format!("{GUEST_BIN}/{name}");
     let Some(nfs) = Knfsd::builder()
         .zfs(inner::POOL, 2 << 30)
+        // The engine tests' pools are sparse files here (TMPDIR): sparse on the host too.
+        .disk("scratch", FsKind::Ext4, 8 << 30)
         .memory_mib(1536)
         // No NFSv4 delegations, as with ESXi's NFS 4.1 client (see tests/knfsd).
         .setup("echo 0 > /proc/sys/fs/leases-enable")
@@ -40,12 +81,32 @@ fn openvaaid_on_a_zfs_dataset_through_nfs_mounts() {
         .program(&daemon_bin(), &at("openvaaid"))
         .program(&plugin_so(), &at("libopenvaai.so"))
         .program(&cli_bin(), &at("openvaai"))
+        .program(&engine, &at("engine"))
         .start()
     else {
         return;
     };
     let pool = nfs.run(&format!("zpool list -H {}", inner::POOL)).unwrap();
     eprintln!("zfs guest: {pool}");
+
+    let n = engine_on_zfs(
+        &nfs,
+        "the engine's tests on ZFS, block cloning on",
+        &["zfs"],
+        1,
+    );
+    assert!(n >= 28, "only {n} engine tests passed on ZFS");
+    let off = engine_on_zfs(
+        &nfs,
+        "the engine's cloning tests on ZFS, block cloning off",
+        CLONING,
+        0,
+    );
+    assert!(
+        off >= 17,
+        "only {off} engine tests passed on ZFS with block cloning off"
+    );
+    eprintln!("zfs guest: {n} engine tests passed, {off} again with block cloning off");
 
     let out = run_in_guest(
         &nfs,

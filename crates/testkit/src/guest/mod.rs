@@ -390,6 +390,7 @@ fn make_filesystem(image: &Path, kind: FsKind, size: u64) -> Result<(), String> 
         FsKind::Xfs => &["-q", "-f", "-m", "reflink=1"],
         FsKind::Btrfs => &["-q", "-f"],
         FsKind::Ext4 => &["-q", "-F"],
+        FsKind::Zfs => return Err("a ZFS disk is made with KnfsdBuilder::zfs, not disk".into()),
     };
     run_tool(Command::new(kind.mkfs()).args(args).arg(image)).map(drop)
 }

@@ -123,6 +123,9 @@ pub(super) fn stage(staging: &mut Staging, dir: &Path) -> Result<(), String> {
 
 /// The boot lines that make pool `pool` on the partition of the disk with serial `serial`,
 /// a dataset of it on `/export/POOL` (lz4, as TrueNAS makes them) and export it.
+/// The export goes into `/etc/exports`, not only `exportfs -o`: OpenZFS's libshare runs
+/// `exportfs -ra` whenever a dataset is unmounted (`zpool destroy` of the engine tests'
+/// pools), which drops every export `/etc/exports` does not list.
 pub(super) fn setup_script(pool: &str, serial: &str, fsid: usize) -> String {
     format!(
         "ln -sf /proc/self/mounts /etc/mtab\n\
@@ -133,8 +136,9 @@ pub(super) fn setup_script(pool: &str, serial: &str, fsid: usize) -> String {
          [ -b \"$dev\" ] || {{ echo \"no partition on the disk with serial {serial}\"; exit 1; }}\n\
          zpool create -f -o cachefile=none -O mountpoint=none -O compression=lz4 {pool} \"$dev\"\n\
          zfs create -o mountpoint=/export/{pool} {pool}/vmware\n\
-         exportfs -o rw,no_root_squash,sync,no_subtree_check,insecure,fsid={fsid} \
-           '*:/export/{pool}'\n\
+         echo '/export/{pool} *(rw,no_root_squash,sync,no_subtree_check,insecure,fsid={fsid})' \
+           >> /etc/exports\n\
+         exportfs -ra\n\
          echo \"openvaai-guest: zfs $(zpool get -H -o value version,feature@block_cloning \
            {pool} | tr '\\n' ' ')bclone $(cat /sys/module/zfs/parameters/zfs_bclone_enabled)\"\n"
     )
