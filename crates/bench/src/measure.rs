@@ -1,7 +1,7 @@
 //! Timing: cold caches before each run, medians, percentiles, the peers' commands, and the
 //! figures as text.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -11,7 +11,9 @@ use crate::plan::{GIB, KIB, MIB};
 
 /// Makes the next timed run start cold, as every other: `sync`, `fstrim` of the image (so
 /// that removed files give their space back to the host's disk), `echo 3 >
-/// /proc/sys/vm/drop_caches`, a pause for XFS's background work, `sync`.
+/// /proc/sys/vm/drop_caches`, a pause for XFS's background work, `sync`, and then waiting
+/// until the host's disk under the image is idle (what a run before left it doing, such as
+/// writing back 32 GiB of a pool, is not charged to the next).
 pub fn cold(mount: &Path, drop_caches: bool, settle: Duration) -> Result<()> {
     rustix::fs::sync();
     if !drop_caches {
@@ -26,7 +28,67 @@ pub fn cold(mount: &Path, drop_caches: bool, settle: Duration) -> Result<()> {
     std::fs::write("/proc/sys/vm/drop_caches", "3").context("dropping caches (needs root)")?;
     std::thread::sleep(settle);
     rustix::fs::sync();
+    if let Some(stat) = disk_stat_file(&std::env::temp_dir()) {
+        if !wait_idle(&stat, DISK_IDLE, DISK_BUSY_MAX) {
+            println!(
+                "  the host's disk ({}) was still busy after {} (another workload?): the next \
+                 run starts anyway",
+                stat.display(),
+                dur(DISK_BUSY_MAX)
+            );
+        }
+    }
     Ok(())
+}
+
+/// The disk counts as idle after this long with no I/O in flight and none done.
+const DISK_IDLE: Duration = Duration::from_millis(500);
+/// At most this long is waited for it.
+const DISK_BUSY_MAX: Duration = Duration::from_secs(20);
+
+/// The block device's statistics (`/sys/dev/block/MAJ:MIN/stat`) of the filesystem holding
+/// `dir`, if it has one.
+fn disk_stat_file(dir: &Path) -> Option<PathBuf> {
+    let dev = rustix::fs::stat(dir).ok()?.st_dev;
+    let p = PathBuf::from(format!(
+        "/sys/dev/block/{}:{}/stat",
+        rustix::fs::major(dev),
+        rustix::fs::minor(dev)
+    ));
+    p.exists().then_some(p)
+}
+
+/// Waits until the device of `stat` has had nothing in flight and done no I/O for `idle`;
+/// false if that did not happen within `max`.
+fn wait_idle(stat: &Path, idle: Duration, max: Duration) -> bool {
+    // Fields (Documentation/block/stat.rst): 1-8 reads and writes, 9 in flight, 12-15
+    // discards, 16-17 flushes. All but the time counters: what was done.
+    let sample = || -> Option<Vec<u64>> {
+        let text = std::fs::read_to_string(stat).ok()?;
+        let f: Vec<u64> = text
+            .split_whitespace()
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        Some(
+            [0, 2, 4, 6, 8, 11, 13, 15]
+                .iter()
+                .filter_map(|&i| f.get(i).copied())
+                .collect(),
+        )
+    };
+    let start = Instant::now();
+    let (mut last, mut since) = (sample(), Instant::now());
+    while start.elapsed() < max {
+        std::thread::sleep(Duration::from_millis(50));
+        let now = sample();
+        let in_flight = now.as_ref().and_then(|v| v.get(4)).copied().unwrap_or(0);
+        if now != last || in_flight > 0 {
+            (last, since) = (now, Instant::now());
+        } else if since.elapsed() >= idle {
+            return true;
+        }
+    }
+    false
 }
 
 /// The median (the upper one of an even count).

@@ -73,15 +73,35 @@ fn spread(t: &[Duration]) -> f64 {
 }
 
 /// What one contender's runs gave beyond their wall times: per-job spreads and CPU.
-#[derive(Default)]
 struct Runs {
+    /// Who ran, for the progress lines.
+    who: &'static str,
     spreads: Vec<f64>,
     cpu: Duration,
 }
 
 impl Runs {
+    fn new(who: &'static str) -> RefCell<Runs> {
+        RefCell::new(Runs {
+            who,
+            spreads: Vec::new(),
+            cpu: Duration::ZERO,
+        })
+    }
+
+    /// Keeps a run's spread, and prints its slowest and fastest job: each run on its own,
+    /// for reading a run that the median hides.
     fn note(&mut self, jobs: &[Duration]) {
         self.spreads.push(spread(jobs));
+        if let (Some(lo), Some(hi)) = (jobs.iter().min(), jobs.iter().max()) {
+            println!(
+                "  pool-16 ({}): run {}: slowest job {}, fastest {}",
+                self.who,
+                self.spreads.len(),
+                dur(*hi),
+                dur(*lo)
+            );
+        }
     }
 
     /// The median spread of the runs.
@@ -117,11 +137,7 @@ pub fn pool(b: &mut Bench<'_>) -> Result<()> {
     let src = b.p(TEMPLATE);
     let export = b.export.clone();
     let dst = |i: usize| -> PathBuf { export.join(out(i)) };
-    let (many, one, cps) = (
-        RefCell::new(Runs::default()),
-        RefCell::new(Runs::default()),
-        RefCell::new(Runs::default()),
-    );
+    let (many, one, cps) = (Runs::new("sessions"), Runs::new("threads"), Runs::new("cp"));
     let pipe_cpu = Cell::default();
     let session = &b.session;
     let rss_before = proc_status_kib(Some(pid), "VmRSS").unwrap_or(0);
