@@ -9,16 +9,21 @@ use anyhow::{bail, Context, Result};
 
 use crate::plan::{GIB, KIB, MIB};
 
-/// Makes the next timed run start cold, as every other: `sync`, `fstrim` of the image (so
-/// that removed files give their space back to the host's disk), `echo 3 >
-/// /proc/sys/vm/drop_caches`, a pause for XFS's background work, `sync`, and then waiting
-/// until the host's disk under the image is idle (what a run before left it doing, such as
-/// writing back 32 GiB of a pool, is not charged to the next).
+/// Makes the next timed run start cold, as every other: `sync`, a pause for XFS to free
+/// the blocks of removed files (it does so in the background: `statfs` starts it), `fstrim`
+/// of the image (so that they go back to the host's disk: without the pause, a pool's 32
+/// GiB removed were trimmed before they were free, and the image grew by them at every
+/// run until the host's disk was full), `echo 3 > /proc/sys/vm/drop_caches`, `sync`, and
+/// then waiting until the host's disk under the image is idle (what a run before left it
+/// doing, such as writing back 32 GiB of a pool, is not charged to the next).
 pub fn cold(mount: &Path, drop_caches: bool, settle: Duration) -> Result<()> {
     rustix::fs::sync();
     if !drop_caches {
         return Ok(());
     }
+    let _ = rustix::fs::statvfs(mount);
+    std::thread::sleep(settle);
+    rustix::fs::sync();
     let _ = Command::new("fstrim")
         .arg(mount)
         .stdout(Stdio::null())
@@ -26,7 +31,6 @@ pub fn cold(mount: &Path, drop_caches: bool, settle: Duration) -> Result<()> {
         .status();
     rustix::fs::sync();
     std::fs::write("/proc/sys/vm/drop_caches", "3").context("dropping caches (needs root)")?;
-    std::thread::sleep(settle);
     rustix::fs::sync();
     if let Some(stat) = disk_stat_file(&std::env::temp_dir()) {
         if !wait_idle(&stat, DISK_IDLE, DISK_BUSY_MAX) {

@@ -114,21 +114,25 @@ impl Runs {
 
 pub fn pool(b: &mut Bench<'_>) -> Result<()> {
     let (jobs, bytes) = (b.plan.pool_jobs, b.plan.pool_size);
-    // Every job's copy exists at once: make sure the host's disk holds them.
-    let need = jobs as u64 * bytes + bytes + 2 * GIB;
-    let host = std::env::temp_dir();
-    if let Some(free) = measure::free_bytes(&host) {
-        if free < need {
-            bail!(
+    // Every job's copy exists at once: make sure the host's disk holds them, before the
+    // case and before each run (a full host disk fails the image's writes, and the run
+    // with them).
+    let room = || -> Result<()> {
+        let need = jobs as u64 * bytes + 2 * GIB;
+        let host = std::env::temp_dir();
+        match measure::free_bytes(&host) {
+            Some(free) if free < need => bail!(
                 "{jobs} copies of {} at once need {} free on the disk under the image ({}), \
                  {} are: free some space there, point TMPDIR elsewhere, or use --quick",
                 size(bytes),
                 size(need),
                 host.display(),
                 size(free)
-            );
+            ),
+            _ => Ok(()),
         }
-    }
+    };
+    room()?;
     make_template(b)?;
     let pid = b.daemon_pid;
     let sessions: Vec<Session<'_>> = (0..jobs)
@@ -157,6 +161,7 @@ pub fn pool(b: &mut Bench<'_>) -> Result<()> {
     let (race, peak_kib) = {
         let mut contenders: Vec<Contender<'_>> = vec![
             Box::new(|| {
+                room()?;
                 daemon_cpu(&many, &|| {
                     at_once(jobs, &|i| {
                         sessions[i].clone_file(TEMPLATE, &out(i), 0, bytes)
@@ -164,11 +169,13 @@ pub fn pool(b: &mut Bench<'_>) -> Result<()> {
                 })
             }),
             Box::new(|| {
+                room()?;
                 daemon_cpu(&one, &|| {
                     at_once(jobs, &|i| session.clone_file(TEMPLATE, &out(i), 0, bytes))
                 })
             }),
             Box::new(|| {
+                room()?;
                 let cpu = Cell::default();
                 let mut got = Ok(Vec::new());
                 limit::counting_cpu(None, &cpu, || {
