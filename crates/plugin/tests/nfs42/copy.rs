@@ -60,14 +60,7 @@ impl<'a> Store<'a> {
     /// With a session timeout of `timeout_ms`.
     pub fn open_with(nfs: &'a Knfsd, plugin: &'a Plugin, disk: &str, timeout_ms: u64) -> Store<'a> {
         let export = nfs.export(disk);
-        let local = tempfile::tempdir().unwrap();
-        std::fs::create_dir(local.path().join(".openvaai")).unwrap();
-        let port = nfs.nfs_addr().port();
-        std::fs::write(
-            local.path().join(".openvaai/nfs42"),
-            format!("port = {port}\n"),
-        )
-        .unwrap();
+        let local = nfs.esxi_mount("openvaai-nfs42-").unwrap();
         let ds = datastore("127.0.0.1", &export, local.path());
         let id = plugin
             .start_session(&ds, Some(timeout_ms))

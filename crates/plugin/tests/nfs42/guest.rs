@@ -80,14 +80,7 @@ impl Export<'_> {
 fn check_export(nfs: &Knfsd, plugin: &Plugin, disk: &str, kind: FsKind) {
     let export = nfs.export(disk);
     prepare(nfs, &export);
-    let local = tempfile::tempdir().unwrap();
-    std::fs::create_dir(local.path().join(".openvaai")).unwrap();
-    let port = nfs.nfs_addr().port();
-    std::fs::write(
-        local.path().join(".openvaai/nfs42"),
-        format!("port = {port}\n"),
-    )
-    .unwrap();
+    let local = nfs.esxi_mount("openvaai-nfs42-").unwrap();
     let ds = datastore("127.0.0.1", &export, local.path());
     let _ = openvaai_host::take_log();
     let id = plugin
@@ -370,14 +363,7 @@ fn secure_export(nfs: &Knfsd, plugin: &Plugin) {
          dd if=/dev/urandom of={export}/f bs=4k count=2 2>/dev/null"
     ))
     .unwrap();
-    let local = tempfile::tempdir().unwrap();
-    std::fs::create_dir(local.path().join(".openvaai")).unwrap();
-    let port = nfs.nfs_addr().port();
-    std::fs::write(
-        local.path().join(".openvaai/nfs42"),
-        format!("port = {port}\n"),
-    )
-    .unwrap();
+    let local = nfs.esxi_mount("openvaai-nfs42-").unwrap();
     let ds = datastore("127.0.0.1", &export, local.path());
     if !rustix_is_root() {
         eprintln!("skipping the secure export: not root, no reserved port");

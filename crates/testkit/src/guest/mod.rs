@@ -430,6 +430,18 @@ impl Knfsd {
         self.running().nfs
     }
 
+    /// A directory standing for ESXi's mount of this guest's datastores (this host has no
+    /// NFS client): it holds the standard backend's marker, `.openvaai/nfs42`, naming the
+    /// port where the guest's 2049 is reachable. A datastore with this directory as its local
+    /// path and an export as its remote mount point reaches that export through knfsd.
+    pub fn esxi_mount(&self, prefix: &str) -> std::io::Result<tempfile::TempDir> {
+        let dir = tempfile::Builder::new().prefix(prefix).tempdir()?;
+        let marker = openvaai_client::datastore::nfs42_path(dir.path());
+        std::fs::create_dir_all(marker.parent().expect("the marker is in a directory"))?;
+        std::fs::write(&marker, format!("port = {}\n", self.nfs_addr().port()))?;
+        Ok(dir)
+    }
+
     /// Where the guest's control port is reachable.
     pub fn ctl_addr(&self) -> SocketAddr {
         self.running().ctl

@@ -82,13 +82,9 @@ fn story(args: &Args, nfs: &Knfsd, export: &str, say: &dyn Fn(String)) -> Result
 
     // On "ESXi": the datastore's mount point, where the plugin finds the marker. (A host with
     // no NFS mount of its own: a directory holding the marker, with the guest's NFS port.)
-    let local = tempfile::Builder::new()
-        .prefix("openvaai-demo-nfs42-")
-        .tempdir()
-        .context("a temporary directory")?;
-    let marker = openvaai_client::datastore::nfs42_path(local.path());
-    std::fs::create_dir_all(marker.parent().context("the marker's directory")?)?;
-    std::fs::write(&marker, format!("port = {}\n", nfs.nfs_addr().port()))?;
+    let local = nfs
+        .esxi_mount("openvaai-demo-nfs42-")
+        .context("a temporary directory for the datastore's mount")?;
     let _ = plugin_log();
     let target = Target::open(&DatastoreArgs {
         datastore: local.path().to_str().context("path not UTF-8")?.to_owned(),
