@@ -11,9 +11,9 @@ use crate::plan::{GIB, KIB, MIB};
 
 /// Makes the next timed run start cold, as every other: `sync`, a pause for XFS to free
 /// the blocks of removed files (it does so in the background: `statfs` starts it), `fstrim`
-/// of the image (so that they go back to the host's disk: without the pause, a pool's 32
-/// GiB removed were trimmed before they were free, and the image grew by them at every
-/// run until the host's disk was full), `echo 3 > /proc/sys/vm/drop_caches`, `sync`, and
+/// of the image (so that they go back to the host's disk: without the pause, the trim
+/// could run before a pool's 32 GiB removed were free, the image kept them, and once the
+/// host's disk filled up), `echo 3 > /proc/sys/vm/drop_caches`, `sync`, and
 /// then waiting until the host's disk under the image is idle (what a run before left it
 /// doing, such as writing back 32 GiB of a pool, is not charged to the next).
 pub fn cold(mount: &Path, drop_caches: bool, settle: Duration) -> Result<()> {

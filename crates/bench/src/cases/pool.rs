@@ -114,11 +114,11 @@ impl Runs {
 
 pub fn pool(b: &mut Bench<'_>) -> Result<()> {
     let (jobs, bytes) = (b.plan.pool_jobs, b.plan.pool_size);
-    // Every job's copy exists at once: make sure the host's disk holds them, before the
-    // case and before each run (a full host disk fails the image's writes, and the run
-    // with them).
+    // Every job's copy exists at once, beside the template: make sure the host's disk
+    // holds them, before the case and before each run (a full host disk fails the image's
+    // writes, and the run with them).
     let room = || -> Result<()> {
-        let need = jobs as u64 * bytes + 2 * GIB;
+        let need = jobs as u64 * bytes + bytes + 2 * GIB;
         let host = std::env::temp_dir();
         match measure::free_bytes(&host) {
             Some(free) if free < need => bail!(

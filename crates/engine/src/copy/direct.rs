@@ -19,7 +19,6 @@
 //! Direct, sixteen clones of one 2 GiB template read 32 GiB from the disk; shared, 2 GiB.
 //! Their writes stay direct.
 
-use std::collections::HashMap;
 use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -72,15 +71,15 @@ pub(super) fn enable(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> bool {
 /// A file by device and inode.
 type FileId = (u64, u64);
 
-/// How many running copies read each source now.
-pub(super) struct Readers(Mutex<Option<HashMap<FileId, usize>>>);
+/// How many running copies read each source now (a few: one entry per running copy at most).
+pub(super) struct Readers(Mutex<Vec<(FileId, usize)>>);
 
 /// The process's.
 static READERS: Readers = Readers::new();
 
 impl Readers {
     pub(super) const fn new() -> Readers {
-        Readers(Mutex::new(None))
+        Readers(Mutex::new(Vec::new()))
     }
 
     /// Counts a copy reading `fd`'s file until the guard is dropped (none if `fstat`
@@ -88,15 +87,23 @@ impl Readers {
     pub(super) fn enter(&self, fd: BorrowedFd<'_>) -> Option<Reading<'_>> {
         let st = rustix::fs::fstat(fd).ok()?;
         let id = (st.st_dev, st.st_ino);
-        *self
-            .map()
-            .get_or_insert_with(HashMap::new)
-            .entry(id)
-            .or_default() += 1;
+        let mut files = self.files();
+        match files.iter_mut().find(|(f, _)| *f == id) {
+            Some((_, n)) => *n += 1,
+            None => files.push((id, 1)),
+        }
         Some(Reading { readers: self, id })
     }
 
-    fn map(&self) -> std::sync::MutexGuard<'_, Option<HashMap<FileId, usize>>> {
+    /// How many copies read `id` now.
+    fn count(&self, id: FileId) -> usize {
+        self.files()
+            .iter()
+            .find(|(f, _)| *f == id)
+            .map_or(0, |&(_, n)| n)
+    }
+
+    fn files(&self) -> std::sync::MutexGuard<'_, Vec<(FileId, usize)>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -110,23 +117,17 @@ pub(super) struct Reading<'r> {
 impl Reading<'_> {
     /// Another running copy reads the same file now.
     pub(super) fn shared(&self) -> bool {
-        self.readers
-            .map()
-            .as_ref()
-            .and_then(|m| m.get(&self.id))
-            .is_some_and(|&n| n > 1)
+        self.readers.count(self.id) > 1
     }
 }
 
 impl Drop for Reading<'_> {
     fn drop(&mut self) {
-        let mut map = self.readers.map();
-        if let Some(m) = map.as_mut() {
-            if let Some(n) = m.get_mut(&self.id) {
-                *n -= 1;
-                if *n == 0 {
-                    m.remove(&self.id);
-                }
+        let mut files = self.readers.files();
+        if let Some(i) = files.iter().position(|(f, _)| *f == self.id) {
+            files[i].1 -= 1;
+            if files[i].1 == 0 {
+                files.swap_remove(i);
             }
         }
     }
@@ -242,8 +243,6 @@ pub(super) fn copy(ctx: &mut Ctx<'_, '_, '_>, regions: Regions<'_>) -> Result<()
     let (full_tx, full_rx) = sync_channel::<Piece>(QUEUED);
     let cap = (CHUNK as u64).min(regions.size.next_multiple_of(ALIGN as u64)) as usize;
     let src = Dio::new(ctx.src, true);
-    // Sequential readahead for the chunks that go through the page cache.
-    let _ = rustix::fs::fadvise(ctx.src, 0, None, rustix::fs::Advice::Sequential);
     let reading = READERS.enter(ctx.src);
     let (cancel, path) = (ctx.cancel, ctx.path);
     let writer_gone = AtomicBool::new(false);
@@ -374,10 +373,7 @@ mod tests {
         drop(second);
         assert!(!first.shared(), "the other copy of a has ended");
         drop((first, other));
-        assert!(
-            readers.map().as_ref().unwrap().is_empty(),
-            "nothing counted once all ended"
-        );
+        assert!(readers.files().is_empty(), "nothing counted once all ended");
     }
 
     /// Twelve full copies at once, through the direct path: never more buffers lent than

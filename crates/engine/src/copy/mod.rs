@@ -107,9 +107,9 @@ pub(crate) fn copy(
     let direct = plan.copy_file_range != Cfr::Offloaded
         && size >= direct::MIN_SIZE
         && direct::enable(src, dst);
-    if !direct {
-        let _ = rustix::fs::fadvise(src, 0, None, Advice::Sequential);
-    }
+    // Sequential readahead for whatever goes through the page cache: a buffered copy, or
+    // the chunks of a direct one whose source another copy reads too.
+    let _ = rustix::fs::fadvise(src, 0, None, Advice::Sequential);
     let mut ctx = Ctx {
         src,
         dst: direct::Dio::new(dst, direct),
