@@ -8,17 +8,15 @@
 //! protocol's deadline.
 
 use std::io::ErrorKind;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
 use openvaai_control::{read_line, write_reply, Reply, Request, Status, CANCEL_BOUND, DEADLINE};
 
 use crate::activity::NotCancelled;
+use crate::control_socket::ControlSocket;
 use crate::loglimit::limited;
 use crate::state::Shared;
 
@@ -27,81 +25,18 @@ pub const MAX_CLIENTS: usize = 4;
 /// How often the acceptor looks at the shutdown flag.
 const TICK: Duration = Duration::from_millis(100);
 
-/// The bound socket; its file is removed on drop (if it is still this one).
-pub struct ControlSocket {
-    listener: UnixListener,
-    path: PathBuf,
-    id: (u64, u64),
-}
-
-impl ControlSocket {
-    /// Binds `path`, mode 0600. A socket file left by a daemon that is gone is replaced; one
-    /// that a running daemon answers on, or any other file, stops the start.
-    pub fn bind(path: &Path) -> anyhow::Result<ControlSocket> {
-        if let Ok(md) = std::fs::symlink_metadata(path) {
-            if !md.file_type().is_socket() {
-                bail!(
-                    "control socket {}: a file that is not a socket is in the way; remove it, \
-                     or set [control] socket to another path",
-                    path.display()
-                );
-            }
-            match UnixStream::connect(path) {
-                Ok(_) => bail!(
-                    "control socket {} is in use by another openvaaid (same state directory?): \
-                     stop it first, or set [control] socket to another path",
-                    path.display()
-                ),
-                Err(_) => std::fs::remove_file(path).with_context(|| {
-                    format!("removing the stale control socket {}", path.display())
-                })?,
-            }
-        }
-        // Made 0600 from the start (the umask), then checked: nobody else can connect in
-        // between. The start runs on one thread: the umask is changed for no other.
-        let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o177));
-        let bound = UnixListener::bind(path);
-        rustix::process::umask(old);
-        let listener = bound.with_context(|| {
-            format!(
-                "binding the control socket {} (its directory must exist)",
-                path.display()
-            )
-        })?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-        listener.set_nonblocking(true)?;
-        let md = std::fs::symlink_metadata(path)?;
-        tracing::info!(path = %path.display(), "control socket ready (root only)");
-        Ok(ControlSocket {
-            listener,
-            path: path.to_owned(),
-            id: (md.dev(), md.ino()),
-        })
-    }
-}
-
-impl Drop for ControlSocket {
-    fn drop(&mut self) {
-        let ours =
-            std::fs::symlink_metadata(&self.path).is_ok_and(|md| (md.dev(), md.ino()) == self.id);
-        if ours {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
 /// Serves `socket` until the daemon shuts down; then its file is removed.
 pub fn serve(socket: ControlSocket, shared: Arc<Shared>) {
     let busy = Arc::new(AtomicUsize::new(0));
     while !shared.shutdown.load(Ordering::SeqCst) {
-        match socket.listener.accept() {
+        match socket.listener().accept() {
             Ok((stream, _)) => start(stream, &shared, &busy),
             Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {
-                wait(&socket.listener)
+                wait(socket.listener())
             }
             Err(e) => {
                 limited!(warn, {}, "control socket: accept: {e}");
-                wait(&socket.listener);
+                wait(socket.listener());
             }
         }
     }

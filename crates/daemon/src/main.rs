@@ -9,6 +9,7 @@ mod cleanup;
 mod config;
 mod conn;
 mod control;
+mod control_socket;
 mod fsutil;
 mod handlers;
 mod jobs;

@@ -12,7 +12,7 @@ use openvaai_proto::auth::Secret;
 
 use crate::activity::Activity;
 use crate::config::{Config, ExportConfig};
-use crate::control::ControlSocket;
+use crate::control_socket::ControlSocket;
 use crate::jobs::JobTable;
 use crate::metrics::{ExportLabels, Metrics};
 use crate::slots::Slots;

@@ -230,8 +230,9 @@ pub fn probe(root: &Path, quick: bool, runs: Option<usize>) -> Result<()> {
     let z = sizes(&plan);
     let (ours, nfs) = (root.join(OURS_DIR), root.join(NFS_DIR));
     std::fs::create_dir_all(&ours)?;
-    std::fs::create_dir_all(nfs.join(".openvaai"))?;
-    std::fs::write(nfs.join(".openvaai/nfs42"), "")?;
+    let marker = openvaai_client::datastore::nfs42_path(&nfs);
+    std::fs::create_dir_all(marker.parent().expect("the marker is in a directory"))?;
+    std::fs::write(&marker, "")?;
     write_layout(&ours.join(DENSE), &[Run::Data(z.dense)], 21)?;
     let piece = z.thin_data / z.thin_runs;
     let hole = z.thin / z.thin_runs - piece;
