@@ -429,14 +429,33 @@ impl JobTable {
         hold: bool,
         work: Work,
     ) -> Result<u64, Status> {
+        self.start_with(exports, what, hold, None, |_| work)
+    }
+
+    /// [`JobTable::start`] with the work made for the job's id (`make(id)`): a new random
+    /// id, or `id` (a job resumed from its record under the id its client knows;
+    /// OBJECT_IS_BUSY if a job has it already).
+    pub fn start_with(
+        &self,
+        exports: Vec<usize>,
+        what: JobMeta,
+        hold: bool,
+        id: Option<u64>,
+        make: impl FnOnce(u64) -> Work,
+    ) -> Result<u64, Status> {
         let mut jobs = lock(&self.jobs);
         self.forget_oldest_finished(&mut jobs);
-        let id = loop {
-            let id = u64::from_be_bytes(openvaai_proto::auth::random_bytes());
-            if id != 0 && !jobs.contains_key(&id) {
-                break id;
-            }
+        let id = match id {
+            Some(id) if id == 0 || jobs.contains_key(&id) => return Err(Status::ObjectIsBusy),
+            Some(id) => id,
+            None => loop {
+                let id = u64::from_be_bytes(openvaai_proto::auth::random_bytes());
+                if id != 0 && !jobs.contains_key(&id) {
+                    break id;
+                }
+            },
         };
+        let work = make(id);
         let job = Arc::new(Job::new(id, exports, what, hold, self.observer.clone()));
         self.observer.accepted(&job);
         let admitted = self.runner.admit(&job, work);

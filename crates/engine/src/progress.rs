@@ -66,6 +66,23 @@ impl<'a> Reporter<'a> {
         }
     }
 
+    /// A reporter for work of which `done` bytes were done before (a resumed copy): its
+    /// first report comes [`REPORT_EVERY`] bytes later.
+    pub(crate) fn resuming(callback: &'a mut dyn FnMut(Progress), total: u64, done: u64) -> Self {
+        let done = done.min(total);
+        Reporter {
+            callback,
+            done,
+            total,
+            last: done,
+        }
+    }
+
+    /// The size of the work (the file's logical size).
+    pub(crate) fn total(&self) -> u64 {
+        self.total
+    }
+
     /// Adds `n` bytes of work; reports if enough accumulated since the last report.
     pub(crate) fn advance(&mut self, n: u64) {
         self.done = (self.done + n).min(self.total);
