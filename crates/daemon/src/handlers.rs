@@ -13,7 +13,7 @@ use openvaai_proto::xdr::{from_bytes, to_bytes, Xdr};
 use openvaai_proto::*;
 use std::result::Result;
 
-use crate::jobs::{Job, JobMeta, Primitive, Staged, Work, Worked};
+use crate::jobs::{Ended, Job, JobMeta, Primitive, Publish, Staged, Work, Worked};
 use crate::loglimit::limited;
 use crate::state::{ExportState, Shared};
 use crate::status::{ended_by, of_engine_error};
@@ -274,13 +274,7 @@ pub fn clone_work(
         match r {
             Ok(staged) => Worked::Staged(Staged {
                 bytes: staged.outcome().bytes,
-                publish: Box::new(move || match staged.publish() {
-                    Ok(_) => Status::Ok.into(),
-                    Err(e) => {
-                        tracing::info!(error = %e.to_string().escape_debug(), "clone failed");
-                        ended_by(&e)
-                    }
-                }),
+                publish: Box::new(PublishClone(staged)),
             }),
             Err(e) => {
                 tracing::info!(error = %e.to_string().escape_debug(), "clone failed");
@@ -288,6 +282,25 @@ pub fn clone_work(
             }
         }
     })
+}
+
+/// A staged clone's last step.
+struct PublishClone(openvaai_engine::StagedClone);
+
+impl Publish for PublishClone {
+    fn publish(self: Box<Self>) -> Ended {
+        match self.0.publish() {
+            Ok(_) => Status::Ok.into(),
+            Err(e) => {
+                tracing::info!(error = %e.to_string().escape_debug(), "clone failed");
+                ended_by(&e)
+            }
+        }
+    }
+
+    fn keep(self: Box<Self>) {
+        self.0.keep_for_restart();
+    }
 }
 
 /// `start_res OVPROC_RESERVE_START(path_args) = 5;`

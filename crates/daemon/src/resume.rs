@@ -53,7 +53,7 @@ pub fn resume_interrupted(shared: &Shared) -> usize {
                 client: "(resumed)".to_owned(),
             };
             let exports = job_exports(shared, &[dst, &src]);
-            let (d, hold, id) = (dst.clone(), record.hold, record.job);
+            let (d, hold, id, from) = (dst.clone(), record.hold, record.job, record.done);
             let started = shared
                 .jobs
                 .start_with(exports, what, hold, Some(id), move |_| {
@@ -65,7 +65,8 @@ pub fn resume_interrupted(shared: &Shared) -> usize {
             match started {
                 Ok(_) => {
                     resumed += 1;
-                    tracing::info!(export = %name, job = %job, "interrupted clone resumed: waiting for its client");
+                    tracing::info!(export = %name, job = %job,
+                        "interrupted clone resumed from byte {from}: waiting for its client");
                 }
                 Err(status) => {
                     tracing::warn!(export = %name, job = %job, ?status, "interrupted clone not resumed: dropped");

@@ -92,6 +92,8 @@ impl StagedClone {
 
     /// Leaves a job's partial file and record in place for the next process, which resumes
     /// it ([`Export::resume_clone`]); any other staged clone is discarded, as when dropped.
+    /// (A job's clone whose token was [suspended](CancelToken::suspend) while it copied is
+    /// kept the same way.)
     pub fn keep_for_restart(self) {
         if let Some(Building::Job(job)) = self.file {
             job.keep();
@@ -206,7 +208,7 @@ impl Export {
             progress,
             cancel,
         );
-        if resumed.is_err() {
+        if resumed.is_err() && !cancel.is_suspended() {
             // It cannot go on: its files go (those of a staged job went when it was dropped).
             crate::resume::discard_in(self.private_dir()?, record.job);
         }
@@ -408,9 +410,23 @@ impl Export {
             &mut reporter,
             cancel,
             &dst,
-        )?;
-        cancel.check(OP, &dst)?;
-        finish_file(job.file(), src_st, &dst, &mut reporter)?;
+        )
+        .and_then(|copied| cancel.check(OP, &dst).map(|()| copied))
+        .and_then(|copied| {
+            finish_file(job.file(), src_st, &dst, &mut reporter)?;
+            Ok(copied)
+        });
+        let copied = match copied {
+            Ok(c) => c,
+            Err(e) => {
+                if cancel.is_suspended() {
+                    // The process stops for a restart: the next one goes on from the last
+                    // checkpoint.
+                    job.keep();
+                }
+                return Err(e);
+            }
+        };
         staged.outcome.copied = copied;
         staged.file = Some(Building::Job(job));
         Ok(staged)

@@ -149,14 +149,18 @@ fn killed_during_a_clone(when: When) {
         fx.daemon.log_text().contains("removed stale temporaries"),
         "start-up cleanup is logged"
     );
-    // The interrupted clone was resumed for its client, which gave up: its lease ends it,
-    // its partial file goes, and the space comes back.
-    assert!(
-        fx.daemon
-            .wait_for_log("lease expired", Duration::from_secs(10)),
-        "{when:?}: {}",
-        fx.daemon.log_text()
-    );
+    // The interrupted clone, if it was recorded before the kill, was resumed for its client,
+    // which gave up: its lease ends it, its partial file goes, and the space comes back.
+    if fx.daemon.log_text().contains("interrupted clone resumed") {
+        assert!(
+            fx.daemon
+                .wait_for_log("lease expired", Duration::from_secs(10)),
+            "{when:?}: {}",
+            fx.daemon.log_text()
+        );
+    } else {
+        assert_eq!(when, When::Start, "only a kill at the start can beat the record");
+    }
     let free_after = wait_free_back(&root, free_before, 8 * MIB);
     assert!(
         free_after + 8 * MIB >= free_before,
@@ -314,13 +318,22 @@ fn restarted_during_a_clone(when: When) {
         RESUMED_SIZE / MIB
     );
     // Killed at the start, the job may not be recorded yet: then the plugin starts it again.
+    // Else the restarted daemon went on from a checkpoint, and wrote only what was left.
     if when != When::Start {
+        let log = fx.daemon.log_text();
+        let from: u64 = log
+            .split("from byte ")
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{when:?}: no resumed clone in the log:\n{log}"));
+        assert!(from >= 32 * MIB, "{when:?}: resumed from byte {from}");
         assert!(
-            second_wrote < RESUMED_SIZE * 15 / 16,
-            "{when:?}: resumed from a checkpoint, not from zero: {} MiB",
+            second_wrote <= RESUMED_SIZE - from + 16 * MIB,
+            "{when:?}: resumed from {} MiB, yet wrote {} MiB",
+            from / MIB,
             second_wrote / MIB
         );
-        assert!(fx.daemon.log_text().contains("interrupted clone resumed"));
     }
 }
 
