@@ -2,6 +2,7 @@
 //! will do with the datastore, step by step, each failure with its cause and the fix; the
 //! verdict in `vmkfstools -Ph`'s words.
 
+use crate::out::outln;
 use std::time::Instant;
 
 use anyhow::Result;
@@ -29,9 +30,9 @@ impl Report {
     fn step(&mut self, name: &str, ok: bool, detail: String, fix: Option<&str>) {
         if !self.json {
             let mark = if ok { "ok  " } else { "FAIL" };
-            println!("{mark} {name:<14} {detail}");
+            outln!("{mark} {name:<14} {detail}");
             if let (false, Some(f)) = (ok, fix) {
-                println!("     {:<14} fix: {f}", "");
+                outln!("     {:<14} fix: {f}", "");
             }
         }
         let mut step = json!({ "step": name, "ok": ok, "detail": detail });
@@ -55,7 +56,7 @@ pub fn run(args: &Args) -> Result<u8> {
         ds.remote_mount_point.as_deref().unwrap_or("?")
     );
     if !args.json {
-        println!("datastore      {mount} (NFS {nas})");
+        outln!("datastore      {mount} (NFS {nas})");
     }
 
     // 1. The plugin loads as disklib loads it.
@@ -314,14 +315,14 @@ fn access_failure(e: &std::io::Error) -> (String, &'static str) {
 fn verdict(r: Report, supported: bool) -> Result<u8> {
     let word = if supported { "YES" } else { "NO" };
     if r.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(
                 &json!({ "nas_vaai_supported": supported, "steps": r.steps })
             )?
         );
     } else {
-        println!("NAS VAAI Supported: {word}");
+        outln!("NAS VAAI Supported: {word}");
     }
     Ok(if supported {
         crate::exit::OK

@@ -3,6 +3,7 @@
 //! names, new content ID, parent CID kept). The descriptor is written last, atomically: a
 //! failed clone leaves no half disk, and the extents it made are removed.
 
+use crate::out::outln;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -200,7 +201,7 @@ pub fn run(args: &Args) -> Result<u8> {
         });
         return super::finish(true, report, "clone-vmdk", vix::OK, &[]);
     }
-    println!(
+    outln!(
         "cloned {} -> {} ({} extent(s), {}{}) in {:.3} s; new CID {}",
         src.display(),
         dst.display(),

@@ -1,5 +1,6 @@
 //! `openvaai plugin-info PATH`: what disklib would find in a plugin library.
 
+use crate::out::{out, outln};
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -98,16 +99,16 @@ pub fn run(args: &Args) -> Result<u8> {
             session,
             log,
         };
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("plugin    {}", plugin.path().display());
-        println!(
+        outln!("plugin    {}", plugin.path().display());
+        outln!(
             "entry     {} ({} table(s))",
             openvaai_abi::ENTRYPOINT_NAME,
             plugin.tables().len()
         );
         for t in plugin.tables() {
-            println!(
+            outln!(
                 "table {}   name {:?}, type {} ({}), interface {}.{}",
                 t.index,
                 t.name.as_deref().unwrap_or("(none)"),
@@ -117,14 +118,14 @@ pub fn run(args: &Args) -> Result<u8> {
                 t.minor_version
             );
             let yes = |b: bool| if b { "yes" } else { "NO" };
-            print!("          Init {}, Done {}", yes(t.init), yes(t.done));
+            out!("          Init {}, Done {}", yes(t.init), yes(t.done));
             if let (Some(s), Some(e), Some(x), Some(p)) = (
                 t.start_session,
                 t.end_session,
                 t.exec_primitive,
                 t.support_status,
             ) {
-                print!(
+                out!(
                     ", StartSession {}, EndSession {}, ExecPrimitive {}, SupportStatus {}",
                     yes(s),
                     yes(e),
@@ -132,17 +133,17 @@ pub fn run(args: &Args) -> Result<u8> {
                     yes(p)
                 );
             }
-            println!();
+            outln!();
         }
-        println!("init      {init_name} ({init})");
+        outln!("init      {init_name} ({init})");
         if let Some(s) = &session {
-            println!("session   StartSession: {} ({})", s.status, s.code);
+            outln!("session   StartSession: {} ({})", s.status, s.code);
             for (p, st) in &s.support {
-                println!("          SupportStatus {p}: {st}");
+                outln!("          SupportStatus {p}: {st}");
             }
         }
         for line in &log {
-            println!("log       {line}");
+            outln!("log       {line}");
         }
     }
     Ok(if failed {

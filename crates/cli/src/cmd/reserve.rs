@@ -1,5 +1,6 @@
 //! `openvaai reserve`: RESVSPACE, what ESXi does to make a thick disk on NFS.
 
+use crate::out::outln;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -161,7 +162,7 @@ pub fn run(args: &Args) -> Result<u8> {
         "progress_bytes": meter.reported,
     });
     if !args.json && status == openvaai_abi::vix::OK {
-        println!(
+        outln!(
             "reserved {} for {path} in {:.3} s",
             indicatif::HumanBytes(total),
             took.as_secs_f64()

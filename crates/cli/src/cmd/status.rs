@@ -1,6 +1,7 @@
 //! `openvaai status`: what openvaaid on this NAS is doing (its running and recently finished
 //! jobs), from its control socket, which only root can use; `--cancel JOB` stops a job.
 
+use crate::out::{out, outln};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -50,24 +51,27 @@ pub fn run(a: &Args) -> Result<u8> {
             return Ok(exit::FAILED);
         };
         if a.json {
-            println!("{}", serde_json::to_string_pretty(&st)?);
+            outln!("{}", serde_json::to_string_pretty(&st)?);
         } else {
-            print!("{}", render(&st));
+            out!("{}", render(&st));
         }
         return Ok(exit::OK);
     };
     let every = Duration::from_secs_f64(every.max(0.1));
+    let screen = std::io::IsTerminal::is_terminal(&std::io::stdout());
     loop {
         let Some(st) = fetch(&a.socket)? else {
             return Ok(exit::FAILED);
         };
         if a.json {
-            println!("{}", serde_json::to_string(&st)?);
-        } else {
+            outln!("{}", serde_json::to_string(&st)?);
+        } else if screen {
             // Home and clear, then the table: a refreshing screen, as top does.
-            print!("\x1b[H\x1b[2J{}", render(&st));
+            out!("\x1b[H\x1b[2J{}", render(&st));
+        } else {
+            // Into a pipe or a file: the tables one after another, a blank line between.
+            outln!("{}", render(&st));
         }
-        std::io::Write::flush(&mut std::io::stdout())?;
         std::thread::sleep(every);
     }
 }
@@ -101,16 +105,16 @@ fn cancel(a: &Args, job: &str) -> Result<u8> {
     };
     let ended = j.result.is_some();
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&j)?);
+        outln!("{}", serde_json::to_string_pretty(&j)?);
     } else if ended {
-        println!(
+        outln!(
             "job {} ended {}: {}",
             j.id,
             j.result.as_deref().unwrap_or(""),
             what(&j)
         );
     } else {
-        println!(
+        outln!(
             "job {} is {} still, cleaning up: {}",
             j.id,
             j.state,

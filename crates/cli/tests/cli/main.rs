@@ -5,6 +5,7 @@ mod admin;
 mod commands;
 mod demo;
 mod manual;
+mod pipes;
 mod plugin_info;
 mod util;
 mod vmdk;
