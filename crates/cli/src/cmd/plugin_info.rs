@@ -15,10 +15,12 @@ pub struct Args {
     /// Also offer it a datastore, as ESXi does for each NFS mount: its local mount point.
     #[arg(long, short = 'd', value_name = "DIR")]
     datastore: Option<String>,
-    /// The NAS address of that datastore (remoteIP).
+    /// The NAS address of that datastore (remoteIP). Default: 127.0.0.1, as for every
+    /// command.
     #[arg(long, value_name = "IP", requires = "datastore")]
     nas_ip: Option<String>,
-    /// The path the NAS exports for that datastore (remoteMountPoint).
+    /// The path the NAS exports for that datastore (remoteMountPoint). Default: the mount
+    /// point itself, as for every command.
     #[arg(long, value_name = "PATH", requires = "datastore")]
     nas_path: Option<String>,
     /// The datastore's file-system type as ESXi names it.
@@ -38,12 +40,18 @@ struct SessionReport {
 }
 
 fn offer(plugin: &Plugin, args: &Args, local: &str) -> SessionReport {
+    // The defaults of every other command (see `DatastoreArgs`): a shell on the NAS.
+    let local = std::path::absolute(local)
+        .ok()
+        .and_then(|p| p.to_str().map(|s| s.trim_end_matches('/').to_owned()))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| local.to_owned());
     let ds = loader::Datastore {
         fs_type: args.fs_type.clone(),
         fs_version: 3,
-        remote_ip: args.nas_ip.clone(),
-        remote_mount_point: args.nas_path.clone(),
-        local_mount_point: Some(local.to_owned()),
+        remote_ip: Some(args.nas_ip.clone().unwrap_or_else(|| "127.0.0.1".into())),
+        remote_mount_point: Some(args.nas_path.clone().unwrap_or_else(|| local.clone())),
+        local_mount_point: Some(local),
     };
     match plugin.start_session(&ds, None) {
         Ok(id) => {

@@ -125,6 +125,9 @@ fn set_size(path: &str, size: u64) -> Result<Undo> {
 }
 
 pub fn run(args: &Args) -> Result<u8> {
+    if args.size == Some(0) {
+        anyhow::bail!("--size 0: a reservation needs a size of at least one byte (e.g. 40G)");
+    }
     let target = Target::open(&args.ds)?;
     let path = target.file(&args.file);
     let undo = match args.size {

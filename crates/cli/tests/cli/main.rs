@@ -2,6 +2,7 @@
 //! one, a real openvaaid on a loop-mounted XFS.
 
 mod admin;
+mod advice;
 mod commands;
 mod demo;
 mod manual;
