@@ -312,7 +312,7 @@ const START_IT: &str = "start openvaaid on the NAS: systemctl start openvaaid (j
 
 /// Whether openvaaid is plainly gone: the address and port of the access file refuse a
 /// connection from here (a second at most). What was found, with what the export's lock says
-/// of the daemon that wrote it; `None` when something answers or the answer is not known in
+/// of the daemon that wrote it (on the NAS itself); `None` when something answers or the answer is not known in
 /// time, and StartSession says the rest.
 fn gone(
     mount: &std::path::Path,
@@ -341,7 +341,13 @@ fn gone(
         .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|n| n.parse::<i32>().ok())
         .and_then(rustix::process::Pid::from_raw);
-    Some(match pid {
+    // Its pid means something only on the NAS itself: the datastore given as on loopback.
+    let here = ds
+        .remote_ip
+        .as_deref()
+        .and_then(|s| s.parse::<IpAddr>().ok())
+        .is_some_and(|a| a.is_loopback());
+    Some(match pid.filter(|_| here) {
         Some(p) if rustix::process::test_kill_process(p) == Err(rustix::io::Errno::SRCH) => {
             format!(
                 "openvaaid is not running: the export's lock names pid {}, which is gone, and \

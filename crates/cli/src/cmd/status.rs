@@ -14,8 +14,9 @@ use crate::exit;
 const AFTER_HELP: &str = "\
 Run as root on the NAS: openvaaid's control socket is root's (mode 0600) and the daemon
 serves root peers only (SO_PEERCRED). States: queued, running, ready (a held clone waiting
-for its COMMIT), done, failed. Rates count from when a job left the queue. The last 64 jobs
-that ended are listed after the running ones.
+for its COMMIT), done, failed. Rates count from when a job left the queue, once it has run a
+second (none for lazy clones and dry runs). The last 64 jobs that ended are listed after the
+running ones. Job ids are 16 hex digits, as the daemon's and the plugin's logs print them.
 
 Exit status: 0 success (for --cancel: the job ended); 1 the daemon refused the request (no
 such job, finished already) or the job did not end within 20 s; 2 the daemon could not be
