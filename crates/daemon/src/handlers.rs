@@ -248,7 +248,7 @@ fn clone_start(shared: &Shared, s: &mut Session, a: CloneArgs) -> StartRes {
                 flags,
                 &mut |p| {
                     progress(p);
-                    throttle.pace(p.done, cancel);
+                    throttle.pace(p.done, p.total, cancel);
                 },
                 cancel,
             );
@@ -299,7 +299,7 @@ fn reserve_start(shared: &Shared, s: &mut Session, a: PathArgs) -> StartRes {
             let throttle = crate::throttle::Throttle::new(rate);
             let mut paced = |p: openvaai_engine::Progress| {
                 progress(p);
-                throttle.pace(p.done, cancel);
+                throttle.pace(p.done, p.total, cancel);
             };
             match e.engine.reserve(&a.path, &mut paced, cancel) {
                 Ok(()) => Status::Ok.into(),
