@@ -52,6 +52,7 @@ enum Call {
     StartSession,
     Clone,
     Reserve,
+    Statx,
     Other,
 }
 
@@ -63,6 +64,8 @@ impl Call {
             Call::Clone
         } else if what.starts_with("RESVSPACE") {
             Call::Reserve
+        } else if what.starts_with("STATX") {
+            Call::Statx
         } else {
             Call::Other
         }
@@ -87,6 +90,10 @@ pub fn hint(what: &str, code: VixError, why: &str) -> Option<&'static str> {
             "the datastore is not served by openvaaid, or the filesystem cannot do this \
              (lazy clones need XFS with reflink, Btrfs or ZFS; both files on one filesystem)"
         }
+        // The plugin's own line says it all (a shutdown cancels jobs and says so).
+        (vix::E_HOST_NOT_CONNECTED, _) if why.contains("shut down") => {
+            "retry once openvaaid on the NAS is back (systemctl status openvaaid there)"
+        }
         (vix::E_HOST_NOT_CONNECTED, _) => {
             "is openvaaid running on the NAS, and is its port (the access file's) open from \
              this host?"
@@ -105,7 +112,7 @@ pub fn hint(what: &str, code: VixError, why: &str) -> Option<&'static str> {
         }
         (vix::E_FILE_ACCESS_ERROR, Call::StartSession) => {
             "the access file exists but cannot be read: run openvaai as root (ESXi reads it \
-             as root), or this host's address is not in the export's allowed_networks"
+             as root)"
         }
         (vix::E_FILE_ACCESS_ERROR, _) => {
             "the path leaves the export (a symlink or '..'), or the file cannot be read"
@@ -123,6 +130,10 @@ pub fn hint(what: &str, code: VixError, why: &str) -> Option<&'static str> {
         (vix::E_FILE_NOT_FOUND, Call::Reserve) => {
             "the file does not exist: give --size to create it first"
         }
+        (vix::E_FILE_NOT_FOUND, Call::Statx) => {
+            "the file does not exist: check its path (relative paths are taken inside the \
+             datastore)"
+        }
         (vix::E_FILE_NOT_FOUND, _) => "the source or the destination's directory does not exist",
         (vix::E_DISK_FULL, _) => "the NAS filesystem is full",
         (vix::E_OBJECT_IS_BUSY, _) => "openvaaid runs its maximum number of jobs; retry later",
@@ -138,6 +149,12 @@ pub fn hint(what: &str, code: VixError, why: &str) -> Option<&'static str> {
             "a path outside the datastore, or an empty file to reserve (give --size)"
         }
         (vix::E_INVALID_ARG, _) => "a path outside the datastore",
+        // Not the user's Ctrl-C (the plugin says "aborted by the user" then): the job ended
+        // CANCELLED on the NAS.
+        (vix::E_CANCELLED, Call::Clone | Call::Reserve) if why.contains("failed: Cancelled") => {
+            "the NAS's admin cancelled this job (openvaai status --cancel on the NAS); nothing \
+             of it was published"
+        }
         _ => return None,
     })
 }

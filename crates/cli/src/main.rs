@@ -4,6 +4,7 @@
 
 mod cmd;
 mod fail;
+mod out;
 mod progress;
 mod target;
 mod vmdk;
@@ -94,6 +95,8 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => ExitCode::from(code),
+        // A reader that went away (`| head`) is no failure of the command: quiet, 0.
+        Err(err) if out::is_broken_pipe(&err) => ExitCode::from(exit::OK),
         Err(err) => {
             eprintln!("openvaai: {err:#}");
             let code = match err.downcast_ref::<fail::Failed>() {

@@ -110,8 +110,15 @@ impl DatastoreArgs {
         };
         let mount = std::path::absolute(&mount)
             .with_context(|| format!("datastore {}", mount.display()))?;
-        if !mount.is_dir() {
-            bail!("datastore {}: not a directory", mount.display());
+        match std::fs::metadata(&mount) {
+            Ok(md) if md.is_dir() => {}
+            Ok(_) => bail!("datastore {}: not a directory", mount.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+                "datastore {}: no such directory (give the datastore's mount point, or a name \
+                 from --config)",
+                mount.display()
+            ),
+            Err(e) => bail!("datastore {}: {e}", mount.display()),
         }
         let mount_s = mount
             .to_str()

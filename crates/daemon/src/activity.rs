@@ -17,6 +17,25 @@ use crate::sync::lock;
 /// Finished jobs remembered for `openvaai status`, newest first.
 pub const MAX_FINISHED: usize = 64;
 
+/// A rate is given once a job's work has run this long: over less, the first chunk (done
+/// before any pacing) or a lazy clone's instant would make a figure of nothing.
+pub const MIN_RATE_WINDOW: Duration = Duration::from_secs(1);
+
+/// A job id as the admin gives it to `--cancel`, in the one form ids are shown in (16 hex
+/// digits, lowercase): a prefix of that, or `0x…`, a whole id with its leading zeros left
+/// out, as C's `%#x` and the plugin's log before this form printed it.
+pub fn canonical_id(id: &str) -> String {
+    let id = id.trim().to_ascii_lowercase();
+    match id.strip_prefix("0x") {
+        Some(hex)
+            if (1..=16).contains(&hex.len()) && hex.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            format!("{hex:0>16}")
+        }
+        Some(_) | None => id,
+    }
+}
+
 fn labels(m: &JobMeta) -> JobLabels {
     JobLabels {
         export: m.export.clone(),
@@ -109,7 +128,7 @@ impl Activity {
                 running += 1;
             }
             let delta = info.done.saturating_sub(l.counted);
-            if delta > 0 {
+            if delta > 0 && l.job.meta.primitive.moves_bytes() {
                 self.metrics
                     .bytes
                     .get_or_create(&labels(&l.job.meta))
@@ -139,7 +158,7 @@ impl Activity {
 
     /// The live job named by `id`: its 16 hex digits, or a prefix that one job alone has.
     pub fn find(&self, id: &str) -> Result<Arc<Job>, NotCancelled> {
-        let id = id.trim().to_ascii_lowercase();
+        let id = canonical_id(id);
         if id.is_empty() {
             return Err(NotCancelled::NotFound);
         }
@@ -242,10 +261,12 @@ impl Observer for Activity {
             return;
         };
         let meta = &job.meta;
-        self.metrics
-            .bytes
-            .get_or_create(&labels(meta))
-            .inc_by(info.done.saturating_sub(live.counted));
+        if meta.primitive.moves_bytes() {
+            self.metrics
+                .bytes
+                .get_or_create(&labels(meta))
+                .inc_by(info.done.saturating_sub(live.counted));
+        }
         self.metrics
             .finished
             .get_or_create(&result_labels(meta, status))
@@ -276,15 +297,11 @@ fn report(job: &Job, l: &Live, info: &JobInfo, now: Instant) -> JobStatus {
         JobState::Done => "done",
         JobState::Failed | JobState::Unknown(_) => "failed",
     };
-    let rate = l.running_since.map(|t| {
-        let secs = l
-            .ready_at
-            .unwrap_or(now)
-            .duration_since(t)
-            .as_secs_f64()
-            .max(1e-3);
-        info.done as f64 / secs
-    });
+    let rate = l
+        .running_since
+        .map(|t| l.ready_at.unwrap_or(now).duration_since(t))
+        .filter(|worked| *worked >= MIN_RATE_WINDOW && m.primitive.has_rate())
+        .map(|worked| info.done as f64 / worked.as_secs_f64());
     JobStatus {
         id: format!("{:016x}", job.id),
         state: state.to_owned(),
@@ -323,7 +340,7 @@ mod tests {
         let activity = Arc::new(Activity::default());
         let t = JobTable::reporting_to(4, 0, Duration::from_secs(60), activity.clone());
         let work: crate::jobs::Work = Box::new(|_, _| {
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(MIN_RATE_WINDOW + Duration::from_millis(100));
             crate::jobs::Worked::Staged(crate::jobs::Staged {
                 bytes: 1 << 20,
                 publish: Box::new(|| Status::Ok.into()),
@@ -340,7 +357,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(300));
         let later = rate(activity.jobs());
         assert_eq!(activity.jobs()[0].state, "ready");
-        // The rate of the work (~10 MiB/s), not falling with the wait for COMMIT.
+        // The rate of the work (~1 MiB/s), not falling with the wait for COMMIT.
         assert!(
             at_ready > 0.0 && later == at_ready,
             "{at_ready} then {later}"
@@ -404,6 +421,11 @@ mod tests {
         let (ha, hb) = (&hex[a], &hex[b]);
         assert_eq!(activity.find(ha).unwrap().id, ids[a]);
         assert_eq!(activity.find(&ha.to_uppercase()).unwrap().id, ids[a]);
+        // As C's `%#x` prints it: the whole id, without its leading zeros.
+        assert_eq!(activity.find(&format!("{:#x}", ids[a])).unwrap().id, ids[a]);
+        assert_eq!(canonical_id("0xaaf94dbf958e411"), "0aaf94dbf958e411");
+        assert_eq!(canonical_id(" 0AAF9 "), "0aaf9");
+        assert_eq!(canonical_id("0x"), "0x");
         assert_eq!(activity.find("").err(), Some(NotCancelled::NotFound));
         assert_eq!(activity.find("x").err(), Some(NotCancelled::NotFound));
         let common = ha

@@ -136,6 +136,9 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// The control socket (default: `control.sock` in the state directory).
     pub control_socket: PathBuf,
+    /// What the daemon warns about at start: settings of the file that the command line
+    /// replaced with another value.
+    pub warnings: Vec<String>,
 }
 
 /// What the command line adds to (or overrides in) the file.
@@ -165,15 +168,21 @@ impl Config {
     }
 
     fn build(file: FileConfig, o: &Overrides) -> anyhow::Result<Config> {
+        let file_listen: Option<Vec<SocketAddr>> = match &file.listen {
+            Some(l) => Some(
+                l.iter()
+                    .map(|s| {
+                        s.parse::<SocketAddr>()
+                            .with_context(|| format!("listen address `{s}`"))
+                    })
+                    .collect::<anyhow::Result<_>>()?,
+            ),
+            None => None,
+        };
         let listen = if !o.listen.is_empty() {
             o.listen.clone()
-        } else if let Some(l) = &file.listen {
-            l.iter()
-                .map(|s| {
-                    s.parse::<SocketAddr>()
-                        .with_context(|| format!("listen address `{s}`"))
-                })
-                .collect::<anyhow::Result<_>>()?
+        } else if let Some(l) = &file_listen {
+            l.clone()
         } else {
             vec![SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT))]
         };
@@ -245,14 +254,55 @@ impl Config {
                 refuse_nested(a, b)?;
             }
         }
-        let metrics_listen = match (o.metrics_listen, &file.metrics.listen) {
-            (Some(a), _) => Some(a),
-            (None, Some(s)) => Some(
+        let metrics_file = match &file.metrics.listen {
+            Some(s) => Some(
                 s.parse::<SocketAddr>()
                     .with_context(|| format!("metrics.listen address `{s}`"))?,
             ),
-            (None, None) => None,
+            None => None,
         };
+        let metrics_listen = o.metrics_listen.or(metrics_file);
+        // The command line wins over the file; a file's value it replaces with another is
+        // said at start, not ignored in silence.
+        let mut warnings = Vec::new();
+        let mut replaced = |key: &str, flag: &str, cli: String, file: String| {
+            if cli != file {
+                warnings.push(format!(
+                    "{flag} {cli} replaces {key} = {file} of {} (the command line wins)",
+                    o.config
+                        .as_deref()
+                        .unwrap_or(Path::new("the file"))
+                        .display()
+                ));
+            }
+        };
+        if let (Some(c), Some(f)) = (&o.state_dir, &file.state_dir) {
+            replaced(
+                "state_dir",
+                "--state-dir",
+                c.display().to_string(),
+                f.display().to_string(),
+            );
+        }
+        if let (Some(c), Some(f)) = (&o.control_socket, &file.control.socket) {
+            replaced(
+                "[control] socket",
+                "--control-socket",
+                c.display().to_string(),
+                f.display().to_string(),
+            );
+        }
+        if let (Some(c), Some(f)) = (o.metrics_listen, metrics_file) {
+            replaced(
+                "[metrics] listen",
+                "--metrics-listen",
+                c.to_string(),
+                f.to_string(),
+            );
+        }
+        if let (false, Some(f)) = (o.listen.is_empty(), &file_listen) {
+            replaced("listen", "--listen", fmt_list(&o.listen), fmt_list(f));
+        }
         let state_dir = o
             .state_dir
             .clone()
@@ -272,6 +322,7 @@ impl Config {
             exports,
             metrics_listen,
             control_socket,
+            warnings,
         })
     }
 
@@ -318,6 +369,14 @@ fn check_socket_path(p: &Path) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// `a, b` for a list of addresses.
+fn fmt_list(l: &[SocketAddr]) -> String {
+    l.iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn positive(v: Option<usize>, def: usize, what: &str) -> anyhow::Result<usize> {
@@ -505,6 +564,32 @@ mod tests {
                 "{bad:?}: refused for {err:?}, not {reason:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_command_line_wins_and_says_what_it_replaced() {
+        let file = || toml::from_str("state_dir = \"/var/lib/a\"\n[[export]]\npath = \"/e\"");
+        let o = Overrides {
+            config: Some("/etc/openvaai/openvaaid.toml".into()),
+            state_dir: Some("/var/lib/b".into()),
+            ..Overrides::default()
+        };
+        let c = Config::build(file().unwrap(), &o).unwrap();
+        assert_eq!(c.state_dir, PathBuf::from("/var/lib/b"));
+        assert_eq!(
+            c.warnings,
+            ["--state-dir /var/lib/b replaces state_dir = /var/lib/a of \
+              /etc/openvaai/openvaaid.toml (the command line wins)"]
+        );
+        // The same value twice is no conflict.
+        let o = Overrides {
+            state_dir: Some("/var/lib/a".into()),
+            ..Overrides::default()
+        };
+        assert!(Config::build(file().unwrap(), &o)
+            .unwrap()
+            .warnings
+            .is_empty());
     }
 
     #[test]

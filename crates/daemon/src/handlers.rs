@@ -267,7 +267,7 @@ pub fn clone_work(
         let r = stage(
             &mut |p| {
                 progress(p);
-                throttle.pace(p.done, cancel);
+                throttle.pace(p.done, p.total, cancel);
             },
             cancel,
         );
@@ -329,7 +329,7 @@ fn reserve_start(shared: &Shared, s: &mut Session, a: PathArgs) -> StartRes {
             let throttle = crate::throttle::Throttle::new(rate);
             let mut paced = |p: openvaai_engine::Progress| {
                 progress(p);
-                throttle.pace(p.done, cancel);
+                throttle.pace(p.done, p.total, cancel);
             };
             match e.engine.reserve(&a.path, &mut paced, cancel) {
                 Ok(()) => Status::Ok.into(),

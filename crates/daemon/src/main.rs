@@ -17,6 +17,7 @@ mod loglimit;
 mod metrics;
 mod net;
 mod notify;
+mod preflight;
 mod resume;
 mod server;
 mod slots;
@@ -133,10 +134,14 @@ fn run(cli: Cli) -> Outcome {
         metrics_listen: cli.metrics_listen,
         control_socket: cli.control_socket,
     };
-    let config = match Config::load(&overrides).and_then(|c| check_exports(&c).map(|()| c)) {
+    // The same checks for `--check-config` and for the start.
+    let config = match Config::load(&overrides).and_then(|c| preflight::check(&c).map(|()| c)) {
         Ok(c) => c,
         Err(e) => return Outcome::BadConfig(e),
     };
+    for w in &config.warnings {
+        tracing::warn!("configuration: {w}");
+    }
     if cli.check_config {
         for e in &config.exports {
             println!(
@@ -157,17 +162,6 @@ fn run(cli: Cli) -> Outcome {
         Ok(_) => Outcome::JobsLeft,
         Err(e) => Outcome::Failed(e),
     }
-}
-
-fn check_exports(c: &Config) -> anyhow::Result<()> {
-    for e in &c.exports {
-        let md =
-            std::fs::metadata(&e.path).with_context(|| format!("export {}", e.path.display()))?;
-        if !md.is_dir() {
-            anyhow::bail!("export {} is not a directory", e.path.display());
-        }
-    }
-    Ok(())
 }
 
 fn serve(config: Config) -> anyhow::Result<usize> {

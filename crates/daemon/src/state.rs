@@ -54,12 +54,12 @@ pub struct Listeners {
 /// certificate, binds the control socket, and writes the access files, in that order:
 /// everything that can fail at start fails here, before serving, and a start that fails
 /// (another daemon on an export, an address in use) has written nothing — no certificate,
-/// no access file.
+/// no access file. The configuration's exports were checked on disk before (see
+/// [`crate::preflight`]).
 pub fn prepare(
     config: Config,
     shutdown: Arc<AtomicBool>,
 ) -> anyhow::Result<(Arc<Shared>, Listeners)> {
-    refuse_nested_on_disk(&config)?;
     let mut opened = Vec::new();
     for e in &config.exports {
         let engine = openvaai_engine::Export::open(&e.path)
@@ -162,20 +162,4 @@ pub fn prepare(
             control,
         },
     ))
-}
-
-/// Nested exports, judged by where the directories really are (the configuration's paths
-/// may go through symlinks).
-fn refuse_nested_on_disk(config: &Config) -> anyhow::Result<()> {
-    let real: Vec<_> = config
-        .exports
-        .iter()
-        .map(|e| std::fs::canonicalize(&e.path).unwrap_or_else(|_| e.path.clone()))
-        .collect();
-    for (i, a) in real.iter().enumerate() {
-        for b in &real[..i] {
-            crate::config::nested_paths(a, b)?;
-        }
-    }
-    Ok(())
 }

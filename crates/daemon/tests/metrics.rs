@@ -126,6 +126,78 @@ fn a_scrape_during_a_real_clone_sees_the_counters_move() {
     }
 }
 
+#[test]
+fn a_dry_run_moves_no_bytes_and_rates_are_of_real_work_within_the_pace() {
+    const PACE: u64 = 20 * MIB;
+    let Some(srv) = Served::xfs(&format!("max_job_bytes_per_second = {PACE}")) else {
+        return;
+    };
+    let (m, sock) = (srv.metrics(), srv.socket());
+    write_layout(&srv.path("big.vmdk"), &[Run::Data(64 * MIB)], 4).unwrap();
+    let out = openvaai(&["clone", "-d", srv.ds(), "big.vmdk", "dry.vmdk", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let dry = [("export", srv.ds()), ("primitive", "clone_dry_run")];
+    let s = scrape(m);
+    assert_eq!(value(&s, "openvaai_jobs_started_total", &dry), Some(1.0));
+    assert_eq!(value(&s, "openvaai_job_bytes_total", &dry), Some(0.0));
+
+    // A paced clone (64 MiB at 20 MiB/s, about 3 s): no status sample shows it faster than
+    // its pace, the first ones included.
+    let child = clone_in_background(srv.ds(), "big.vmdk", "copy.vmdk", &[]);
+    let mut rates = Vec::new();
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(20) {
+        let v = json(&openvaai(&[
+            "status",
+            "--socket",
+            sock.to_str().unwrap(),
+            "--json",
+        ]));
+        let Some(j) = v["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["primitive"] == "clone_full")
+        else {
+            continue;
+        };
+        if let Some(r) = j["rate_bytes_per_second"].as_f64() {
+            rates.push(r);
+        }
+        if j["state"] != "running" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(rates.len() >= 5, "{rates:?}");
+    let mib = |r: &f64| (r / MIB as f64 * 10.0).round() / 10.0;
+    assert!(
+        rates.iter().all(|r| *r <= PACE as f64 * 1.01),
+        "MiB/s: {:?}",
+        rates.iter().map(mib).collect::<Vec<_>>()
+    );
+
+    // A lazy clone shares blocks at once: no rate of it (not 1000 GiB/s).
+    let out = openvaai(&["clone", "-d", srv.ds(), "big.vmdk", "lazy.vmdk", "--lazy"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v = json(&openvaai(&[
+        "status",
+        "--socket",
+        sock.to_str().unwrap(),
+        "--json",
+    ]));
+    let lazy = v["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["primitive"] == "clone_lazy")
+        .unwrap();
+    assert_eq!(lazy["done_bytes"], 64 * MIB, "{lazy}");
+    assert!(lazy["rate_bytes_per_second"].is_null(), "{lazy}");
+}
+
 /// Every `"expr"` string in a Grafana dashboard.
 fn collect_exprs(v: &serde_json::Value, out: &mut Vec<String>) {
     match v {

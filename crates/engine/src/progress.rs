@@ -143,7 +143,10 @@ mod tests {
         c.clone().suspend();
         assert!(c.is_cancelled() && c.is_suspended());
         c.cancel();
-        assert!(c.is_suspended(), "a cancel after a suspend does not undo it");
+        assert!(
+            c.is_suspended(),
+            "a cancel after a suspend does not undo it"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! will do with the datastore, step by step, each failure with its cause and the fix; the
 //! verdict in `vmkfstools -Ph`'s words.
 
+use crate::out::outln;
 use std::time::Instant;
 
 use anyhow::Result;
@@ -29,9 +30,9 @@ impl Report {
     fn step(&mut self, name: &str, ok: bool, detail: String, fix: Option<&str>) {
         if !self.json {
             let mark = if ok { "ok  " } else { "FAIL" };
-            println!("{mark} {name:<14} {detail}");
+            outln!("{mark} {name:<14} {detail}");
             if let (false, Some(f)) = (ok, fix) {
-                println!("     {:<14} fix: {f}", "");
+                outln!("     {:<14} fix: {f}", "");
             }
         }
         let mut step = json!({ "step": name, "ok": ok, "detail": detail });
@@ -55,7 +56,8 @@ pub fn run(args: &Args) -> Result<u8> {
         ds.remote_mount_point.as_deref().unwrap_or("?")
     );
     if !args.json {
-        println!("datastore      {mount} (NFS {nas})");
+        // Found and a directory (`datastore()` checked it): a step like the others.
+        outln!("ok   {:<14} {mount} (NFS {nas})", "datastore");
     }
 
     // 1. The plugin loads as disklib loads it.
@@ -91,6 +93,10 @@ pub fn run(args: &Args) -> Result<u8> {
     let access_path = openvaai_client::datastore::access_path(std::path::Path::new(&mount));
     let nfs42_path = openvaai_client::datastore::nfs42_path(std::path::Path::new(&mount));
     let standard = !access_path.is_file() && nfs42_path.is_file();
+    // As another user than root, `.openvaai` (0700, root's) cannot be looked into: the
+    // access file's step says so, and nothing here guesses at what is inside.
+    let hidden = std::fs::metadata(&access_path)
+        .is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied);
     let (found, line) = if access_path.is_file() {
         (
             true,
@@ -116,12 +122,14 @@ pub fn run(args: &Args) -> Result<u8> {
             ),
         )
     };
-    r.step(
-        "backend",
-        found,
-        line,
-        Some("run openvaaid on the NAS, or create .openvaai/nfs42 at the export's root for the standard NFSv4.2 backend"),
-    );
+    if !hidden {
+        r.step(
+            "backend",
+            found,
+            line,
+            Some("run openvaaid on the NAS, or create .openvaai/nfs42 at the export's root for the standard NFSv4.2 backend"),
+        );
+    }
 
     // 2b. The access file the daemon writes, read through the mount as ESXi would.
     let access = std::fs::read(&access_path)
@@ -137,17 +145,24 @@ pub fn run(args: &Args) -> Result<u8> {
         });
     match &access {
         _ if standard => {}
-        Ok(a) => r.step(
-            "access file",
-            true,
-            format!(
-                "{}: port {}, certificate sha256 {}…",
-                access_path.display(),
-                a.port,
-                &openvaai_proto::access::sha256_hex(&a.cert_sha256)[..16]
-            ),
-            None,
-        ),
+        Ok(a) => {
+            r.step(
+                "access file",
+                true,
+                format!(
+                    "{}: port {}, certificate sha256 {}…",
+                    access_path.display(),
+                    a.port,
+                    &openvaai_proto::access::sha256_hex(&a.cert_sha256)[..16]
+                ),
+                None,
+            );
+            // A daemon that is gone is said at once, not after the session's timeout.
+            if let Some(detail) = gone(std::path::Path::new(&mount), &ds, a) {
+                r.step("daemon", false, detail, Some(START_IT));
+                return verdict(r, false);
+            }
+        }
         Err((e, fix)) => r.step(
             "access file",
             false,
@@ -291,6 +306,64 @@ pub fn run(args: &Args) -> Result<u8> {
     verdict(r, all)
 }
 
+/// What to do about a daemon that is not running.
+const START_IT: &str = "start openvaaid on the NAS: systemctl start openvaaid (journalctl -u \
+                        openvaaid says why it stopped), or openvaaid --config FILE";
+
+/// Whether openvaaid is plainly gone: the address and port of the access file refuse a
+/// connection from here (a second at most). What was found, with what the export's lock says
+/// of the daemon that wrote it (on the NAS itself); `None` when something answers or the answer is not known in
+/// time, and StartSession says the rest.
+fn gone(
+    mount: &std::path::Path,
+    ds: &openvaai_host::Datastore,
+    a: &openvaai_proto::access::AccessFile,
+) -> Option<String> {
+    use std::net::{IpAddr, SocketAddr, TcpStream};
+    let ip: IpAddr = match a.addresses.first() {
+        Some(ip) => *ip,
+        None => ds.remote_ip.as_deref()?.parse().ok()?,
+    };
+    let addr = SocketAddr::new(ip, a.port);
+    match TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(1)) {
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+        Ok(_) | Err(_) => return None,
+    }
+    // The lock says `pid N, listening on ...` (see openvaaid's access module).
+    let lock = std::fs::read_to_string(
+        mount
+            .join(openvaai_proto::layout::PRIVATE_DIR)
+            .join(LOCK_FILE),
+    )
+    .unwrap_or_default();
+    let pid = lock
+        .strip_prefix("pid ")
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse::<i32>().ok())
+        .and_then(rustix::process::Pid::from_raw);
+    // Its pid means something only on the NAS itself: the datastore given as on loopback.
+    let here = ds
+        .remote_ip
+        .as_deref()
+        .and_then(|s| s.parse::<IpAddr>().ok())
+        .is_some_and(|a| a.is_loopback());
+    Some(match pid.filter(|_| here) {
+        Some(p) if rustix::process::test_kill_process(p) == Err(rustix::io::Errno::SRCH) => {
+            format!(
+                "openvaaid is not running: the export's lock names pid {}, which is gone, and \
+                 {addr} (the access file's) refuses connections",
+                p.as_raw_nonzero()
+            )
+        }
+        Some(_) | None => format!(
+            "openvaaid is not listening at {addr} (the access file's): connections are refused"
+        ),
+    })
+}
+
+/// The daemon's lock in the private directory.
+const LOCK_FILE: &str = "lock";
+
 /// Why the access file cannot be read, and the fix: a missing file means no daemon wrote it;
 /// a permission error means it is there but root's (mode 0600, in a 0700 directory).
 fn access_failure(e: &std::io::Error) -> (String, &'static str) {
@@ -314,14 +387,14 @@ fn access_failure(e: &std::io::Error) -> (String, &'static str) {
 fn verdict(r: Report, supported: bool) -> Result<u8> {
     let word = if supported { "YES" } else { "NO" };
     if r.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(
                 &json!({ "nas_vaai_supported": supported, "steps": r.steps })
             )?
         );
     } else {
-        println!("NAS VAAI Supported: {word}");
+        outln!("NAS VAAI Supported: {word}");
     }
     Ok(if supported {
         crate::exit::OK

@@ -1,5 +1,6 @@
 //! `openvaai clone`: CLONEFILE of one file, with every flag ESXi uses.
 
+use crate::out::outln;
 use std::time::Instant;
 
 use anyhow::Result;
@@ -165,7 +166,7 @@ pub fn run(args: &Args) -> Result<u8> {
                 super::rate(bytes, took)
             )
         };
-        println!(
+        outln!(
             "{} {src} -> {dst} ({}; flags {}) {}{how}",
             if args.dry_run {
                 "would clone"

@@ -3,6 +3,7 @@
 //! names, new content ID, parent CID kept). The descriptor is written last, atomically: a
 //! failed clone leaves no half disk, and the extents it made are removed.
 
+use crate::out::outln;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -50,6 +51,16 @@ fn read_descriptor(path: &Path) -> Result<String> {
     Ok(text)
 }
 
+/// An existing destination, refused as `clone` refuses one (FILE_ALREADY_EXISTS, exit
+/// code 1, the hint to pass --force).
+fn exists(path: &Path) -> anyhow::Error {
+    Failed::vix(
+        &format!("clone-vmdk: {} exists", path.display()),
+        vix::E_FILE_ALREADY_EXISTS,
+        &[],
+    )
+}
+
 fn random() -> impl FnMut() -> u64 {
     let state = std::collections::hash_map::RandomState::new();
     let mut n = 0u64;
@@ -64,7 +75,7 @@ fn random() -> impl FnMut() -> u64 {
 /// Writes `text` to `path` atomically: a temporary in the same directory, fsync, rename.
 fn write_atomic(path: &Path, text: &str, replace: bool) -> Result<()> {
     if !replace && path.exists() {
-        bail!("{} exists (use --force to replace it)", path.display());
+        return Err(exists(path));
     }
     let dir = path.parent().context("no directory")?;
     // The engine's temporary prefix: a descriptor left half-written by a crash is one more
@@ -125,7 +136,7 @@ pub fn run(args: &Args) -> Result<u8> {
     if !args.force {
         for p in std::iter::once(dst.clone()).chain((0..n).map(|i| dst_dir.join(name(i)))) {
             if p.exists() {
-                bail!("{} exists (use --force to replace it)", p.display());
+                return Err(exists(&p));
             }
         }
     }
@@ -200,7 +211,7 @@ pub fn run(args: &Args) -> Result<u8> {
         });
         return super::finish(true, report, "clone-vmdk", vix::OK, &[]);
     }
-    println!(
+    outln!(
         "cloned {} -> {} ({} extent(s), {}{}) in {:.3} s; new CID {}",
         src.display(),
         dst.display(),

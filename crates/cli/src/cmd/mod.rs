@@ -9,6 +9,7 @@ pub mod reserve;
 pub mod status;
 pub mod statx;
 
+use crate::out::outln;
 use openvaai_abi::{vix, VixError};
 use serde_json::Value;
 
@@ -24,7 +25,7 @@ pub fn finish(
     log: &[String],
 ) -> anyhow::Result<u8> {
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(crate::exit::of_vix(status));
     }
     if status == vix::OK {

@@ -1,5 +1,6 @@
 //! `openvaai plugin-info PATH`: what disklib would find in a plugin library.
 
+use crate::out::{out, outln};
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -14,10 +15,12 @@ pub struct Args {
     /// Also offer it a datastore, as ESXi does for each NFS mount: its local mount point.
     #[arg(long, short = 'd', value_name = "DIR")]
     datastore: Option<String>,
-    /// The NAS address of that datastore (remoteIP).
+    /// The NAS address of that datastore (remoteIP). Default: 127.0.0.1, as for every
+    /// command.
     #[arg(long, value_name = "IP", requires = "datastore")]
     nas_ip: Option<String>,
-    /// The path the NAS exports for that datastore (remoteMountPoint).
+    /// The path the NAS exports for that datastore (remoteMountPoint). Default: the mount
+    /// point itself, as for every command.
     #[arg(long, value_name = "PATH", requires = "datastore")]
     nas_path: Option<String>,
     /// The datastore's file-system type as ESXi names it.
@@ -37,12 +40,18 @@ struct SessionReport {
 }
 
 fn offer(plugin: &Plugin, args: &Args, local: &str) -> SessionReport {
+    // The defaults of every other command (see `DatastoreArgs`): a shell on the NAS.
+    let local = std::path::absolute(local)
+        .ok()
+        .and_then(|p| p.to_str().map(|s| s.trim_end_matches('/').to_owned()))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| local.to_owned());
     let ds = loader::Datastore {
         fs_type: args.fs_type.clone(),
         fs_version: 3,
-        remote_ip: args.nas_ip.clone(),
-        remote_mount_point: args.nas_path.clone(),
-        local_mount_point: Some(local.to_owned()),
+        remote_ip: Some(args.nas_ip.clone().unwrap_or_else(|| "127.0.0.1".into())),
+        remote_mount_point: Some(args.nas_path.clone().unwrap_or_else(|| local.clone())),
+        local_mount_point: Some(local),
     };
     match plugin.start_session(&ds, None) {
         Ok(id) => {
@@ -98,16 +107,16 @@ pub fn run(args: &Args) -> Result<u8> {
             session,
             log,
         };
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!("plugin    {}", plugin.path().display());
-        println!(
+        outln!("plugin    {}", plugin.path().display());
+        outln!(
             "entry     {} ({} table(s))",
             openvaai_abi::ENTRYPOINT_NAME,
             plugin.tables().len()
         );
         for t in plugin.tables() {
-            println!(
+            outln!(
                 "table {}   name {:?}, type {} ({}), interface {}.{}",
                 t.index,
                 t.name.as_deref().unwrap_or("(none)"),
@@ -117,14 +126,14 @@ pub fn run(args: &Args) -> Result<u8> {
                 t.minor_version
             );
             let yes = |b: bool| if b { "yes" } else { "NO" };
-            print!("          Init {}, Done {}", yes(t.init), yes(t.done));
+            out!("          Init {}, Done {}", yes(t.init), yes(t.done));
             if let (Some(s), Some(e), Some(x), Some(p)) = (
                 t.start_session,
                 t.end_session,
                 t.exec_primitive,
                 t.support_status,
             ) {
-                print!(
+                out!(
                     ", StartSession {}, EndSession {}, ExecPrimitive {}, SupportStatus {}",
                     yes(s),
                     yes(e),
@@ -132,17 +141,17 @@ pub fn run(args: &Args) -> Result<u8> {
                     yes(p)
                 );
             }
-            println!();
+            outln!();
         }
-        println!("init      {init_name} ({init})");
+        outln!("init      {init_name} ({init})");
         if let Some(s) = &session {
-            println!("session   StartSession: {} ({})", s.status, s.code);
+            outln!("session   StartSession: {} ({})", s.status, s.code);
             for (p, st) in &s.support {
-                println!("          SupportStatus {p}: {st}");
+                outln!("          SupportStatus {p}: {st}");
             }
         }
         for line in &log {
-            println!("log       {line}");
+            outln!("log       {line}");
         }
     }
     Ok(if failed {

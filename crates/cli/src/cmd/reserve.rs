@@ -1,5 +1,6 @@
 //! `openvaai reserve`: RESVSPACE, what ESXi does to make a thick disk on NFS.
 
+use crate::out::outln;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -124,6 +125,9 @@ fn set_size(path: &str, size: u64) -> Result<Undo> {
 }
 
 pub fn run(args: &Args) -> Result<u8> {
+    if args.size == Some(0) {
+        anyhow::bail!("--size 0: a reservation needs a size of at least one byte (e.g. 40G)");
+    }
     let target = Target::open(&args.ds)?;
     let path = target.file(&args.file);
     let undo = match args.size {
@@ -161,7 +165,7 @@ pub fn run(args: &Args) -> Result<u8> {
         "progress_bytes": meter.reported,
     });
     if !args.json && status == openvaai_abi::vix::OK {
-        println!(
+        outln!(
             "reserved {} for {path} in {:.3} s",
             indicatif::HumanBytes(total),
             took.as_secs_f64()

@@ -1,6 +1,7 @@
 //! `openvaai status`: what openvaaid on this NAS is doing (its running and recently finished
 //! jobs), from its control socket, which only root can use; `--cancel JOB` stops a job.
 
+use crate::out::{out, outln};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -13,12 +14,14 @@ use crate::exit;
 const AFTER_HELP: &str = "\
 Run as root on the NAS: openvaaid's control socket is root's (mode 0600) and the daemon
 serves root peers only (SO_PEERCRED). States: queued, running, ready (a held clone waiting
-for its COMMIT), done, failed. Rates count from when a job left the queue. The last 64 jobs
-that ended are listed after the running ones.
+for its COMMIT), done, failed. Rates count from when a job left the queue, once it has run a
+second (none for lazy clones and dry runs). The last 64 jobs that ended are listed after the
+running ones. Job ids are 16 hex digits, as the daemon's and the plugin's logs print them.
 
-Exit status: 0 success (for --cancel: the job ended), 1 the daemon refused (not root, no
-such job, finished already) or the job did not end within 20 s, 2 the daemon could not be
-reached.";
+Exit status: 0 success (for --cancel: the job ended); 1 the daemon refused the request (no
+such job, finished already) or the job did not end within 20 s; 2 the daemon could not be
+used from here: not reached (no daemon, wrong socket) or not root, whether the socket's mode
+or the daemon refuses.";
 
 #[derive(clap::Args)]
 #[command(after_help = AFTER_HELP)]
@@ -47,27 +50,30 @@ pub fn run(a: &Args) -> Result<u8> {
     }
     let Some(every) = a.watch else {
         let Some(st) = fetch(&a.socket)? else {
-            return Ok(exit::FAILED);
+            return Ok(refused());
         };
         if a.json {
-            println!("{}", serde_json::to_string_pretty(&st)?);
+            outln!("{}", serde_json::to_string_pretty(&st)?);
         } else {
-            print!("{}", render(&st));
+            out!("{}", render(&st));
         }
         return Ok(exit::OK);
     };
     let every = Duration::from_secs_f64(every.max(0.1));
+    let screen = std::io::IsTerminal::is_terminal(&std::io::stdout());
     loop {
         let Some(st) = fetch(&a.socket)? else {
-            return Ok(exit::FAILED);
+            return Ok(refused());
         };
         if a.json {
-            println!("{}", serde_json::to_string(&st)?);
-        } else {
+            outln!("{}", serde_json::to_string(&st)?);
+        } else if screen {
             // Home and clear, then the table: a refreshing screen, as top does.
-            print!("\x1b[H\x1b[2J{}", render(&st));
+            out!("\x1b[H\x1b[2J{}", render(&st));
+        } else {
+            // Into a pipe or a file: the tables one after another, a blank line between.
+            outln!("{}", render(&st));
         }
-        std::io::Write::flush(&mut std::io::stdout())?;
         std::thread::sleep(every);
     }
 }
@@ -80,6 +86,7 @@ fn fetch(socket: &Path) -> Result<Option<Status>> {
             eprintln!("openvaai: openvaaid refused: {message}");
             Ok(None)
         }
+
         Reply::Cancelled(_) => anyhow::bail!("openvaaid answered a status with a cancel"),
     }
 }
@@ -95,22 +102,22 @@ fn cancel(a: &Args, job: &str) -> Result<u8> {
         Reply::Cancelled(j) => j,
         Reply::Error { message } => {
             eprintln!("openvaai: openvaaid refused the cancel: {message}");
-            return Ok(exit::FAILED);
+            return Ok(refused());
         }
         Reply::Status(_) => anyhow::bail!("openvaaid answered a cancel with a status"),
     };
     let ended = j.result.is_some();
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&j)?);
+        outln!("{}", serde_json::to_string_pretty(&j)?);
     } else if ended {
-        println!(
+        outln!(
             "job {} ended {}: {}",
             j.id,
             j.result.as_deref().unwrap_or(""),
             what(&j)
         );
     } else {
-        println!(
+        outln!(
             "job {} is {} still, cleaning up: {}",
             j.id,
             j.state,
@@ -118,6 +125,16 @@ fn cancel(a: &Args, job: &str) -> Result<u8> {
         );
     }
     Ok(if ended { exit::OK } else { exit::FAILED })
+}
+
+/// The exit code of a refusal: 2 when this user is not root (the daemon serves only root,
+/// and says so: the same code as when the socket's mode keeps it out), 1 otherwise.
+fn refused() -> u8 {
+    if rustix::process::geteuid().is_root() {
+        exit::FAILED
+    } else {
+        exit::USAGE
+    }
 }
 
 /// One request, its failure to connect explained.
@@ -158,36 +175,72 @@ pub fn render(st: &Status) -> String {
         out.push_str("no jobs\n");
         return out;
     }
-    out.push_str(&format!(
-        "\n{:<16}  {:<7}  {:<13}  {:>24}  {:>11}  {:>6}  {:<21}  result\n",
-        "job", "state", "primitive", "done / total", "rate", "age", "client"
-    ));
-    for j in &st.jobs {
-        let progress = format!(
-            "{} / {}{}",
-            HumanBytes(j.done_bytes),
-            HumanBytes(j.total_bytes),
-            match (j.done_bytes * 100).checked_div(j.total_bytes) {
-                Some(p) => format!(" {p:>3}%"),
-                None => String::new(),
+    // Each column as wide as its widest cell, so that long sizes and addresses keep the
+    // table aligned.
+    let rows: Vec<[String; 8]> = st
+        .jobs
+        .iter()
+        .map(|j| {
+            let progress = format!(
+                "{} / {}{}",
+                HumanBytes(j.done_bytes),
+                HumanBytes(j.total_bytes),
+                match (j.done_bytes * 100).checked_div(j.total_bytes) {
+                    Some(p) => format!(" {p:>3}%"),
+                    None => String::new(),
+                }
+            );
+            let rate = j
+                .rate_bytes_per_second
+                .map(|r| format!("{}/s", HumanBytes(r as u64)))
+                .unwrap_or_else(|| "-".into());
+            [
+                j.id.clone(),
+                j.state.clone(),
+                j.primitive.clone(),
+                progress,
+                rate,
+                age(j.age_seconds),
+                j.client.clone(),
+                j.result.clone().unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let head = [
+        "job",
+        "state",
+        "primitive",
+        "done / total",
+        "rate",
+        "age",
+        "client",
+        "result",
+    ]
+    .map(String::from);
+    let mut width = head.clone().map(|h| h.chars().count());
+    for r in &rows {
+        for (w, cell) in width.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    // Sizes, rates and ages to the right; the rest to the left; the last column unpadded.
+    let line = |cells: &[String; 8]| {
+        let mut l = String::new();
+        for (i, (cell, w)) in cells.iter().zip(width).enumerate() {
+            match i {
+                7 => l.push_str(cell),
+                3..=5 => l.push_str(&format!("{cell:>w$}  ")),
+                _ => l.push_str(&format!("{cell:<w$}  ")),
             }
-        );
-        let rate = j
-            .rate_bytes_per_second
-            .map(|r| format!("{}/s", HumanBytes(r as u64)))
-            .unwrap_or_else(|| "-".into());
-        out.push_str(&format!(
-            "{:<16}  {:<7}  {:<13}  {:>24}  {:>11}  {:>6}  {:<21}  {}\n    {}\n",
-            j.id,
-            j.state,
-            j.primitive,
-            progress,
-            rate,
-            age(j.age_seconds),
-            j.client,
-            j.result.as_deref().unwrap_or("-"),
-            what(j)
-        ));
+        }
+        l.push('\n');
+        l
+    };
+    out.push('\n');
+    out.push_str(&line(&head));
+    for (r, j) in rows.iter().zip(&st.jobs) {
+        out.push_str(&line(r));
+        out.push_str(&format!("    {}\n", what(j)));
     }
     out
 }
@@ -251,5 +304,23 @@ mod tests {
         assert!(text.contains(" 25%"), "{text}");
         assert!(text.contains("1.00 MiB/s"), "{text}");
         assert!(text.contains("/srv/a:x.vmdk -> /srv/a:y.vmdk"), "{text}");
+
+        // A long size in one row moves every row's later columns alike.
+        let mut long = st.clone();
+        let mut big = long.jobs[0].clone();
+        big.id = "00000000000000cd".into();
+        (big.done_bytes, big.total_bytes) = (1023 << 30, 1023 << 30);
+        long.jobs.push(big);
+        let text = render(&long);
+        let at = |l: &str| l.find("127.0.0.1:5000").or_else(|| l.find("client"));
+        let table: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("job ") || l.starts_with("0000"))
+            .collect();
+        assert_eq!(table.len(), 3, "{text}");
+        assert!(
+            table.iter().all(|l| at(l) == at(table[0])),
+            "the client column starts at one place:\n{text}"
+        );
     }
 }

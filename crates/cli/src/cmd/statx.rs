@@ -1,6 +1,7 @@
 //! `openvaai statx`: extended statistics of files, as `vmkfstools --extendedstatinfo` gets
 //! them.
 
+use crate::out::outln;
 use anyhow::Result;
 use indicatif::HumanBytes;
 use openvaai_abi::{alloc, vix, AllocType, StatXResult};
@@ -82,13 +83,13 @@ pub fn run(args: &Args) -> Result<u8> {
         let files: Vec<_> = rows.iter().map(|(p, r)| to_json(p, r)).collect();
         return super::finish(true, json!({ "files": files }), "STATX", worst, &log);
     }
-    println!("{}", header(40));
+    outln!("{}", header(40));
     for (p, r) in &rows {
         let name = p
             .strip_prefix(target.mount())
             .unwrap_or(p)
             .trim_start_matches('/');
-        println!("{}", row(name, r, 40));
+        outln!("{}", row(name, r, 40));
     }
     super::finish(false, json!(null), "STATX", worst, &log)
 }

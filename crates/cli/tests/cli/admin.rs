@@ -230,6 +230,10 @@ fn check_as_another_user_says_the_access_file_is_roots() {
     assert!(text.contains("run as root, as ESXi does"), "{text}");
     assert!(!text.contains("start openvaaid"), "{text}");
     assert!(!text.contains("no openvaaid serves"), "{text}");
+    // Only that: no "neither file is there" before it, no allowed_networks after it.
+    assert!(!text.contains("FAIL backend"), "{text}");
+    assert!(!text.contains("neither"), "{text}");
+    assert!(!text.contains("allowed_networks"), "{text}");
 }
 
 #[test]

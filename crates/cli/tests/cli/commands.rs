@@ -17,6 +17,11 @@ fn check_says_yes_for_a_served_export_and_no_with_the_fix_otherwise() {
     assert!(text.contains("NAS VAAI Supported: YES"), "{text}");
     assert!(text.contains("xfs: reflink yes"), "{text}");
     assert!(text.contains("ok   backend        openvaaid: "), "{text}");
+    // Every line before the verdict has its status column, the first one too.
+    assert!(
+        text.starts_with(&format!("ok   datastore      {} (NFS 127.0.0.1:", srv.ds())),
+        "{text}"
+    );
     assert!(
         text.contains("full and lazy (copy-on-write) clones"),
         "{text}"
@@ -156,7 +161,11 @@ fn failures_name_the_vix_error_and_the_fix_and_set_the_exit_code() {
     // Usage and environment errors are exit 2.
     let out = openvaai(&["statx", "-d", "/nonexistent/datastore", "a.vmdk"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("not a directory"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no such directory"),
+        "{}",
+        stderr(&out)
+    );
     let out = openvaai(&["clone", "-d", srv.ds(), "a.vmdk"]);
     assert_eq!(out.status.code(), Some(2));
 }

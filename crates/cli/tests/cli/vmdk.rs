@@ -50,8 +50,15 @@ fn clone_vmdk_writes_a_new_descriptor_and_clones_the_extent() {
         "web01/web01.vmdk",
         "web02/web02.vmdk",
     ]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("exists"), "{}", stderr(&out));
+    // As `clone` refuses an existing destination: exit code 1, the same words.
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("VIX_E_FILE_ALREADY_EXISTS"), "{err}");
+    assert!(err.contains("web02/web02.vmdk exists"), "{err}");
+    assert!(
+        err.contains("hint: the destination exists; pass --force"),
+        "{err}"
+    );
     assert_eq!(
         std::fs::read_to_string(srv.path("web02/web02.vmdk")).unwrap(),
         text

@@ -40,6 +40,26 @@ impl Primitive {
             Primitive::Other => "other",
         }
     }
+
+    /// Whether its bytes are work done on the disk (copied, cloned or reserved): a dry run
+    /// only checks, and its bytes count for neither the metrics nor a rate.
+    pub fn moves_bytes(self) -> bool {
+        match self {
+            Primitive::CloneDryRun => false,
+            Primitive::CloneFull | Primitive::CloneLazy | Primitive::Reserve | Primitive::Other => {
+                true
+            }
+        }
+    }
+
+    /// Whether a rate of its bytes means anything: not for a lazy clone (its blocks are
+    /// shared, not copied, whatever their number) nor for a dry run.
+    pub fn has_rate(self) -> bool {
+        match self {
+            Primitive::CloneLazy | Primitive::CloneDryRun => false,
+            Primitive::CloneFull | Primitive::Reserve | Primitive::Other => true,
+        }
+    }
 }
 
 /// What a job is, as its client asked for it.

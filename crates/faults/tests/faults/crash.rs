@@ -159,7 +159,11 @@ fn killed_during_a_clone(when: When) {
             fx.daemon.log_text()
         );
     } else {
-        assert_eq!(when, When::Start, "only a kill at the start can beat the record");
+        assert_eq!(
+            when,
+            When::Start,
+            "only a kill at the start can beat the record"
+        );
     }
     let free_after = wait_free_back(&root, free_before, 8 * MIB);
     assert!(

@@ -7,6 +7,7 @@
 
 mod nfs42;
 
+use crate::out::outln;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -189,7 +190,7 @@ pub fn run(args: &Args) -> Result<u8> {
     }
     let say = |s: String| {
         if !args.json {
-            println!("{s}");
+            outln!("{s}");
         }
     };
     say("openvaai demo: VAAI-NAS offloads on a scratch datastore\n".into());
@@ -234,9 +235,9 @@ pub fn run(args: &Args) -> Result<u8> {
         report["nfs42"] = nfs42::part(args, &say)?;
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        println!(
+        outln!(
             "\ncleaned up: openvaaid stopped ({}), scratch datastore removed",
             match stopped {
                 Some(s) if s.success() => "exit 0".to_owned(),

@@ -282,7 +282,7 @@ fn pump(
                 return Err(lost_job(status, job));
             }
             Err(failure) if failure.broken && Instant::now() < stall_deadline => {
-                crate::info!("job {job:#x}: {failure}; reconnecting");
+                crate::info!("job {job:016x}: {failure}; reconnecting");
                 conn = None;
                 reconnected = true;
                 // A restarted daemon resumes the job from its checkpoint: it is READY again
@@ -323,7 +323,7 @@ fn pump(
                 // A job without hold (a reservation): the rest, once done. The space is
                 // reserved by now, so an abort answered here has nothing left to stop.
                 if !report_steps(progress, &mut reported, info.done, step, true) {
-                    crate::info!("job {job:#x}: abort requested after the NAS finished");
+                    crate::info!("job {job:016x}: abort requested after the NAS finished");
                 }
                 return Ok(());
             }
@@ -379,17 +379,17 @@ fn job_failure(info: &JobInfo, job: u64, side: Side, paths: &JobPaths<'_>) -> Fa
     };
     let text = match status {
         Status::HostNotConnected => format!(
-            "openvaaid on the NAS shut down (stopped or restarting) and cancelled job {job:#x}; \
+            "openvaaid on the NAS shut down (stopped or restarting) and cancelled job {job:016x}; \
              nothing of it was published: retry once the daemon is back"
         ),
-        _ => format!("job {job:#x} failed: {status:?}{detail}"),
+        _ => format!("job {job:016x} failed: {status:?}{detail}"),
     };
     Failure::new(status_vix(status), text)
 }
 
 /// WAIT or COMMIT of a job the NAS no longer knows.
 fn lost_job(status: Status, job: u64) -> Failure {
-    let mut f = refused(status, &format!("job {job:#x}"));
+    let mut f = refused(status, &format!("job {job:016x}"));
     if status == Status::ObjectNotFound {
         f.detail.push_str(
             ": the NAS lost the job (openvaaid restarted, or the job outlived its lease); retry",
@@ -426,7 +426,7 @@ fn cancel(
             }) => {
                 // Finished before the cancel reached it: the clone is complete and durable.
                 drop(conn);
-                crate::info!("job {job:#x} finished before the abort reached the NAS");
+                crate::info!("job {job:016x} finished before the abort reached the NAS");
                 return Ok(());
             }
             Ok(_) | Err(_) => {
