@@ -173,9 +173,12 @@ pub(crate) fn find(
     ) {
         Ok(file) => {
             let st = fstat(&file).map_err(|e| Error::sys(OP, path, e))?;
+            // Its size is set by the first range: a record with nothing done yet may find it
+            // empty.
+            let size_ok = st.st_size as u64 == record.source.size || record.done == 0;
             if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile
                 || st.st_ino != record.part_ino
-                || st.st_size as u64 != record.source.size
+                || !size_ok
             {
                 return Err(
                     Error::new(ErrorKind::Io, OP, path.to_owned()).with_detail(format!(

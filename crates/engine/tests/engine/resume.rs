@@ -268,3 +268,32 @@ mod records_that_are_not_exactly_ours_are_refused_and_orphans_removed {
         assert!(dir.join("unrelated").exists());
     });
 }
+
+mod a_clone_killed_between_its_record_and_its_first_byte_resumes_from_zero {
+    use super::*;
+    per_fs!(not_zfs: SMALL, |env: &Env| {
+        let total = source(env, 47);
+        killed_at(env, 80 * MIB, false);
+        let rec = record(env);
+        // The state a kill leaves right after the record is first written: done 0, and the
+        // partial file not sized yet.
+        let dir = env.p(".openvaai");
+        let job = dir.join(format!("clone-{JOB:016x}.job"));
+        let text = fs::read_to_string(&job).unwrap();
+        let text = text.replace(&format!("done {}", rec.done), "done 0");
+        fs::write(&job, text).unwrap();
+        fs::File::options()
+            .write(true)
+            .open(dir.join(format!("clone-{JOB:016x}.part")))
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        let rec = record(env);
+        assert_eq!(rec.done, 0);
+        let mut seen = Vec::new();
+        resume(env, &rec, &mut seen).publish().unwrap();
+        assert_eq!(seen.last().unwrap().done, total);
+        assert_same_content(&env.p("src"), &env.p("dir/dst"));
+        assert!(private(env).is_empty());
+    });
+}

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use openvaai_abi::vix;
 use openvaai_testkit::{assert_same_content, write_layout, Run};
+use rustix::process::Signal;
 
 use crate::util::*;
 
@@ -230,10 +231,11 @@ const RESUMED_SIZE: u64 = 512 * MIB;
 /// 512 MiB at 256 MiB/s: two seconds of work, a checkpoint about every second.
 const RESUMED_PACE: &str = "max_job_bytes_per_second = 268435456\nlease_seconds = 10";
 
-/// The daemon killed at `when` and started again 2 s later, within the session timeout
-/// (20 s): the clone ends VIX_OK with the source's bytes, its progress exactly the size,
-/// nothing else left, and the work resumed, not redone.
-fn restarted_during_a_clone(when: When) {
+/// The daemon stopped by `signal` at `when` (SIGKILL: a crash; SIGTERM: a stop for a restart
+/// or an upgrade, which must exit within 2 s) and started again 2 s later, within the session
+/// timeout (20 s): the clone ends VIX_OK with the source's bytes, its progress exactly the
+/// size, nothing else left, and the work resumed, not redone.
+fn restarted_during_a_clone(when: When, signal: Signal) {
     let _machine = shared();
     let Some(mut fx) = on_xfs(2 << 30, 1, RESUMED_PACE) else {
         return;
@@ -248,7 +250,8 @@ fn restarted_during_a_clone(when: When) {
         let mut k = killed.lock().unwrap();
         if k.is_none() {
             let wrote = write_bytes(first);
-            sigkill(first);
+            let pid = rustix::process::Pid::from_raw(first).unwrap();
+            let _ = rustix::process::kill_process(pid, signal);
             *k = Some((Instant::now(), wrote));
         }
     };
@@ -266,8 +269,15 @@ fn restarted_during_a_clone(when: When) {
                 {
                     kill_now();
                 }
-                if killed.lock().unwrap().is_some() {
-                    std::thread::sleep(Duration::from_secs(2));
+                let at = killed.lock().unwrap().map(|(t, _)| t);
+                if let Some(at) = at {
+                    if signal == Signal::TERM {
+                        let exit = daemon.terminate(Duration::from_secs(10));
+                        assert!(exit.is_some_and(|e| e.success()), "{exit:?}");
+                        let took = at.elapsed();
+                        assert!(took < Duration::from_secs(2), "SIGTERM: exited in {took:?}");
+                    }
+                    std::thread::sleep(Duration::from_secs(2).saturating_sub(at.elapsed()));
                     daemon.restart();
                     return;
                 }
@@ -289,10 +299,15 @@ fn restarted_during_a_clone(when: When) {
         let (st, _) = clone_with(plugin, id, &src, &dst, 0, None, 16 * MIB, &mut on_report);
         (st, reports)
     });
-    let (_, first_wrote) = killed
+    let (killed_at, first_wrote) = killed
         .lock()
         .unwrap()
         .unwrap_or_else(|| panic!("{when:?}: never killed"));
+    println!(
+        "{when:?} {signal:?}: {} {:?} after the signal",
+        name(status),
+        killed_at.elapsed()
+    );
     assert_vix(status, vix::OK);
     assert_same_content(&root.join("vm/src.vmdk"), &root.join("vm/dst.vmdk"));
     // Every report a whole step (the last may be short), adding up to the size exactly.
@@ -343,17 +358,32 @@ fn restarted_during_a_clone(when: When) {
 
 #[test]
 fn daemon_killed_at_the_start_of_a_clone_and_back_in_2_s_finishes_it() {
-    restarted_during_a_clone(When::Start);
+    restarted_during_a_clone(When::Start, Signal::KILL);
 }
 
 #[test]
 fn daemon_killed_in_the_middle_of_a_clone_and_back_in_2_s_finishes_it_from_its_checkpoint() {
-    restarted_during_a_clone(When::Middle);
+    restarted_during_a_clone(When::Middle, Signal::KILL);
 }
 
 #[test]
 fn daemon_killed_with_the_clone_ready_and_back_in_2_s_publishes_it() {
-    restarted_during_a_clone(When::End);
+    restarted_during_a_clone(When::End, Signal::KILL);
+}
+
+#[test]
+fn daemon_restarted_by_sigterm_at_the_start_of_a_clone_finishes_it() {
+    restarted_during_a_clone(When::Start, Signal::TERM);
+}
+
+#[test]
+fn daemon_restarted_by_sigterm_in_the_middle_of_a_clone_finishes_it_from_its_checkpoint() {
+    restarted_during_a_clone(When::Middle, Signal::TERM);
+}
+
+#[test]
+fn daemon_restarted_by_sigterm_with_the_clone_ready_publishes_it() {
+    restarted_during_a_clone(When::End, Signal::TERM);
 }
 
 #[test]
