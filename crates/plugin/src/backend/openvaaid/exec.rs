@@ -290,6 +290,8 @@ fn pump(
                 commit_next = false;
                 continue;
             }
+            // Lost and not found again within the session timeout.
+            Err(failure) if reconnected => return Err(not_back(failure, job, session.timeout)),
             Err(failure) => return Err(failure),
         };
         if info.done > last_done || queued(&info, started_at) {
@@ -385,6 +387,20 @@ fn job_failure(info: &JobInfo, job: u64, side: Side, paths: &JobPaths<'_>) -> Fa
         _ => format!("job {job:016x} failed: {status:?}{detail}"),
     };
     Failure::new(status_vix(status), text)
+}
+
+/// A job whose daemon went away (a stop, a crash, a failover) and was not back within the
+/// session timeout: nothing was published; a daemon that starts later resumes it for its
+/// lease, which then ends it, removing its partial file.
+fn not_back(failure: Failure, job: u64, timeout: Duration) -> Failure {
+    Failure {
+        detail: format!(
+            "openvaaid on the NAS went away during job {job:016x} and was not back within the              session timeout ({} ms): nothing was published ({})",
+            timeout.as_millis(),
+            failure.detail
+        ),
+        ..failure
+    }
 }
 
 /// WAIT or COMMIT of a job the NAS no longer knows.
