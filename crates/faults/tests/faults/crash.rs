@@ -4,6 +4,7 @@
 //! interrupted clone by its lease and removes its partial file. Back within the timeout (a
 //! restart, an upgrade): the clone goes on from its last checkpoint and ends VIX_OK.
 
+use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -477,4 +478,48 @@ fn daemon_frozen_mid_clone_fails_it_in_time_and_leaves_nothing_half_there() {
     );
     assert_vix(st, vix::OK);
     assert_same_content(&root.join("small.vmdk"), &root.join("copy.vmdk"));
+}
+
+#[test]
+fn a_reservation_whose_daemon_is_killed_and_back_in_2_s_completes() {
+    let _machine = shared();
+    // 1 GiB at 128 MiB/s: eight seconds, killed after about two.
+    let Some(mut fx) = on_xfs(2 << 30, 1, "max_job_bytes_per_second = 134217728") else {
+        return;
+    };
+    let path = fx.exports[0].join("thick-flat.vmdk");
+    write_layout(&path, &[Run::Data(MIB), Run::Hole(1023 * MIB)], 6).unwrap();
+    let sum = checksum(&path);
+    let id = fx.session_with(0, Some(30_000));
+    let file = fx.s(0, "thick-flat.vmdk");
+    let (plugin, daemon) = (&fx.plugin, &mut fx.daemon);
+    let pid = daemon.pid();
+    let st = std::thread::scope(|s| {
+        let call = s.spawn(|| plugin.reserve(id, &file, None).unwrap());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::fs::metadata(&path).unwrap().len() > 0
+            && std::fs::metadata(&path).unwrap().blocks() * 512 < 200 * MIB
+        {
+            assert!(Instant::now() < deadline, "the reservation never got going");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sigkill(pid);
+        let killed = Instant::now();
+        std::thread::sleep(Duration::from_secs(2));
+        daemon.restart();
+        let st = call.join().unwrap();
+        println!("reservation: {} {:?} after the kill", name(st), killed.elapsed());
+        st
+    });
+    // The restarted daemon gave back the interrupted reservation; the plugin, finding the
+    // job unknown there, started it again: reserved, the data and size kept.
+    assert_vix(st, vix::OK);
+    let md = std::fs::metadata(&path).unwrap();
+    assert!(md.blocks() * 512 >= 1 << 30, "{} KiB", md.blocks() / 2);
+    assert_eq!(md.len(), 1 << 30);
+    assert_eq!(checksum(&path), sum, "data and size kept");
+    assert!(fx
+        .daemon
+        .log_text()
+        .contains("interrupted reservation undone"));
 }
