@@ -50,8 +50,9 @@ struct Args {
     /// bring them up to date first.
     #[arg(long)]
     no_build: bool,
-    /// Run only these cases (repeatable): full (with limit and cpu-per-gib), full-nfs (both
-    /// links; or full-nfs-10g, full-nfs-1g), lazy, thin, statx, lazy-frag, reserve, load,
+    /// Run only these cases (repeatable): full (with limit, cpu-per-gib and checkpoints),
+    /// full-nfs (both links; or full-nfs-10g, full-nfs-1g), lazy, thin, statx, lazy-frag,
+    /// reserve, load,
     /// plugin-rss, pool-16, storm-1000, statx-1m, backends (openvaaid against the standard
     /// NFSv4.2 backend in a knfsd guest). The report then lacks the other rows and the run
     /// exits 1.

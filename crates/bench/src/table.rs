@@ -83,6 +83,7 @@ pub const ROW_IDS: &[&str] = &[
     "full-host",
     "limit",
     "cpu-per-gib",
+    "checkpoints",
     "full-nfs-10g",
     "full-nfs-1g",
     "thin-cp",

@@ -13,6 +13,7 @@ const ROWS: &[&str] = &[
     "full-host",
     "limit",
     "cpu-per-gib",
+    "checkpoints",
     "full-nfs-10g",
     "full-nfs-1g",
     "thin-cp",

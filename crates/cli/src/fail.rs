@@ -90,9 +90,12 @@ pub fn hint(what: &str, code: VixError, why: &str) -> Option<&'static str> {
             "the datastore is not served by openvaaid, or the filesystem cannot do this \
              (lazy clones need XFS with reflink, Btrfs or ZFS; both files on one filesystem)"
         }
-        // The plugin's own line says it all (a shutdown cancels jobs and says so).
-        (vix::E_HOST_NOT_CONNECTED, _) if why.contains("shut down") => {
-            "retry once openvaaid on the NAS is back (systemctl status openvaaid there)"
+        // The plugin's own line says it all (a refused start during a shutdown, or a job
+        // whose daemon went away and did not come back in time).
+        (vix::E_HOST_NOT_CONNECTED | vix::E_HOST_CONNECTION_LOST, _)
+            if why.contains("shut down") || why.contains("was not back") =>
+        {
+            "retry once openvaaid on the NAS is back (systemctl status openvaaid there); a              restart within the session timeout (--timeout-ms) does not fail the clone"
         }
         (vix::E_HOST_NOT_CONNECTED, _) => {
             "is openvaaid running on the NAS, and is its port (the access file's) open from \

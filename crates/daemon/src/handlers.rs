@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openvaai_engine::CloneFlags;
+use openvaai_engine::{CancelToken, CloneFlags, CloneJob, Progress};
 use openvaai_proto::auth;
 use openvaai_proto::limits::MAX_WAIT_MS;
 use openvaai_proto::rpc::{self, AcceptStat, Call};
@@ -13,7 +13,7 @@ use openvaai_proto::xdr::{from_bytes, to_bytes, Xdr};
 use openvaai_proto::*;
 use std::result::Result;
 
-use crate::jobs::{Job, JobMeta, Primitive, Staged, Worked};
+use crate::jobs::{Ended, Job, JobMeta, Primitive, Publish, Staged, Work, Worked};
 use crate::loglimit::limited;
 use crate::state::{ExportState, Shared};
 use crate::status::{ended_by, of_engine_error};
@@ -235,42 +235,72 @@ fn clone_start(shared: &Shared, s: &mut Session, a: CloneArgs) -> StartRes {
     let rate = shared.config.limits.max_job_bytes_per_second;
     // A dry run publishes nothing, so there is nothing to hold.
     let hold = a.flags & CLONE_HOLD != 0 && !flags.dry_run;
-    shared.jobs.start(
-        exports,
-        what,
-        hold,
-        Box::new(move |progress, cancel| {
-            let throttle = crate::throttle::Throttle::new(rate);
-            let r = dst.engine.stage_clone(
-                &src.engine,
-                &a.src,
-                &a.dst,
-                flags,
-                &mut |p| {
-                    progress(p);
-                    throttle.pace(p.done, p.total, cancel);
-                },
-                cancel,
-            );
-            match r {
-                // Published by the job: at once, or on COMMIT if held; dropped = discarded.
-                Ok(staged) => Worked::Staged(Staged {
-                    bytes: staged.outcome().bytes,
-                    publish: Box::new(move || match staged.publish() {
-                        Ok(_) => Status::Ok.into(),
-                        Err(e) => {
-                            tracing::info!(error = %e.to_string().escape_debug(), "clone failed");
-                            ended_by(&e)
-                        }
-                    }),
-                }),
-                Err(e) => {
-                    tracing::info!(error = %e.to_string().escape_debug(), "clone failed");
-                    ended_by(&e).into()
-                }
+    let src_name = (!Arc::ptr_eq(&src, &dst)).then(|| src.cfg.name.clone());
+    shared
+        .jobs
+        .start_with(exports, what, hold, None, move |id| {
+            // A full clone is built for its job, so that it outlives a restart of the daemon.
+            clone_work(rate, move |progress, cancel| {
+                let job = CloneJob {
+                    id,
+                    src_export: src_name.as_deref(),
+                    hold,
+                };
+                let (s, d) = (&a.src, &a.dst);
+                dst.engine
+                    .stage_clone_job(&src.engine, job, s, d, flags, progress, cancel)
+            })
+        })
+}
+
+/// What a clone's stage step returns.
+type StageResult = Result<openvaai_engine::StagedClone, openvaai_engine::Error>;
+
+/// The work of a clone job: `stage` (paced to `rate` bytes a second), then the staged
+/// clone for the job to publish, at once or on COMMIT if held; dropped = discarded.
+pub fn clone_work(
+    rate: Option<u64>,
+    stage: impl FnOnce(&mut dyn FnMut(Progress), &CancelToken) -> StageResult + Send + 'static,
+) -> Work {
+    Box::new(move |progress, cancel| {
+        let throttle = crate::throttle::Throttle::new(rate);
+        let r = stage(
+            &mut |p| {
+                progress(p);
+                throttle.pace(p.done, p.total, cancel);
+            },
+            cancel,
+        );
+        match r {
+            Ok(staged) => Worked::Staged(Staged {
+                bytes: staged.outcome().bytes,
+                publish: Box::new(PublishClone(staged)),
+            }),
+            Err(e) => {
+                tracing::info!(error = %e.to_string().escape_debug(), "clone failed");
+                ended_by(&e).into()
             }
-        }),
-    )
+        }
+    })
+}
+
+/// A staged clone's last step.
+struct PublishClone(openvaai_engine::StagedClone);
+
+impl Publish for PublishClone {
+    fn publish(self: Box<Self>) -> Ended {
+        match self.0.publish() {
+            Ok(_) => Status::Ok.into(),
+            Err(e) => {
+                tracing::info!(error = %e.to_string().escape_debug(), "clone failed");
+                ended_by(&e)
+            }
+        }
+    }
+
+    fn keep(self: Box<Self>) {
+        self.0.keep_for_restart();
+    }
 }
 
 /// `start_res OVPROC_RESERVE_START(path_args) = 5;`
@@ -312,7 +342,7 @@ fn reserve_start(shared: &Shared, s: &mut Session, a: PathArgs) -> StartRes {
     )
 }
 
-fn job_exports(shared: &Shared, exports: &[&Arc<ExportState>]) -> Vec<usize> {
+pub fn job_exports(shared: &Shared, exports: &[&Arc<ExportState>]) -> Vec<usize> {
     let mut v: Vec<usize> = exports
         .iter()
         .filter_map(|e| shared.config.export_index(&e.cfg.name))

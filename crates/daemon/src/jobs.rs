@@ -52,11 +52,25 @@ pub enum Worked {
 pub struct Staged {
     /// Its size: the job's `done` and `total` from now on.
     pub bytes: u64,
-    pub publish: Publish,
+    pub publish: Box<dyn Publish>,
 }
 
-/// Publishes a staged result, and says how that went; dropped uncalled, it discards it.
-pub type Publish = Box<dyn FnOnce() -> Ended + Send>;
+/// A staged result's last step: published, kept for the next daemon, or (dropped) discarded.
+pub trait Publish: Send {
+    /// Publishes the staged result, and says how that went.
+    fn publish(self: Box<Self>) -> Ended;
+
+    /// The daemon stops for a restart: leaves the result for the next one where it can
+    /// outlive this process (a job's clone), else discards it.
+    fn keep(self: Box<Self>) {}
+}
+
+/// A closure that publishes (and cannot be kept).
+impl<F: FnOnce() -> Ended + Send> Publish for F {
+    fn publish(self: Box<Self>) -> Ended {
+        (*self)()
+    }
+}
 
 impl From<Ended> for Worked {
     fn from(ended: Ended) -> Worked {
@@ -116,7 +130,7 @@ enum Hold {
 
 /// What a READY job keeps: its staged result and its running slot.
 struct Held {
-    publish: Publish,
+    publish: Box<dyn Publish>,
     slot: Slot,
 }
 
@@ -133,8 +147,11 @@ struct JobInner {
     last_touch: Instant,
     finished_at: Option<Instant>,
     waiters: usize,
-    /// Stopped by the daemon's shutdown: a cancellation ends it HOST_NOT_CONNECTED.
+    /// Stopped by the daemon's shutdown: a cancellation suspends it.
     by_shutdown: bool,
+    /// Suspended by the shutdown: stopped, with no end to report (its client finds it, or
+    /// starts it again, at the next daemon).
+    suspended: bool,
     /// At shutdown its client was polling: the table waits for it to collect the end.
     owed: bool,
     /// Its end has been answered to a client (WAIT, CANCEL or COMMIT).
@@ -168,6 +185,7 @@ impl Job {
                 finished_at: None,
                 waiters: 0,
                 by_shutdown: false,
+                suspended: false,
                 owed: false,
                 reported: false,
             }),
@@ -206,7 +224,7 @@ impl Job {
         let deadline = Instant::now() + max_wait;
         let mut g = lock(&self.state);
         g.waiters += 1;
-        while g.result.is_none() && g.done < threshold && !self.is_ready(&g) {
+        while g.result.is_none() && !g.suspended && g.done < threshold && !self.is_ready(&g) {
             let now = Instant::now();
             if now >= deadline {
                 break;
@@ -260,9 +278,13 @@ impl Job {
         self.cond.notify_all();
     }
 
-    /// [`Job::fire`] for the daemon's shutdown: the job ends HOST_NOT_CONNECTED unless it
-    /// finishes first.
-    fn fire_for_shutdown(&self) {
+    /// The daemon stops (for a restart, as far as it knows): the job's token is suspended,
+    /// so a clone that can outlive the daemon keeps its partial file for the next one, and a
+    /// READY one keeps its staged result; any other work stops and leaves nothing. The job
+    /// does not end: its client is told RUNNING until its connection closes, then finds it
+    /// again at the next daemon (resumed from its record), or starts it again there (a job
+    /// not recorded: it had published nothing).
+    fn suspend_for_shutdown(&self) {
         {
             let mut g = lock(&self.state);
             if g.result.is_none() {
@@ -270,7 +292,17 @@ impl Job {
                 g.owed = g.waiters > 0 || g.last_touch.elapsed() < POLLING_RECENTLY;
             }
         }
-        self.fire();
+        self.cancel.suspend();
+        if self.leave_queue() {
+            self.finish(Status::Cancelled.into());
+        }
+        let held = lock(&self.state).held.take();
+        if let Some(Held { publish, slot }) = held {
+            publish.keep();
+            drop(slot);
+            self.finish(Status::Cancelled.into());
+        }
+        self.cond.notify_all();
     }
 
     /// Takes the job out of the queue (to run it, or to end it there); false if it was not
@@ -283,14 +315,18 @@ impl Job {
         lock(&self.state).queued
     }
 
-    /// Ends the job as `ended` says (a cancellation by the shutdown: HOST_NOT_CONNECTED).
+    /// Ends the job as `ended` says. A job stopped by the daemon's shutdown does not end: it
+    /// is suspended (see [`Job::suspend_for_shutdown`]).
     fn finish(&self, ended: Ended) {
         let mut g = lock(&self.state);
-        let status = if ended.status == Status::Cancelled && g.by_shutdown {
-            Status::HostNotConnected
-        } else {
-            ended.status
-        };
+        if ended.status == Status::Cancelled && g.by_shutdown {
+            g.suspended = true;
+            drop(g);
+            tracing::info!(job = %format!("{:016x}", self.id), what = %self.what, "job suspended: the daemon stops; its client goes on with it at the next start");
+            self.cond.notify_all();
+            return;
+        }
+        let status = ended.status;
         g.result = Some(status);
         g.side = ended.side;
         g.finished_at = Some(Instant::now());
@@ -330,7 +366,11 @@ impl Job {
             return;
         }
         drop(g);
-        if cancelled {
+        if self.cancel.is_suspended() {
+            staged.publish.keep();
+            drop(slot);
+            self.finish(Status::Cancelled.into());
+        } else if cancelled {
             drop(staged.publish);
             drop(slot);
             self.finish(Status::Cancelled.into());
@@ -342,8 +382,8 @@ impl Job {
     /// Publishes a staged result, hands the running slot on, and ends the job as that went
     /// (FAIL if it panicked). The slot goes first everywhere a job ends, so that a client
     /// that sees the end and starts another job finds the place free.
-    fn publish(&self, publish: Publish, slot: Slot) {
-        let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(publish))
+    fn publish(&self, publish: Box<dyn Publish>, slot: Slot) {
+        let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| publish.publish()))
             .unwrap_or(Ended::from(Status::Fail));
         drop(slot);
         self.finish(ended);
@@ -429,14 +469,33 @@ impl JobTable {
         hold: bool,
         work: Work,
     ) -> Result<u64, Status> {
+        self.start_with(exports, what, hold, None, |_| work)
+    }
+
+    /// [`JobTable::start`] with the work made for the job's id (`make(id)`): a new random
+    /// id, or `id` (a job resumed from its record under the id its client knows;
+    /// OBJECT_IS_BUSY if a job has it already).
+    pub fn start_with(
+        &self,
+        exports: Vec<usize>,
+        what: JobMeta,
+        hold: bool,
+        id: Option<u64>,
+        make: impl FnOnce(u64) -> Work,
+    ) -> Result<u64, Status> {
         let mut jobs = lock(&self.jobs);
         self.forget_oldest_finished(&mut jobs);
-        let id = loop {
-            let id = u64::from_be_bytes(openvaai_proto::auth::random_bytes());
-            if id != 0 && !jobs.contains_key(&id) {
-                break id;
-            }
+        let id = match id {
+            Some(id) if id == 0 || jobs.contains_key(&id) => return Err(Status::ObjectIsBusy),
+            Some(id) => id,
+            None => loop {
+                let id = u64::from_be_bytes(openvaai_proto::auth::random_bytes());
+                if id != 0 && !jobs.contains_key(&id) {
+                    break id;
+                }
+            },
         };
+        let work = make(id);
         let job = Arc::new(Job::new(id, exports, what, hold, self.observer.clone()));
         self.observer.accepted(&job);
         let admitted = self.runner.admit(&job, work);
@@ -513,21 +572,23 @@ impl JobTable {
         }
     }
 
-    /// Refuses new jobs, ends the queued ones, cancels the running ones and waits for them
-    /// up to `bound`; all end HOST_NOT_CONNECTED unless they finished first. Then waits
-    /// (briefly) for the clients that were polling to collect those ends. Returns how many
-    /// jobs were still running at the end.
+    /// Refuses new jobs, and suspends the queued and running ones (see
+    /// [`Job::suspend_for_shutdown`]), waiting for them up to `bound`. Then waits (briefly)
+    /// for the clients that were polling jobs that ended meanwhile to collect those ends.
+    /// Returns how many jobs were still running at the end.
     pub fn shutdown(&self, bound: Duration) -> usize {
         let waiting = self.runner.close();
         let jobs: Vec<Arc<Job>> = lock(&self.jobs).values().cloned().collect();
         for j in waiting.iter().chain(&jobs) {
-            j.fire_for_shutdown();
+            j.suspend_for_shutdown();
         }
         let deadline = Instant::now() + bound;
         let mut left = 0;
         for j in &jobs {
             let rest = deadline.saturating_duration_since(Instant::now());
-            if j.await_info(u64::MAX, rest, false).state == JobState::Running {
+            j.await_info(u64::MAX, rest, false);
+            let g = lock(&j.state);
+            if g.result.is_none() && !g.suspended && !j.is_ready(&g) {
                 left += 1;
             }
         }
@@ -547,7 +608,7 @@ impl JobTable {
                 .iter()
                 .filter(|j| {
                     let g = lock(&j.state);
-                    g.owed && !g.reported
+                    g.owed && !g.reported && g.result.is_some()
                 })
                 .count();
             if owed == 0 || Instant::now() >= deadline {

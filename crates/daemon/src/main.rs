@@ -18,6 +18,7 @@ mod metrics;
 mod net;
 mod notify;
 mod preflight;
+mod resume;
 mod server;
 mod slots;
 mod state;
@@ -188,6 +189,7 @@ fn serve(config: Config) -> anyhow::Result<usize> {
             .spawn(move || control::serve(control, s))
             .context("starting the control socket's thread")?,
     );
+    resume::resume_interrupted(&shared);
     let mut notifier = notify::Notifier::from_env();
     notifier.ready(&shared);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "openvaaid ready");

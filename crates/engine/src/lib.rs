@@ -21,6 +21,7 @@ mod progress;
 mod publish;
 mod reserve;
 mod resolve;
+mod resume;
 mod statx;
 
 pub use caps::Capabilities;
@@ -33,6 +34,7 @@ pub use path::{PRIVATE_DIR, TEMP_PREFIX};
 pub use private::{ExportLock, LockError, PrivateDir};
 pub use progress::{CancelToken, Progress};
 pub use resolve::{Resolver, RESOLVER_ENV};
+pub use resume::{CloneJob, CloneRecord, CloneRecords, SourceId, CHECKPOINT_EVERY, JOB_PREFIX};
 pub use statx::{AllocType, StatX};
 
 #[cfg(test)]

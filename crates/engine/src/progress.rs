@@ -1,6 +1,6 @@
 //! Progress reports and cancellation.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind};
@@ -15,8 +15,16 @@ pub struct Progress {
 }
 
 /// A cancellation flag; clones share it. The engine checks it at least once per chunk.
+///
+/// It fires in one of two ways: [`cancel`](Self::cancel) (the work is abandoned, nothing is
+/// left) or [`suspend`](Self::suspend) (the process is stopping for a restart: work that can
+/// outlive the process, a job's full clone, keeps its partial file and record for the next
+/// one; any other work is abandoned as by `cancel`).
 #[derive(Clone, Debug, Default)]
-pub struct CancelToken(Arc<AtomicBool>);
+pub struct CancelToken(Arc<AtomicU8>);
+
+const FIRED: u8 = 1;
+const SUSPENDED: u8 = 2;
 
 impl CancelToken {
     /// A token that has not fired.
@@ -27,12 +35,24 @@ impl CancelToken {
     /// Fires the token: the operation using it stops at its next check with
     /// [`ErrorKind::Cancelled`].
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.0.fetch_or(FIRED, Ordering::SeqCst);
     }
 
-    /// Whether [`cancel`](Self::cancel) was called on this token or a clone of it.
+    /// Fires the token for a restart: as [`cancel`](Self::cancel), but work that can be
+    /// resumed by the next process is kept for it.
+    pub fn suspend(&self) {
+        self.0.fetch_or(FIRED | SUSPENDED, Ordering::SeqCst);
+    }
+
+    /// Whether [`cancel`](Self::cancel) or [`suspend`](Self::suspend) was called on this
+    /// token or a clone of it.
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.0.load(Ordering::SeqCst) & FIRED != 0
+    }
+
+    /// Whether [`suspend`](Self::suspend) was called on this token or a clone of it.
+    pub fn is_suspended(&self) -> bool {
+        self.0.load(Ordering::SeqCst) & SUSPENDED != 0
     }
 
     /// `Err(Cancelled)` once the token has fired.
@@ -64,6 +84,23 @@ impl<'a> Reporter<'a> {
             total,
             last: 0,
         }
+    }
+
+    /// A reporter for work of which `done` bytes were done before (a resumed copy): its
+    /// first report comes [`REPORT_EVERY`] bytes later.
+    pub(crate) fn resuming(callback: &'a mut dyn FnMut(Progress), total: u64, done: u64) -> Self {
+        let done = done.min(total);
+        Reporter {
+            callback,
+            done,
+            total,
+            last: done,
+        }
+    }
+
+    /// The size of the work (the file's logical size).
+    pub(crate) fn total(&self) -> u64 {
+        self.total
     }
 
     /// Adds `n` bytes of work; reports if enough accumulated since the last report.
@@ -101,6 +138,15 @@ mod tests {
         a.cancel();
         assert!(b.is_cancelled());
         assert_eq!(b.check("op", "p").unwrap_err().kind(), ErrorKind::Cancelled);
+        assert!(!b.is_suspended());
+        let c = CancelToken::new();
+        c.clone().suspend();
+        assert!(c.is_cancelled() && c.is_suspended());
+        c.cancel();
+        assert!(
+            c.is_suspended(),
+            "a cancel after a suspend does not undo it"
+        );
     }
 
     #[test]

@@ -96,11 +96,6 @@ impl<D: AsFd> Staged<D> {
         self.file.as_fd()
     }
 
-    /// The directory it is built in.
-    pub(crate) fn dir(&self) -> BorrowedFd<'_> {
-        self.dir.as_fd()
-    }
-
     /// Gives the file the name `name` in its directory, then `fsync(dir)`.
     pub(crate) fn publish(
         mut self,

@@ -97,7 +97,8 @@ pub fn full(b: &mut Bench<'_>) -> Result<()> {
         "",
         |_, _| true,
     ));
-    b.push(limit::row(what, &times[0], &times[3], bytes));
+    b.push(limit::row(what.clone(), &times[0], &times[3], bytes));
+    checkpoints(b, what)?;
     let copied = bytes * b.plan.runs as u64;
     b.push(limit::cpu_row(
         "cpu-per-gib",
@@ -110,6 +111,54 @@ pub fn full(b: &mut Bench<'_>) -> Result<()> {
         cp_cpu.get(),
         copied,
         Some(dd_cpu.get()),
+    ));
+    Ok(())
+}
+
+/// What a full clone's checkpoints cost: the engine's clone of the dense file staged for a
+/// job (built in `.openvaai/` with a record, a checkpoint about every second, so that it
+/// outlives a restart of the daemon: how openvaaid clones) against the same clone without a
+/// job (no checkpoints), both in this process on the same export.
+fn checkpoints(b: &mut Bench<'_>, what: String) -> Result<()> {
+    use openvaai_engine::{CancelToken, CloneFlags, CloneJob, Export};
+    let export = Export::open(&b.export)?;
+    let flags = CloneFlags::default();
+    let cancel = CancelToken::new();
+    let mut job = 0u64;
+    let mut contenders: Vec<Contender<'_>> = vec![
+        Box::new(|| {
+            job += 1;
+            let id = CloneJob {
+                id: 0xbe4c_0000_0000_0000 | job,
+                src_export: None,
+                hold: false,
+            };
+            let dst = "ckpt-job.vmdk";
+            export
+                .stage_clone_job(&export, id, DENSE, dst, flags, &mut |_| {}, &cancel)?
+                .publish()?;
+            Ok(())
+        }),
+        Box::new(|| {
+            let dst = "ckpt-none.vmdk";
+            export.clone_file(&export, DENSE, dst, flags, &mut |_| {}, &cancel)?;
+            Ok(())
+        }),
+    ];
+    let root = b.export.clone();
+    let times = b.race(&mut contenders, &mut || {
+        super::rm(&root, &["ckpt-job.vmdk", "ckpt-none.vmdk"])
+    })?;
+    drop(contenders);
+    b.push(compare(
+        "checkpoints",
+        format!("{what}, staged for a job with checkpoints (the engine, in-process)"),
+        &times[0],
+        "the same clone without a job: no checkpoints",
+        &times[1],
+        Some(b.plan.full),
+        "≥ 0.97× the throughput",
+        |o, t| t.as_secs_f64() / o.as_secs_f64() >= 0.97,
     ));
     Ok(())
 }

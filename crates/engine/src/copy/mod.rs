@@ -98,14 +98,32 @@ pub(crate) fn copy(
     cancel: &CancelToken,
     path: &str,
 ) -> Result<u64, Error> {
+    copy_range(src, dst, 0..size, plan, reporter, cancel, path)
+}
+
+/// Copies `range` of `src` into `dst`, whose size is the reporter's total, returning the data
+/// bytes written. A range that starts at 0 is the copy's first: `dst` is empty and given its
+/// size here; a later range continues a copy of the same source into the same `dst` (a
+/// clone resumed from its checkpoint, see `crate::resume`).
+pub(crate) fn copy_range(
+    src: BorrowedFd<'_>,
+    dst: BorrowedFd<'_>,
+    range: std::ops::Range<u64>,
+    plan: &CopyPlan,
+    reporter: &mut Reporter<'_>,
+    cancel: &CancelToken,
+    path: &str,
+) -> Result<u64, Error> {
     let sys = |e| Error::sys(OP, path, e);
     // The size first, so that no write extends the file: XFS would otherwise preallocate
     // beyond EOF as it grows, and once the file has fallocated ranges (thick copies) it keeps
-    // those blocks after close. (Never truncate it again at the end: on XFS even a same-size
+    // those blocks after close. (Never truncate it again later: on XFS even a same-size
     // truncate writes the file back and waits.)
-    rustix::fs::ftruncate(dst, size).map_err(sys)?;
+    if range.start == 0 {
+        rustix::fs::ftruncate(dst, reporter.total()).map_err(sys)?;
+    }
     let direct = plan.copy_file_range != Cfr::Offloaded
-        && size >= direct::MIN_SIZE
+        && range.end - range.start.min(range.end) >= direct::MIN_SIZE
         && direct::enable(src, dst);
     // Sequential readahead for whatever goes through the page cache: a buffered copy, or
     // the chunks of a direct one whose source another copy reads too.
@@ -123,7 +141,11 @@ pub(crate) fn copy(
         flushed: 0,
         cfr: plan.copy_file_range != Cfr::No,
     };
-    let regions = Regions { src, off: 0, size };
+    let regions = Regions {
+        src,
+        off: range.start,
+        size: range.end,
+    };
     if direct {
         direct::copy(&mut ctx, regions)?;
     } else {
@@ -145,7 +167,8 @@ enum Region {
 }
 
 /// The regions of `[off, size)` of the source, in order, by `lseek(SEEK_DATA)` and
-/// `lseek(SEEK_HOLE)`; all data where the filesystem cannot tell.
+/// `lseek(SEEK_HOLE)`; all data where the filesystem cannot tell. (`size` is where the walk
+/// ends: the file's size, or the end of the range being copied.)
 struct Regions<'a> {
     src: BorrowedFd<'a>,
     off: u64,

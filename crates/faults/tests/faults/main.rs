@@ -16,6 +16,7 @@ mod corpus;
 mod crash;
 mod deadline;
 mod diskfull;
+mod failover;
 mod hostile;
 mod load;
 mod mounts;

@@ -1,7 +1,9 @@
 //! The daemon stopped and started again around the plugin's calls: a clone started while it
 //! is down succeeds once it is back (within the session timeout); a session used after a
-//! restart proves the new secret at once; a SIGTERM in the middle of a clone ends the call
-//! promptly with an error that says the daemon shut down, leaving nothing behind.
+//! restart proves the new secret at once; a SIGTERM in the middle of a clone stops the daemon
+//! within two seconds, keeping the clone for the next start: with none, the call ends within
+//! its session timeout, nothing visible, and a later start removes the partial file when the
+//! job's lease ends.
 
 use std::time::{Duration, Instant};
 
@@ -80,19 +82,19 @@ fn a_session_used_after_a_restart_proves_the_new_secret_first() {
 }
 
 #[test]
-fn sigterm_mid_clone_ends_the_call_promptly_saying_the_daemon_shut_down() {
+fn sigterm_mid_clone_with_no_restart_ends_the_call_in_time_and_a_later_start_cleans_up() {
     // 512 MiB at 64 MiB/s: eight seconds unless the shutdown stops it.
-    let limits = "max_job_bytes_per_second = 67108864";
+    let limits = "max_job_bytes_per_second = 67108864\nlease_seconds = 2";
     let Some(mut env) = Env::build(&[(FsKind::Xfs, 1)], limits, Some(TIMEOUT_MS)) else {
         return;
     };
     write_layout(&env.path(0, "src.vmdk"), &[Run::Data(512 * MIB)], 152).unwrap();
-    let pid = env.daemon.pid().to_string();
+    let pid = env.daemon.pid();
     let mut terminated_at = None;
     let (st, reports) = env.clone_with_progress("src.vmdk", "dst.vmdk", 0, 16 * MIB, |n| {
         if n == 1 {
             let kill = std::process::Command::new("kill")
-                .args(["-TERM", &pid])
+                .args(["-TERM", &pid.to_string()])
                 .status();
             assert!(kill.is_ok_and(|s| s.success()));
             terminated_at = Some(Instant::now());
@@ -101,22 +103,46 @@ fn sigterm_mid_clone_ends_the_call_promptly_saying_the_daemon_shut_down() {
     });
     let terminated_at = terminated_at.expect("a progress report came");
     let took = terminated_at.elapsed();
-    assert_vix(st, vix::E_HOST_NOT_CONNECTED);
+    // The daemon might have been restarting: the plugin waits for it, up to its timeout.
     assert!(
-        took < Duration::from_secs(3),
+        st == vix::E_HOST_NOT_CONNECTED || st == vix::E_HOST_CONNECTION_LOST,
+        "{}",
+        name(st)
+    );
+    assert!(
+        took >= Duration::from_millis(TIMEOUT_MS / 2)
+            && took < Duration::from_millis(TIMEOUT_MS + 3000),
         "the call returned {took:?} after the SIGTERM (session timeout {TIMEOUT_MS} ms)"
     );
     assert!(reports.iter().sum::<u64>() < 512 * MIB, "{reports:?}");
-    let said = openvaai_host::take_log()
-        .into_iter()
-        .any(|l| l.level == 1 && l.text.contains("openvaaid on the NAS shut down"));
-    assert!(said, "the plugin's warning names the shutdown");
     let exit = env.daemon.terminate(Duration::from_secs(10));
     assert!(
         exit.is_some_and(|s| s.success()),
         "openvaaid exit: {exit:?}"
     );
-    assert_eq!(env.listing(0), ["src.vmdk"]);
     let log = env.daemon.log_text();
-    assert!(log.contains("status=HostNotConnected"), "{log}");
+    assert!(log.contains("job suspended"), "{log}");
+    assert!(!log.contains("status=HostNotConnected"), "{log}");
+    // Nothing visible; the partial file and its record kept for the next start.
+    assert_eq!(env.listing(0), ["src.vmdk"]);
+    let private = env.path(0, ".openvaai");
+    let kept = |dir: &std::path::Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("clone-"))
+            .count()
+    };
+    assert_eq!(kept(&private), 2, "the partial file and its record");
+    // The next start resumes it for its client, who is gone: the lease ends it.
+    env.daemon.restart();
+    assert!(env
+        .daemon
+        .wait_for_log("lease expired", Duration::from_secs(20)));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while kept(&private) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(kept(&private), 0);
+    assert_eq!(env.listing(0), ["src.vmdk"]);
 }

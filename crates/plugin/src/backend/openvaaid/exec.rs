@@ -14,7 +14,8 @@ use openvaai_proto::{self as proto, AllocType, CloneArgs, JobInfo, JobState, Sid
 
 use openvaai_client::conn::status_vix;
 use openvaai_client::timeout::MAX_TIMEOUT;
-use openvaai_client::{DataStore, ExportKey, Failure, PathError, RawDataStore};
+use openvaai_client::{DataStore, ExportKey, Failure, PathError, RawDataStore, Stream};
+use openvaai_proto::Client;
 
 use super::pool::Lease;
 use super::Openvaaid;
@@ -87,13 +88,14 @@ fn reserve(session: &Openvaaid, file: &[u8], progress: &mut dyn Progress) -> Res
         .map_err(|e| path_failure(e, file))?;
     let export = session.export().to_owned();
     let deadline = session.deadline();
-    let mut conn = session.pool.lease(deadline)?;
-    let started = conn.with(deadline, |c| c.reserve_start(&export, &path))?;
+    let conn = session.pool.lease(deadline)?;
     let paths = JobPaths {
         src: None,
         dst: &path,
     };
-    pump(session, conn, started, &[], &paths, progress)
+    // A reservation is idempotent: started again if the NAS lost it.
+    let start = |c: &mut Client<Stream>| c.reserve_start(&export, &path);
+    pump(session, conn, &start, &[], &paths, progress)
 }
 
 /// A clone's source on another datastore: its export and its access file.
@@ -159,12 +161,14 @@ fn clone(
     for key in &extra {
         conn.authenticate(key, deadline)?;
     }
-    let started = conn.with(deadline, |c| c.clone_start(&args))?;
     let paths = JobPaths {
         src: Some(&args.src),
         dst: &args.dst,
     };
-    pump(session, conn, started, &extra, &paths, progress)
+    // Held until COMMIT: a clone the NAS lost before any COMMIT published nothing, and is
+    // started again.
+    let start = |c: &mut Client<Stream>| c.clone_start(&args);
+    pump(session, conn, &start, &extra, &paths, progress)
 }
 
 /// The source datastore of a cross-datastore clone. It must be an export of the same daemon
@@ -204,15 +208,21 @@ struct JobPaths<'a> {
 /// Clones are started with `CLONE_HOLD`: the NAS keeps the finished clone unpublished in the
 /// READY state until the last progress report has been answered, so that an abort at any
 /// report, the last one included, leaves nothing behind. COMMIT then publishes it.
+///
+/// `start` starts the job. A job the NAS lost across a restart of its daemon before anything
+/// of it was recorded there (killed just after its start), and before any COMMIT, is
+/// started again with `start` (as often as that happens within the session timeout): its
+/// progress goes on from what was reported, never reporting a byte twice.
 fn pump(
     session: &Openvaaid,
-    conn: Lease<'_>,
-    started: proto::StartRes,
+    mut conn: Lease<'_>,
+    start: &dyn Fn(&mut Client<Stream>) -> openvaai_proto::Result<proto::StartRes>,
     extra: &[ExportKey<'_>],
     paths: &JobPaths<'_>,
     progress: &mut dyn Progress,
 ) -> Result<(), Failure> {
-    let job = match started {
+    let started = conn.with(session.deadline(), start)?;
+    let mut job = match started {
         Ok(job) => job,
         Err(status) => {
             drop(conn);
@@ -226,10 +236,13 @@ fn pump(
     let mut last_progress = Instant::now();
     let started_at = last_progress;
     let mut commit_next = false;
+    // Whether the connection was lost and made again, and whether a COMMIT was ever sent.
+    let (mut reconnected, mut committed) = (false, false);
     let mut conn = Some(conn);
     loop {
         let stall_deadline = last_progress + session.timeout;
         let threshold = reported.saturating_add(step.max(1));
+        committed |= commit_next;
         let call = |c: &mut proto::Client<openvaai_client::Stream>| {
             if commit_next {
                 c.commit(job)
@@ -246,6 +259,23 @@ fn pump(
         };
         let info = match reply {
             Ok(Ok(info)) => info,
+            Ok(Err(Status::ObjectNotFound)) if reconnected && !committed => {
+                // Unknown to the restarted daemon: it died before recording the job.
+                let c = conn.as_mut().expect("the reply came on a connection");
+                match c.with(stall_deadline, start)? {
+                    Ok(again) => {
+                        crate::info!(
+                            "job {job:#x}: lost by the restarted NAS; started again as {again:#x}"
+                        );
+                        (job, last_done, reconnected) = (again, 0, false);
+                        continue;
+                    }
+                    Err(status) => {
+                        drop(conn);
+                        return Err(refused(status, "the NAS refused the job started again"));
+                    }
+                }
+            }
             Ok(Err(status)) => {
                 // The job is unknown: it ended by lease, or the daemon restarted.
                 drop(conn);
@@ -254,8 +284,14 @@ fn pump(
             Err(failure) if failure.broken && Instant::now() < stall_deadline => {
                 crate::info!("job {job:016x}: {failure}; reconnecting");
                 conn = None;
+                reconnected = true;
+                // A restarted daemon resumes the job from its checkpoint: it is READY again
+                // only once it has staged it anew, so ask where it stands before a COMMIT.
+                commit_next = false;
                 continue;
             }
+            // Lost and not found again within the session timeout.
+            Err(failure) if reconnected => return Err(not_back(failure, job, session.timeout)),
             Err(failure) => return Err(failure),
         };
         if info.done > last_done || queued(&info, started_at) {
@@ -351,6 +387,20 @@ fn job_failure(info: &JobInfo, job: u64, side: Side, paths: &JobPaths<'_>) -> Fa
         _ => format!("job {job:016x} failed: {status:?}{detail}"),
     };
     Failure::new(status_vix(status), text)
+}
+
+/// A job whose daemon went away (a stop, a crash, a failover) and was not back within the
+/// session timeout: nothing was published; a daemon that starts later resumes it for its
+/// lease, which then ends it, removing its partial file.
+fn not_back(failure: Failure, job: u64, timeout: Duration) -> Failure {
+    Failure {
+        detail: format!(
+            "openvaaid on the NAS went away during job {job:016x} and was not back within the              session timeout ({} ms): nothing was published ({})",
+            timeout.as_millis(),
+            failure.detail
+        ),
+        ..failure
+    }
 }
 
 /// WAIT or COMMIT of a job the NAS no longer knows.
