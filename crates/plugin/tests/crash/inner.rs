@@ -5,12 +5,11 @@
 
 use std::path::Path;
 
-use openvaai_abi::{clone_flag as f, vix, VixError};
-use openvaai_host::Plugin;
+use openvaai_abi::vix;
 use openvaai_testkit::{Daemon, FsKind};
 
 use crate::guest::{datastore, name, plugin, sh};
-use crate::workload::{write_sources, Kind, END, EXPORT_A, EXPORT_B, READY, STEPS};
+use crate::workload::{run_step, write_sources, END, EXPORT_A, EXPORT_B, READY, STEPS};
 
 /// The ignored test `main.rs` runs in the guest.
 pub const DAEMON: &str = "inner::daemon_workload_on_each_logged_disk";
@@ -25,44 +24,10 @@ pub fn mark(fs: &str, text: &str) {
     sh(&format!("dmsetup message lw-{fs} 0 mark {text}"));
 }
 
-/// Runs one step; what the plugin answered.
-fn step(
-    plugin: &Plugin,
-    a: (u64, &str),
-    b: (u64, &str),
-    src_ds: &openvaai_host::Datastore,
-    kind: Kind,
-) -> VixError {
-    let (ida, pa) = a;
-    let (idb, pb) = b;
-    let at = |root: &str, n: &str| format!("{root}/{n}");
-    let st = match kind {
-        Kind::Clone { src, dst, flags } => {
-            plugin.clone_file(ida, &at(pa, src), &at(pa, dst), flags, None, None)
-        }
-        Kind::Overwrite { src, dst } => {
-            plugin.clone_file(ida, &at(pa, src), &at(pa, dst), 0, None, None)
-        }
-        Kind::GuardedTaken { src, dst } => {
-            plugin.clone_file(ida, &at(pa, src), &at(pa, dst), f::GUARDED, None, None)
-        }
-        Kind::Cross { src, dst } => plugin.clone_file(
-            idb,
-            &at(pa, src),
-            &at(pb, dst),
-            f::SRCDATASTORE_VALID,
-            Some(src_ds),
-            None,
-        ),
-        Kind::Reserve { file } => plugin.reserve(ida, &at(pa, file), None),
-    };
-    st.unwrap()
-}
-
 #[test]
 #[ignore = "runs inside the knfsd guest (main.rs boots it)"]
 fn daemon_workload_on_each_logged_disk() {
-    crate::guest::in_guest("every_primitive_is_durable_at_every_crash_point_through_the_daemon");
+    crate::guest::in_guest("every_primitive_is_durable_at_every_crash_point");
     let plugin = plugin();
     for kind in FILESYSTEMS {
         let fs = kind.name();
@@ -80,7 +45,7 @@ fn daemon_workload_on_each_logged_disk() {
         let idb = plugin.start_session(&dsb, Some(TIMEOUT_MS)).unwrap();
         for s in STEPS {
             mark(fs, &s.start_mark());
-            let st = step(&plugin, (ida, pa), (idb, pb), &dsa, s.kind);
+            let st = run_step(&plugin, (ida, pa), (idb, pb), &dsa, s.kind);
             mark(fs, &s.end_mark(st));
             assert_eq!(
                 name(st),
@@ -96,4 +61,15 @@ fn daemon_workload_on_each_logged_disk() {
         mark(fs, END);
         eprintln!("{fs}: {} steps done", STEPS.len());
     }
+}
+
+/// The ignored test that writes the sources for the NFSv4.2 backend's workload.
+pub const SOURCES_FOR_NFS42: &str = "inner::sources_for_nfs42";
+
+#[test]
+#[ignore = "runs inside the knfsd guest (main.rs boots it)"]
+fn sources_for_nfs42() {
+    crate::guest::in_guest("every_primitive_is_durable_at_every_crash_point");
+    let dir = std::env::var("CRASH_SOURCES").expect("CRASH_SOURCES names the directory");
+    write_sources(Path::new(&dir));
 }

@@ -10,6 +10,9 @@
 //! (`openvaai_testkit::replay`) up to every FLUSH and FUA entry from the `ready` mark on,
 //! and each state, mounted with its log recovered, is judged by [`invariants::judge`].
 //!
+//! The standard NFSv4.2 backend runs the same workload from the host against knfsd in the
+//! same guest, on three more logged disks ([`nfs42`]), judged by the same invariants.
+//!
 //! One guest boot for the binary; the guest-side half is [`inner`].
 
 #[path = "../support/guest.rs"]
@@ -17,6 +20,7 @@
 mod guest;
 mod inner;
 mod invariants;
+mod nfs42;
 mod workload;
 
 use std::fmt::Write as _;
@@ -25,7 +29,7 @@ use std::time::{Duration, Instant};
 use guest::{build_daemon_and_cli, run_in_guest, GUEST_BIN, IN_GUEST};
 use openvaai_testkit::guest::Knfsd;
 use openvaai_testkit::replay::{ReplayReport, StateMount};
-use openvaai_testkit::{daemon_bin, plugin_so};
+use openvaai_testkit::{daemon_bin, plugin_so, FsKind};
 
 /// Each logged disk's size (sparse; XFS wants 300 MiB at least).
 const DISK: u64 = 320 << 20;
@@ -50,10 +54,10 @@ fn replay(nfs: &Knfsd, fs: &str, want: &invariants::Expected) -> ReplayReport {
 
 /// One line of the table (filesystem, entries, crash points, bad ones, time) and the bad
 /// points, each with the marks before it.
-fn describe(fs: &str, r: &ReplayReport, out: &mut String) {
+fn describe(backend: &str, fs: &str, r: &ReplayReport, out: &mut String) {
     let _ = writeln!(
         out,
-        "| {fs} | {} | {} | {} | {:.1} s |",
+        "| {backend} | {fs} | {} | {} | {} | {:.1} s |",
         r.entries,
         r.judged,
         r.bad.len(),
@@ -71,14 +75,16 @@ fn describe(fs: &str, r: &ReplayReport, out: &mut String) {
 }
 
 #[test]
-fn every_primitive_is_durable_at_every_crash_point_through_the_daemon() {
+fn every_primitive_is_durable_at_every_crash_point() {
     let started = Instant::now();
     build_daemon_and_cli();
     let me = std::env::current_exe().unwrap();
     let at = |name: &str| format!("{GUEST_BIN}/{name}");
+    let daemon_disks: Vec<(&str, FsKind)> =
+        inner::FILESYSTEMS.iter().map(|k| (k.name(), *k)).collect();
     let mut builder = Knfsd::builder();
-    for kind in inner::FILESYSTEMS {
-        builder = builder.logged_disk(kind.name(), *kind, DISK);
+    for (disk, kind) in daemon_disks.iter().chain(nfs42::DISKS) {
+        builder = builder.logged_disk(disk, *kind, DISK);
     }
     let Some(mut nfs) = builder
         .program(&me, &at("crash"))
@@ -99,27 +105,36 @@ fn every_primitive_is_durable_at_every_crash_point_through_the_daemon() {
         Duration::from_secs(600),
     );
     assert_eq!(guest::passed(&out), 1, "{out}");
-    for kind in inner::FILESYSTEMS {
-        nfs.stop_logging(kind.name()).unwrap();
+    let nfs_started = Instant::now();
+    let plugin = guest::plugin();
+    for (disk, kind) in nfs42::DISKS {
+        nfs42::workload(&nfs, &plugin, disk, *kind);
+    }
+    eprintln!(
+        "the workload through the NFSv4.2 backend: {:.1} s",
+        nfs_started.elapsed().as_secs_f64()
+    );
+    for (disk, _) in daemon_disks.iter().chain(nfs42::DISKS) {
+        nfs.stop_logging(disk).unwrap();
     }
     nfs.power_off().unwrap();
 
     let expected_dir = tempfile::tempdir().unwrap();
     let want = invariants::Expected::new(expected_dir.path());
-    let mut table = String::from("| filesystem | entries | crash points | bad | replay |\n");
+    let mut table =
+        String::from("| backend | filesystem | entries | crash points | bad | replay |\n");
     let mut bad = 0;
-    for kind in inner::FILESYSTEMS {
-        let r = replay(&nfs, kind.name(), &want);
-        assert!(
-            r.judged > 0,
-            "{}: no crash point after the ready mark",
-            kind.name()
-        );
-        bad += r.bad.len();
-        describe(kind.name(), &r, &mut table);
+    let backends = [("openvaaid", &daemon_disks[..]), ("NFSv4.2", nfs42::DISKS)];
+    for (backend, disks) in backends {
+        for (disk, _) in disks {
+            let r = replay(&nfs, disk, &want);
+            assert!(r.judged > 0, "{disk}: no crash point after the ready mark");
+            bad += r.bad.len();
+            describe(backend, disk, &r, &mut table);
+        }
     }
     eprintln!(
-        "crash replay through openvaaid ({:.1} s in all, boot {:.1} s):\n{table}",
+        "crash replay ({:.1} s in all, boot {:.1} s):\n{table}",
         started.elapsed().as_secs_f64(),
         nfs.boot_time().as_secs_f64()
     );

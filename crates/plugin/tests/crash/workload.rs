@@ -5,7 +5,8 @@
 
 use std::path::Path;
 
-use openvaai_abi::{clone_flag as f, vix, CloneFlags, VixError};
+use openvaai_abi::{clone_flag as f, vix, CloneFlags, SessionId, VixError};
+use openvaai_host::{Datastore, Plugin};
 use openvaai_testkit::{write_layout, FsKind, Run};
 
 const MIB: u64 = 1 << 20;
@@ -212,4 +213,40 @@ pub fn write_sources(dir: &Path) {
     for s in SOURCES {
         write_layout(&dir.join(s.name), s.runs, s.seed).unwrap();
     }
+}
+
+/// Runs one step with sessions `a` and `b` on the two exports, whose files the plugin
+/// names under the given directories (`src_ds` describes `a` for the cross-export clone);
+/// what the plugin answered.
+pub fn run_step(
+    plugin: &Plugin,
+    a: (SessionId, &str),
+    b: (SessionId, &str),
+    src_ds: &Datastore,
+    kind: Kind,
+) -> VixError {
+    let (ida, pa) = a;
+    let (idb, pb) = b;
+    let at = |root: &str, n: &str| format!("{root}/{n}");
+    let st = match kind {
+        Kind::Clone { src, dst, flags } => {
+            plugin.clone_file(ida, &at(pa, src), &at(pa, dst), flags, None, None)
+        }
+        Kind::Overwrite { src, dst } => {
+            plugin.clone_file(ida, &at(pa, src), &at(pa, dst), 0, None, None)
+        }
+        Kind::GuardedTaken { src, dst } => {
+            plugin.clone_file(ida, &at(pa, src), &at(pa, dst), f::GUARDED, None, None)
+        }
+        Kind::Cross { src, dst } => plugin.clone_file(
+            idb,
+            &at(pa, src),
+            &at(pb, dst),
+            f::SRCDATASTORE_VALID,
+            Some(src_ds),
+            None,
+        ),
+        Kind::Reserve { file } => plugin.reserve(ida, &at(pa, file), None),
+    };
+    st.unwrap()
 }
