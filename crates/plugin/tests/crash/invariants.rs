@@ -129,8 +129,14 @@ impl Expected {
 }
 
 /// Judges one crash state, mounted at `root` (the filesystem holding exports `a` and `b`)
-/// against every step: all that is wrong, or `Ok`.
-pub fn judge(root: &Path, point: &CrashPoint, want: &Expected) -> Result<(), String> {
+/// against every step: all that is wrong, or `Ok`. With `durable` false a step's return
+/// promises nothing across a crash (atomicity only: absent or complete, old or new).
+pub fn judge(
+    root: &Path,
+    point: &CrashPoint,
+    want: &Expected,
+    durable: bool,
+) -> Result<(), String> {
     let a = |n: &str| -> PathBuf { root.join(EXPORT_A).join(n) };
     let mut wrong = Vec::new();
     // Sources: untouched at every point (`over.vmdk`, `taken.vmdk` and `resv.vmdk` are judged
@@ -141,7 +147,7 @@ pub fn judge(root: &Path, point: &CrashPoint, want: &Expected) -> Result<(), Str
         }
     }
     for step in crate::workload::STEPS {
-        let done = point.after(&format!("{}:ok", step.name));
+        let done = durable && point.after(&format!("{}:ok", step.name));
         let refused = point.after(&format!("{}:refused", step.name));
         let judged = match step.kind {
             Kind::Clone { dst, .. } if refused => absent(&a(dst)),
