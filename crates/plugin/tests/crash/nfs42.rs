@@ -25,9 +25,9 @@ const TIMEOUT_MS: u64 = 60_000;
 
 /// Whether a clone knfsd reported done on a `kind` export survives its crash. Not on Btrfs
 /// (Debian 12's 6.1): knfsd's LINK and RENAME are not stable when it answers (Btrfs has no
-/// `commit_metadata` export operation), and nothing a client can send makes them so (a
-/// COMMIT, or a SETATTR then a COMMIT, of the published file wrote nothing: the file was
-/// logged by the COMMIT before the publish and Btrfs skips it). There the suite judges
+/// `commit_metadata` export operation), and nothing a client can send made them so: a
+/// COMMIT of the published file, a SETATTR then a COMMIT of it, and a COMMIT of a fresh
+/// scratch file each added no write to the Btrfs log. There the suite judges
 /// atomicity only, and counts the points where a name is not yet stable.
 pub fn durable(kind: FsKind) -> bool {
     kind != FsKind::Btrfs
