@@ -73,7 +73,7 @@ impl StagedClone {
         self.outcome
     }
 
-    /// The second phase: gives the clone its name and `fsync`s the directory.
+    /// The second phase: gives the clone its name and `fsync`s it and the directory.
     ///
     /// GUARDED: `linkat`, which fails with [`ErrorKind::AlreadyExists`] if the name appeared
     /// meanwhile; else `renameat` over whatever is there, atomically. On error nothing is

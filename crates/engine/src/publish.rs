@@ -8,6 +8,9 @@
 //! - not GUARDED: link under a unique temporary name, then `renameat(dir, temp, dir, name)` —
 //!   atomically replaces whatever was there; open descriptors of the old file keep reading it.
 //!
+//! Then `fsync(file)` and `fsync(dir)`: durable once this returns, on every filesystem (the
+//! crash-replay suite, `crates/plugin/tests/crash`, checks it at every flush).
+//!
 //! Filesystems without `O_TMPFILE` get a named temporary `.openvaai-tmp-<random>` instead,
 //! unlinked on drop unless published; `Export::cleanup_stale` removes any a crash left.
 
@@ -96,7 +99,7 @@ impl<D: AsFd> Staged<D> {
         self.file.as_fd()
     }
 
-    /// Gives the file the name `name` in its directory, then `fsync(dir)`.
+    /// Gives the file the name `name` in its directory, then `fsync(file)` and `fsync(dir)`.
     pub(crate) fn publish(
         mut self,
         name: &str,
@@ -133,6 +136,13 @@ impl<D: AsFd> Staged<D> {
                 self.temp_name = None;
             }
         }
+        // The file again, now that it has its name, then the directory. On Btrfs (up to at
+        // least the 6.1 kernel) the `fsync` of an `O_TMPFILE` logs nothing while it has no
+        // link, and the directory's `fsync` logs the new name but not the file's extents: a
+        // crash then shows the name with 0 bytes until the next transaction commit (and a
+        // replace has already unlinked the old file). This `fsync` logs the inode with its
+        // extents and its name; XFS and ext4 need no more than their journals did already.
+        rustix::fs::fsync(&self.file).map_err(sys)?;
         rustix::fs::fsync(dir).map_err(sys)
     }
 }

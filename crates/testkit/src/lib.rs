@@ -19,6 +19,7 @@ pub mod dns;
 mod fixture;
 pub mod guest;
 mod layout;
+pub mod replay;
 mod testfs;
 
 pub use artifacts::{cli_bin, daemon_bin, plugin_so, profile_dir};

@@ -29,6 +29,7 @@
 mod control;
 mod image;
 mod inspect;
+mod logwrites;
 mod machine;
 mod zfs;
 
@@ -41,6 +42,7 @@ use std::time::{Duration, Instant};
 pub use control::Output;
 pub use image::{guest_dir, shared_libraries, KERNEL_DEB_ENV, KERNEL_PACKAGE};
 pub use inspect::{local_view, shell_quote, Extent, FileView, ImageMount};
+pub use logwrites::LoggedDisk;
 pub use machine::{GUEST_CTL_PORT, GUEST_NFS_PORT};
 pub use zfs::{zfs_dir, GUEST_ZFS, ZFS_DIR_ENV};
 
@@ -94,6 +96,8 @@ pub struct KnfsdBuilder {
     zfs: Option<PathBuf>,
     /// Why the guest cannot have what was asked for (e.g. no OpenZFS build found).
     missing: Option<String>,
+    /// Disks under a `dm-log-writes` target ([`KnfsdBuilder::logged_disk`]).
+    logged: Vec<logwrites::LoggedSpec>,
 }
 
 impl Default for KnfsdBuilder {
@@ -108,6 +112,7 @@ impl Default for KnfsdBuilder {
             raw_disks: Vec::new(),
             zfs: None,
             missing: None,
+            logged: Vec::new(),
         }
     }
 }
@@ -215,10 +220,14 @@ impl KnfsdBuilder {
         if !self.raw_disks.is_empty() {
             tools.push("sfdisk");
         }
+        if !self.logged.is_empty() {
+            tools.extend(self.logged.iter().map(|d| d.kind.mkfs()));
+            tools.extend(["dmsetup", "tar"]);
+        }
         if let Some(t) = tools.into_iter().find(|t| which(t).is_none()) {
             return Some(format!(
                 "{t} not found (apt-get install qemu-system-x86 busybox-static \
-                 nfs-kernel-server cpio kmod binutils xfsprogs btrfs-progs e2fsprogs fdisk)"
+                 nfs-kernel-server cpio kmod binutils xfsprogs btrfs-progs e2fsprogs fdisk dmsetup)"
             ));
         }
         if shared_libraries(Path::new("/bin/busybox")).map_or(true, |l| !l.is_empty()) {
@@ -272,6 +281,7 @@ impl KnfsdBuilder {
             dir,
             boot_time: Duration::ZERO,
             kernel_package: base.kernel_package.clone(),
+            logged: Vec::new(),
         };
         let initrd = self.boot_archive(&base, &nfs.dir)?;
         for d in &self.disks {
@@ -289,6 +299,7 @@ impl KnfsdBuilder {
             zfs::partitioned_image(&image, *size)?;
             drives.push((name.clone(), image));
         }
+        nfs.logged = logwrites::make_images(&self.logged, &nfs.dir, &mut drives)?;
         let spec = machine::Spec {
             kernel: &base.kernel,
             initrd: &initrd,
@@ -411,6 +422,7 @@ pub struct Knfsd {
     dir: PathBuf,
     boot_time: Duration,
     kernel_package: String,
+    logged: Vec<logwrites::Logged>,
 }
 
 impl Knfsd {
@@ -512,7 +524,8 @@ impl Knfsd {
         };
         let ctl = m.ctl;
         let stop = "exportfs -ua; rpc.nfsd 0; sync; \
-                    for d in /export/*; do umount \"$d\" || exit 1; done; sync";
+                    for d in /export/*; do [ -e \"$d\" ] || continue; \
+                    umount \"$d\" || exit 1; done; sync";
         let stopped = control::exec(ctl, stop, Duration::from_secs(60));
         // The reply cannot come after the power-off: ask for it a moment later.
         let _ = control::exec(
