@@ -11,6 +11,7 @@ mod copy;
 mod crash;
 mod decline;
 mod guest;
+mod owner;
 // The build of the CLI before a suite runs it (`openvaai check` on ZFS).
 #[path = "../support/guest.rs"]
 #[allow(dead_code)]

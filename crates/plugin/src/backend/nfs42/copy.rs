@@ -153,7 +153,7 @@ impl Copier<'_, '_> {
                     stateid: tmp.stateid,
                     attrs: SetAttrs {
                         size: Some(self.job.size),
-                        mode: None,
+                        ..SetAttrs::default()
                     },
                 }),
             ],

@@ -14,6 +14,7 @@ mod config;
 mod conn;
 mod copy;
 mod lookup;
+mod owner;
 mod probe;
 mod publish;
 mod reserve;

@@ -131,7 +131,10 @@ pub fn open_create(
                     clientid: conn.clientid(),
                     owner: b"openvaai clone".to_vec(),
                 },
-                how: OpenHow::Guarded(SetAttrs { size: None, mode }),
+                how: OpenHow::Guarded(SetAttrs {
+                    mode,
+                    ..SetAttrs::default()
+                }),
                 claim: OpenClaim::Null(name.clone()),
             }),
             Op::Getfh,
