@@ -31,6 +31,25 @@ pub struct Conn {
     /// Where the current connection goes, and from which port.
     pub addr: SocketAddr,
     pub source: Source,
+    /// The stream may hold part of a reply, or bytes this client cannot frame (a call
+    /// that timed out mid-reply, a reply that did not decode or did not answer the call):
+    /// it is never read again, the next call opens a new connection first.
+    broken: bool,
+}
+
+/// Whether an error of the protocol crate leaves the stream unusable: any failure of the
+/// stream, the framing or the decoding, or a reply that does not answer the call. An NFS
+/// status, a refused RPC or an argument refused before sending leave it in step.
+fn breaks_stream(e: &openvaai_nfs4::Error) -> bool {
+    match e.kind() {
+        ErrorKind::Io | ErrorKind::Decode | ErrorKind::TooLarge | ErrorKind::UnexpectedReply => {
+            true
+        }
+        ErrorKind::Status
+        | ErrorKind::Rejected
+        | ErrorKind::InvalidArgument
+        | ErrorKind::NoSession => false,
+    }
 }
 
 /// A client owner no other session shares: two sessions of one process (two datastores on
@@ -117,24 +136,39 @@ impl Conn {
             owner: owner(),
             addr,
             source,
+            broken: false,
         };
         conn.establish(deadline)?;
         Ok(conn)
+    }
+
+    /// A new connection in place of a broken one (the session survives it).
+    fn reconnect(&mut self, deadline: Instant) -> Result<(), Failure> {
+        let (stream, addr, source) = connect(&self.addrs, deadline)?;
+        drop(self.client.replace_stream(stream));
+        self.addr = addr;
+        self.source = source;
+        self.broken = false;
+        Ok(())
     }
 
     /// EXCHANGE_ID, CREATE_SESSION, RECLAIM_COMPLETE, retrying GRACE and DELAY.
     fn establish(&mut self, deadline: Instant) -> Result<(), Failure> {
         let mut backoff = FIRST_BACKOFF;
         loop {
+            if self.broken {
+                self.reconnect(deadline)?;
+            }
             self.client.stream().set_deadline(deadline);
             match self.client.establish(self.owner.clone()) {
                 Ok(()) => return Ok(()),
                 Err(e) if e.is_retryable() && pause(&mut backoff, deadline) => {}
                 Err(e) => {
+                    self.broken |= breaks_stream(&e);
                     return Err(failure(
                         &format!("setting up an NFSv4.2 session with {}", self.addr),
                         &e,
-                    ))
+                    ));
                 }
             }
         }
@@ -151,12 +185,16 @@ impl Conn {
     ) -> Result<CompoundRes, Failure> {
         let mut backoff = FIRST_BACKOFF;
         loop {
+            if self.broken {
+                self.reconnect(deadline)?;
+            }
             self.client.stream().set_deadline(deadline);
             let err = match self.client.compound(ops) {
                 Ok(res) if res.status.is_retryable() && pause(&mut backoff, deadline) => continue,
                 Ok(res) => return Ok(res),
                 Err(e) => e,
             };
+            self.broken |= breaks_stream(&err);
             if err.is_retryable() && pause(&mut backoff, deadline) {
                 continue;
             }
@@ -166,10 +204,6 @@ impl Conn {
             if err.is_connection_lost() {
                 // Not in a tight loop against a server that resets every connection.
                 let _ = pause(&mut backoff, deadline);
-                let (stream, addr, source) = connect(&self.addrs, deadline)?;
-                self.client.replace_stream(stream);
-                self.addr = addr;
-                self.source = source;
                 continue;
             }
             if err.is_session_lost() {
@@ -195,6 +229,9 @@ impl Conn {
 
     /// DESTROY_SESSION and DESTROY_CLIENTID before `deadline`: no state left on the server.
     pub fn shutdown(&mut self, deadline: Instant) -> Result<(), Failure> {
+        if self.broken {
+            self.reconnect(deadline)?;
+        }
         self.client.stream().set_deadline(deadline);
         self.client
             .shutdown()

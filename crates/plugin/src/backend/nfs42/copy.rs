@@ -22,7 +22,10 @@
 //! (docs/engine.md "On ZFS"): STATX then says THIN, the truth.
 //!
 //! Every call has its own deadline, one session timeout from its start: a long clone is
-//! bounded per range, and a server that stops answering fails it within one timeout.
+//! bounded per range, and a server that stops answering fails it within one timeout. Every
+//! answer must move the copy forward, so that the ranges are bounded too: a SEEK answering
+//! an offset before the one asked, or a COPY of nothing or of more than asked, fails the
+//! clone (`VIX_E_FILE_ERROR`) and nothing is published.
 
 use std::time::{Duration, Instant};
 
@@ -178,6 +181,20 @@ impl Copier<'_, '_> {
             self.deadline(),
         )?;
         match (res.status, res.results.last()) {
+            // Every answer moves the walk forward: one before the offset asked would copy
+            // the same range again, for ever.
+            (Status::Ok, Some(OpRes::Seek(Ok(ok)))) if ok.offset < offset => Err(Failure::new(
+                vix::E_FILE_ERROR,
+                format!(
+                    "SEEK in {path:?} for {} at {offset} answered {}, before the offset asked: \
+                     the server's answers go backwards; the clone is discarded",
+                    match what {
+                        Content::Data => "data",
+                        Content::Hole => "a hole",
+                    },
+                    ok.offset
+                ),
+            )),
             (Status::Ok, Some(OpRes::Seek(Ok(ok)))) => Ok(ok.offset),
             // No data at or after `offset` (or `offset` is past the end).
             (Status::Nxio, _) => Ok(self.job.size),
