@@ -24,6 +24,9 @@ pub enum Kind {
     Symlink,
 }
 
+/// One open state: stateid's `other`, share_access, share_deny, open owner.
+pub type Open = ([u8; 12], u32, u32, (u64, Vec<u8>));
+
 #[derive(Debug, Clone)]
 pub struct Node {
     pub kind: Kind,
@@ -32,8 +35,9 @@ pub struct Node {
     pub group: String,
     /// Bytes ALLOCATEd (besides the data).
     pub allocated: u64,
-    /// Opens: (stateid's `other`, share_access, share_deny).
-    pub opens: Vec<([u8; 12], u32, u32)>,
+    /// Opens: stateid's `other`, share_access, share_deny, and the open owner (client id
+    /// and owner): one open state per owner and file, as a server keeps them.
+    pub opens: Vec<Open>,
 }
 
 /// The tree, by fileid.
@@ -195,17 +199,30 @@ impl Fs {
         self.file(id)?;
         let node = self.nodes.get_mut(&id).unwrap();
         let (access, deny) = (a.share_access & 3, a.share_deny & 3);
+        let owner = (a.owner.clientid, a.owner.owner.clone());
         if node
             .opens
             .iter()
-            .any(|&(_, acc, den)| acc & deny != 0 || den & access != 0)
+            .filter(|o| o.3 != owner)
+            .any(|&(_, acc, den, _)| acc & deny != 0 || den & access != 0)
         {
             return Err(Status::ShareDenied);
         }
-        let mut other = [0u8; 12];
-        other[..8].copy_from_slice(&id.to_be_bytes());
-        other[8..].copy_from_slice(&(node.opens.len() as u32 + 1).to_be_bytes());
-        node.opens.push((other, access, deny));
+        // The same owner opening the file again gets its open state back (upgraded).
+        let other = match node.opens.iter_mut().find(|o| o.3 == owner) {
+            Some(o) => {
+                o.1 |= access;
+                o.2 |= deny;
+                o.0
+            }
+            None => {
+                let mut other = [0u8; 12];
+                other[..8].copy_from_slice(&id.to_be_bytes());
+                other[8..].copy_from_slice(&(node.opens.len() as u32 + 1).to_be_bytes());
+                node.opens.push((other, access, deny, owner));
+                other
+            }
+        };
         Ok((
             id,
             OpenOk {

@@ -11,6 +11,7 @@
 mod fs;
 mod peer;
 mod scenarios;
+mod uncertain;
 mod wire;
 
 use std::sync::{Mutex, MutexGuard};

@@ -197,7 +197,10 @@ fn serve(mut s: TcpStream, state: &Mutex<State>, stop: &AtomicBool) {
             };
             match wire {
                 None => res,
-                Some(Wire::Drop) => return,
+                Some(Wire::Drop) => {
+                    let _ = s.shutdown(std::net::Shutdown::Both);
+                    return;
+                }
                 Some(Wire::Hang) => {
                     while !stop.load(Ordering::SeqCst) {
                         std::thread::sleep(Duration::from_millis(20));

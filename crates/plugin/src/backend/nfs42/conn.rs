@@ -23,6 +23,15 @@ use super::status::vix_of;
 const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
 
+/// What a call that must not run twice came to ([`Conn::call_once`]).
+#[derive(Debug)]
+pub enum Once {
+    /// The server's reply (its status may be a failure).
+    Done(CompoundRes),
+    /// The call was sent but no usable reply came: the server may or may not have run it.
+    Uncertain(Failure),
+}
+
 /// One NFSv4.1 session of this backend.
 pub struct Conn {
     client: Nfs4Client<DeadlineStream>,
@@ -175,14 +184,43 @@ impl Conn {
     }
 
     /// SEQUENCE and `ops` in one COMPOUND, before `deadline`: DELAY and GRACE retried, a lost
-    /// connection or session made again. The result may still carry a failed operation:
-    /// its status is the COMPOUND's.
+    /// connection or session made again, and `ops` sent again after that. For operations
+    /// whose repetition does no harm (lookups, reads, SETATTR, COPY of one range...); the
+    /// others go through [`Conn::call_once`]. The result may still carry a failed
+    /// operation: its status is the COMPOUND's.
     pub fn call(
         &mut self,
         what: &str,
         ops: &[Op],
         deadline: Instant,
     ) -> Result<CompoundRes, Failure> {
+        match self.call_with(what, ops, deadline, true)? {
+            Once::Done(res) => Ok(res),
+            Once::Uncertain(f) => Err(f),
+        }
+    }
+
+    /// Like [`Conn::call`], but `ops` are never sent again once they may have reached the
+    /// server: a failed connection or an unreadable reply after sending is
+    /// [`Once::Uncertain`], and the caller checks what happened (LOOKUP the name it made,
+    /// compare fileids) before anything is sent again. For LINK, RENAME, REMOVE, OPEN with
+    /// create.
+    pub fn call_once(
+        &mut self,
+        what: &str,
+        ops: &[Op],
+        deadline: Instant,
+    ) -> Result<Once, Failure> {
+        self.call_with(what, ops, deadline, false)
+    }
+
+    fn call_with(
+        &mut self,
+        what: &str,
+        ops: &[Op],
+        deadline: Instant,
+        repeat: bool,
+    ) -> Result<Once, Failure> {
         let mut backoff = FIRST_BACKOFF;
         loop {
             if self.broken {
@@ -191,10 +229,14 @@ impl Conn {
             self.client.stream().set_deadline(deadline);
             let err = match self.client.compound(ops) {
                 Ok(res) if res.status.is_retryable() && pause(&mut backoff, deadline) => continue,
-                Ok(res) => return Ok(res),
+                Ok(res) => return Ok(Once::Done(res)),
                 Err(e) => e,
             };
             self.broken |= breaks_stream(&err);
+            if !repeat && breaks_stream(&err) {
+                // Sent (or its slot's resynchronisation was): the server may have run it.
+                return Ok(Once::Uncertain(failure(what, &err)));
+            }
             if err.is_retryable() && pause(&mut backoff, deadline) {
                 continue;
             }
