@@ -9,6 +9,7 @@
 //! environment (`OPENVAAI_NFS42_PORTS`) and the host's log.
 
 mod fs;
+mod lock;
 mod peer;
 mod scenarios;
 mod uncertain;

@@ -72,7 +72,7 @@ pub fn clone(
         )?;
     }
     let deadline = session.deadline();
-    let mut conn = session.conn();
+    let mut conn = session.conn_by(deadline)?;
     let source_ds;
     let (src_root, src_ds) = if flags & clone_flag::SRCDATASTORE_VALID != 0 {
         let raw = src_datastore.ok_or_else(|| {
@@ -161,20 +161,13 @@ pub fn clone(
             copy::fill(session, &job, progress)
         }
     });
-    let mut conn = session.conn();
     let published = built.and_then(|()| {
         let deadline = session.deadline();
+        let mut conn = session.conn_by(deadline)?;
         attrs.apply(&mut conn, &tmp, &dst_path, deadline)?;
         publish::publish(&mut conn, private, &tmp, &to, deadline)
     });
-    finish(
-        &mut conn,
-        private,
-        &tmp,
-        published.as_ref().ok(),
-        &dst_path,
-        session,
-    );
+    finish(private, &tmp, published.as_ref().ok(), &dst_path, session);
     published.map(drop)
 }
 
@@ -182,7 +175,6 @@ pub fn clone(
 /// bound (the clone's deadline may be spent: a server that stopped answering). A failure is
 /// logged: the next StartSession of the datastore removes what is left.
 fn finish(
-    conn: &mut Conn,
     private: &Fh,
     tmp: &Temporary,
     published: Option<&Published>,
@@ -191,7 +183,10 @@ fn finish(
 ) {
     let named = published != Some(&Published::Renamed);
     let deadline = Instant::now() + session.timeout.min(DISCARD_BOUND);
-    if let Err(f) = temp::discard(conn, private, tmp, named, deadline) {
+    let discarded = session
+        .conn_by(deadline)
+        .and_then(|mut conn| temp::discard(&mut conn, private, tmp, named, deadline));
+    if let Err(f) = discarded {
         crate::warning!(
             "{dst_path:?}: the temporary .openvaai/{} is left: {f}; the next session on this \
              datastore removes it",

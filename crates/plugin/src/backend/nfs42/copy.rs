@@ -36,7 +36,7 @@ use openvaai_nfs4::basic::{Fh, Stateid, Verifier};
 use openvaai_nfs4::ops::file::{CommitArgs, SetattrArgs};
 use openvaai_nfs4::ops::v42::{Content, CopyArgs, CopyRes, RangeArgs, SeekArgs, StableHow};
 use openvaai_nfs4::ops::{Op, OpRes};
-use openvaai_nfs4::Status;
+use openvaai_nfs4::{CompoundRes, Status};
 
 use super::status::vix_of;
 use super::temp::{check, Temporary};
@@ -126,8 +126,11 @@ pub fn fill(session: &Nfs42, job: &Job<'_>, progress: &mut dyn Progress) -> Resu
 }
 
 impl Copier<'_, '_> {
-    fn deadline(&self) -> Instant {
-        Instant::now() + self.job.timeout
+    /// One call within its own session timeout, the wait for the session's connection
+    /// included.
+    fn call(&self, what: &str, ops: &[Op]) -> Result<CompoundRes, Failure> {
+        let deadline = Instant::now() + self.job.timeout;
+        self.session.conn_by(deadline)?.call(what, ops, deadline)
     }
 
     /// Counts `n` bytes done and tells disklib; an abort stops the copy.
@@ -148,7 +151,7 @@ impl Copier<'_, '_> {
 
     fn set_size(&mut self) -> Result<(), Failure> {
         let tmp = self.job.tmp;
-        let res = self.session.conn().call(
+        let res = self.call(
             "setting the clone's size",
             &[
                 Op::Putfh(tmp.fh.clone()),
@@ -160,7 +163,6 @@ impl Copier<'_, '_> {
                     },
                 }),
             ],
-            self.deadline(),
         )?;
         check(&res, "SETATTR of the clone's size")
     }
@@ -168,7 +170,7 @@ impl Copier<'_, '_> {
     /// The next `what` at or after `offset` in the source (its size where there is none).
     fn seek(&mut self, offset: u64, what: Content) -> Result<u64, Failure> {
         let path = self.job.src_path;
-        let res = self.session.conn().call(
+        let res = self.call(
             &format!("SEEK in {path:?}"),
             &[
                 Op::Putfh(self.job.src.clone()),
@@ -178,7 +180,6 @@ impl Copier<'_, '_> {
                     what,
                 }),
             ],
-            self.deadline(),
         )?;
         match (res.status, res.results.last()) {
             // Every answer moves the walk forward: one before the offset asked would copy
@@ -219,7 +220,7 @@ impl Copier<'_, '_> {
     /// One COPY of at most `count` bytes at `off`: the bytes the server copied.
     fn copy_range(&mut self, off: u64, count: u64) -> Result<u64, Failure> {
         let (job, path) = (self.job, self.job.src_path);
-        let res = self.session.conn().call(
+        let res = self.call(
             "COPY",
             &[
                 Op::Putfh(job.src.clone()),
@@ -235,7 +236,6 @@ impl Copier<'_, '_> {
                     synchronous: true,
                 }),
             ],
-            self.deadline(),
         )?;
         let response = match res.results.last() {
             Some(OpRes::Copy(CopyRes::Ok { response, .. })) if res.status.is_ok() => *response,
@@ -325,7 +325,7 @@ impl Copier<'_, '_> {
     /// ALLOCATE of `[off, off + len)` of the temporary; false when the server has none.
     fn allocate(&mut self, off: u64, len: u64) -> Result<bool, Failure> {
         let tmp = self.job.tmp;
-        let res = self.session.conn().call(
+        let res = self.call(
             "ALLOCATE",
             &[
                 Op::Putfh(tmp.fh.clone()),
@@ -335,7 +335,6 @@ impl Copier<'_, '_> {
                     length: len,
                 }),
             ],
-            self.deadline(),
         )?;
         match res.status {
             Status::Ok => Ok(true),
@@ -365,7 +364,7 @@ impl Copier<'_, '_> {
         if self.unstable.is_none() {
             return Ok(());
         }
-        let res = self.session.conn().call(
+        let res = self.call(
             "COMMIT",
             &[
                 Op::Putfh(self.job.tmp.fh.clone()),
@@ -374,7 +373,6 @@ impl Copier<'_, '_> {
                     count: 0,
                 }),
             ],
-            self.deadline(),
         )?;
         match res.results.last() {
             Some(OpRes::Commit(Ok(v))) => self.same_verifier(*v),
