@@ -12,6 +12,7 @@ mod fs;
 mod lock;
 mod peer;
 mod scenarios;
+mod session;
 mod uncertain;
 mod wire;
 

@@ -22,6 +22,10 @@ use super::status::vix_of;
 /// The first pause before a retry of NFS4ERR_DELAY / NFS4ERR_GRACE; doubled up to the cap.
 const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
+/// Session set-ups tried when the server refuses a new session at once.
+const SETUP_TRIES: u32 = 3;
+/// The most the destruction of a failed set-up may take past the session's deadline.
+const ABANDON_BOUND: Duration = Duration::from_millis(500);
 
 /// What a call that must not run twice came to ([`Conn::call_once`]).
 #[derive(Debug)]
@@ -161,9 +165,14 @@ impl Conn {
         Ok(())
     }
 
-    /// EXCHANGE_ID, CREATE_SESSION, RECLAIM_COMPLETE, retrying GRACE and DELAY.
+    /// EXCHANGE_ID, CREATE_SESSION, RECLAIM_COMPLETE, retrying GRACE and DELAY. A session
+    /// the server refuses at once (its first SEQUENCE answered NFS4ERR_SEQ_MISORDERED,
+    /// BADSESSION...: seen on knfsd among many sessions started at once) is destroyed and
+    /// set up again, up to [`SETUP_TRIES`] times; a set-up that fails destroys what it made,
+    /// so that nothing of it stays on the server.
     fn establish(&mut self, deadline: Instant) -> Result<(), Failure> {
         let mut backoff = FIRST_BACKOFF;
+        let mut tries = 1;
         loop {
             if self.broken {
                 self.reconnect(deadline)?;
@@ -172,14 +181,45 @@ impl Conn {
             match self.client.establish(self.owner.clone()) {
                 Ok(()) => return Ok(()),
                 Err(e) if e.is_retryable() && pause(&mut backoff, deadline) => {}
+                Err(e)
+                    if e.is_session_lost()
+                        && tries < SETUP_TRIES
+                        && pause(&mut backoff, deadline) =>
+                {
+                    tries += 1;
+                    crate::info!(
+                        "setting up an NFSv4.2 session with {}: {e}; setting it up again",
+                        self.addr
+                    );
+                    self.abandon(deadline);
+                }
                 Err(e) => {
                     self.broken |= breaks_stream(&e);
+                    self.abandon(deadline);
                     return Err(failure(
                         &format!("setting up an NFSv4.2 session with {}", self.addr),
                         &e,
                     ));
                 }
             }
+        }
+    }
+
+    /// DESTROY_SESSION and DESTROY_CLIENTID of a set-up that failed, each tried (within
+    /// `deadline`, or [`ABANDON_BOUND`] when that has passed); both are forgotten whatever
+    /// the answers.
+    fn abandon(&mut self, deadline: Instant) {
+        if self.broken {
+            self.client.forget_session();
+            return;
+        }
+        self.client
+            .stream()
+            .set_deadline(deadline.max(Instant::now() + ABANDON_BOUND));
+        let destroyed = self.client.destroy_session();
+        let _ = self.client.destroy_clientid();
+        if let Err(e) = destroyed {
+            self.broken |= breaks_stream(&e);
         }
     }
 
