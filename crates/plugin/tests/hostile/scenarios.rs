@@ -210,3 +210,32 @@ fn names_with_control_characters_are_escaped_in_the_host_log() {
     assert!(rig.temporaries().is_empty(), "{:?}", rig.temporaries());
     rig.end_and_check_nothing_left(id);
 }
+
+/// A READDIR of `.openvaai` whose cookies never end (one new entry a page, never eof): the
+/// StartSession's listing stops at its page bound, says so, and the session works.
+#[test]
+fn a_readdir_whose_cookies_never_end_is_cut_at_its_page_bound() {
+    use openvaai_nfs4::ops::dir::{DirEntry, ReaddirOk};
+    let _one = serial();
+    let rig = Rig::new(&[("src", data(4096, 16))]);
+    rig.peer.hook(|op, _| match op {
+        Op::Readdir(a) => Fault::Answer(OpRes::Readdir(Ok(ReaddirOk {
+            cookieverf: openvaai_nfs4::basic::Verifier([7; 8]),
+            entries: vec![DirEntry {
+                cookie: a.cookie + 1,
+                name: format!("entry-{}", a.cookie).into_bytes(),
+            }],
+            eof: false,
+        }))),
+        _ => Fault::Run,
+    });
+    let t = std::time::Instant::now();
+    let id = rig.session();
+    assert_bounded(t.elapsed(), "StartSession");
+    rig.peer.unhook();
+    assert_eq!(rig.peer.state().calls_with(opcode::READDIR), 16);
+    let said = rig.log().join("\n");
+    assert!(said.contains("more of .openvaai than 16 pages"), "{said}");
+    assert_vix(rig.statx(id, "src").0, vix::OK);
+    rig.end_and_check_nothing_left(id);
+}
