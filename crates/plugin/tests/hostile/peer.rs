@@ -76,6 +76,8 @@ pub struct State {
     /// The length of the file handles given (at least 8).
     pub fh_len: usize,
     next_client: u64,
+    /// Client records by owner: client id and verifier.
+    owners: BTreeMap<Vec<u8>, (u64, [u8; 8])>,
     hook: Option<Hook>,
 }
 
@@ -109,6 +111,7 @@ impl Peer {
             connections: 0,
             fh_len: 8,
             next_client: 0x100,
+            owners: BTreeMap::new(),
             hook: None,
         }));
         let stop = Arc::new(AtomicBool::new(false));
@@ -343,9 +346,26 @@ fn run(st: &mut State, op: &Op, i: usize, cur: &mut Option<u64>, saved: &mut Opt
     use OpRes as R;
     let need = |c: &Option<u64>| c.ok_or(Status::Nofilehandle);
     let res = match op {
-        Op::ExchangeId(_) => {
-            st.next_client += 1;
-            let clientid = st.next_client;
+        Op::ExchangeId(a) => {
+            // As a server keeps client records: the same owner and verifier get the same
+            // client id; a new verifier is the client restarted, and the old record goes
+            // with its sessions.
+            let known = st.owners.get(&a.owner.ownerid).copied();
+            let clientid = match known {
+                Some((id, v)) if v == a.owner.verifier.0 && st.clients.contains(&id) => id,
+                other => {
+                    if let Some((old, _)) = other {
+                        st.clients.remove(&old);
+                        st.sessions.retain(|sid, _| sid[..8] != old.to_be_bytes());
+                    }
+                    st.next_client += 1;
+                    st.owners.insert(
+                        a.owner.ownerid.clone(),
+                        (st.next_client, a.owner.verifier.0),
+                    );
+                    st.next_client
+                }
+            };
             st.clients.insert(clientid);
             R::ExchangeId(Ok(ExchangeIdOk {
                 clientid,
@@ -363,7 +383,8 @@ fn run(st: &mut State, op: &Op, i: usize, cur: &mut Option<u64>, saved: &mut Opt
         Op::CreateSession(a) if st.clients.contains(&a.clientid) => {
             let mut id = [0u8; 16];
             id[..8].copy_from_slice(&a.clientid.to_be_bytes());
-            id[8..12].copy_from_slice(&(st.sessions.len() as u32).to_be_bytes());
+            st.next_client += 1;
+            id[8..].copy_from_slice(&st.next_client.to_be_bytes());
             let sessionid = SessionId(id);
             st.sessions.insert(sessionid.0, 0);
             let mut fore = a.fore;

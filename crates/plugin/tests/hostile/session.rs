@@ -63,3 +63,27 @@ fn a_server_refusing_every_first_sequence_fails_start_session_leaving_nothing() 
         st.sessions.keys().collect::<Vec<_>>()
     );
 }
+
+/// A set-up whose reply never comes (the connection kept open, silent): StartSession gives
+/// that connection up after part of its timeout and sets the session up on a new one.
+#[test]
+fn a_set_up_whose_reply_never_comes_is_tried_again_on_a_new_connection() {
+    let _one = serial();
+    let rig = Rig::new(&[("src", data(MIB, 17))]);
+    let mut once = true;
+    rig.peer.hook(move |op, _| match op {
+        Op::CreateSession(_) if std::mem::take(&mut once) => {
+            crate::peer::Fault::Wire(crate::peer::Wire::Hang)
+        }
+        _ => Fault::Run,
+    });
+    let t = std::time::Instant::now();
+    let id = rig
+        .start()
+        .unwrap_or_else(|e| panic!("StartSession: {}", crate::name(e)));
+    assert_bounded(t.elapsed(), "StartSession");
+    rig.peer.unhook();
+    assert!(rig.peer.state().connections >= 2);
+    assert_vix(rig.statx(id, "src").0, openvaai_abi::vix::OK);
+    rig.end_and_check_nothing_left(id);
+}

@@ -7,6 +7,7 @@
 //! The tests of this binary run one at a time (the decline test counts the process's
 //! sockets).
 
+mod concurrent;
 mod copy;
 mod crash;
 mod decline;

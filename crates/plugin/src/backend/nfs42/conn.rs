@@ -142,17 +142,45 @@ fn pause(backoff: &mut Duration, deadline: Instant) -> bool {
 impl Conn {
     /// Connects and establishes a session before `deadline`.
     pub fn open(addrs: Vec<SocketAddr>, deadline: Instant) -> Result<Conn, Failure> {
-        let (stream, addr, source) = connect(&addrs, deadline)?;
-        let mut conn = Conn {
-            client: Nfs4Client::new(stream, &AuthSys::root("openvaai")),
-            addrs,
-            owner: owner(),
-            addr,
-            source,
-            broken: false,
-        };
-        conn.establish(deadline)?;
-        Ok(conn)
+        let mut owner = owner();
+        let mut attempt = 1;
+        loop {
+            // A set-up whose replies stop coming (seen with 64 set-ups at once on knfsd
+            // behind qemu's user networking: a few connections never answered) is given up
+            // after part of the time and tried again on a new connection, from another
+            // source port, as the same client owner with a new verifier: to the server the
+            // client restarted, so whatever the first attempt left there (a client id, a
+            // session whose CREATE_SESSION reply was lost) is dropped when the new one is
+            // confirmed.
+            let until = match attempt {
+                SETUP_TRIES.. => deadline,
+                _ => Instant::now() + deadline.saturating_duration_since(Instant::now()) / 2,
+            };
+            let (stream, addr, source) = connect(&addrs, until)?;
+            let mut conn = Conn {
+                client: Nfs4Client::new(stream, &AuthSys::root("openvaai")),
+                addrs: addrs.clone(),
+                owner: owner.clone(),
+                addr,
+                source,
+                broken: false,
+            };
+            match conn.establish(until) {
+                Ok(()) => return Ok(conn),
+                // No reply in time, or still DELAY/GRACE (busy) when the attempt's share
+                // ran out: the rest of the time goes to the next attempt.
+                Err(f)
+                    if (f.broken || f.vix == vix::E_OBJECT_IS_BUSY)
+                        && attempt < SETUP_TRIES
+                        && Instant::now() < deadline =>
+                {
+                    crate::info!("{f}; trying again on a new connection");
+                    attempt += 1;
+                    owner.verifier = self::owner().verifier;
+                }
+                Err(f) => return Err(f),
+            }
+        }
     }
 
     /// A new connection in place of a broken one (the session survives it).
