@@ -87,3 +87,30 @@ fn a_set_up_whose_reply_never_comes_is_tried_again_on_a_new_connection() {
     assert_vix(rig.statx(id, "src").0, openvaai_abi::vix::OK);
     rig.end_and_check_nothing_left(id);
 }
+
+/// A live session's SEQUENCE answered NFS4ERR_SEQ_MISORDERED (a slot out of step), once:
+/// the call sets a new session up and succeeds, and the old session and client id, which
+/// the server still holds, are destroyed rather than forgotten.
+#[test]
+fn a_live_session_out_of_step_is_replaced_and_the_old_one_destroyed() {
+    let _one = serial();
+    let rig = Rig::new(&[("src", data(MIB, 18))]);
+    let id = rig.session();
+    let mut once = true;
+    rig.peer.hook(move |op, _| match op {
+        Op::Sequence(s) if s.sequenceid > 1 && std::mem::take(&mut once) => {
+            Fault::Answer(OpRes::Sequence(Err(Status::SeqMisordered)))
+        }
+        _ => Fault::Run,
+    });
+    let (st, took) = rig.statx(id, "src");
+    assert_vix(st, openvaai_abi::vix::OK);
+    assert_bounded(took, "STATX");
+    rig.peer.unhook();
+    assert_eq!(
+        rig.peer.state().clients.len(),
+        1,
+        "the old client id is left"
+    );
+    rig.end_and_check_nothing_left(id);
+}

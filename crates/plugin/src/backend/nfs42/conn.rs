@@ -317,7 +317,10 @@ impl Conn {
                 continue;
             }
             if err.is_session_lost() {
-                self.client.forget_session();
+                // Destroyed, not just forgotten: a session out of step (SEQ_MISORDERED,
+                // BADSLOT) is still the server's (a gone one answers BADSESSION or
+                // STALE_CLIENTID, which count as destroyed).
+                self.abandon(deadline);
                 self.establish(deadline)?;
                 continue;
             }
