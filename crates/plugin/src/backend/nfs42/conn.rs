@@ -24,6 +24,9 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 const MAX_BACKOFF: Duration = Duration::from_millis(500);
 /// Session set-ups tried when the server refuses a new session at once.
 const SETUP_TRIES: u32 = 3;
+/// The most a session set-up waits on one connection before it tries a new one (but the
+/// last attempt, which has all the time left); a set-up is a few small exchanges.
+const SETUP_ATTEMPT_MAX: Duration = Duration::from_secs(10);
 /// The most the destruction of a failed set-up may take past the session's deadline.
 const ABANDON_BOUND: Duration = Duration::from_millis(500);
 
@@ -154,7 +157,10 @@ impl Conn {
             // confirmed.
             let until = match attempt {
                 SETUP_TRIES.. => deadline,
-                _ => Instant::now() + deadline.saturating_duration_since(Instant::now()) / 2,
+                _ => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    Instant::now() + (left / 2).min(SETUP_ATTEMPT_MAX)
+                }
             };
             let (stream, addr, source) = connect(&addrs, until)?;
             let mut conn = Conn {
