@@ -73,6 +73,9 @@ pub enum Decline {
     /// The access file (or its directory) is there but this process may not read it: the
     /// file is root's, and ESXi runs the plugin as root.
     Unreadable(PathBuf),
+    /// A marker, or the directory holding it, is a symbolic link: whoever can write to the
+    /// export may have planted it to point anywhere on the host.
+    Symlink(PathBuf),
 }
 
 impl std::fmt::Display for Decline {
@@ -96,6 +99,12 @@ impl std::fmt::Display for Decline {
                  server's own NFSv4.2 operations)",
                 access.display(),
                 nfs42.display()
+            ),
+            Decline::Symlink(p) => write!(
+                f,
+                "{} is a symbolic link, which openvaai never follows for its markers: make it \
+                 a regular file (in a real directory) on the export",
+                p.display()
             ),
             Decline::Unreadable(p) => {
                 write!(
@@ -221,11 +230,34 @@ impl DataStore {
     }
 }
 
-/// Whether the marker file `path` is there (one `stat`, following no network): a regular
-/// file is; anything else, or nothing, is not; a permission error is [`Decline::Unreadable`].
+/// Whether the marker file `path` is there (two `lstat`s, following no network): a regular
+/// file is; anything else, or nothing, is not; a permission error is [`Decline::Unreadable`];
+/// the marker or its directory (`.openvaai`) a symbolic link is [`Decline::Symlink`].
+///
+/// The `lstat`s go through ESXi's NFS mount, like every access of the plugin to a datastore's
+/// files: a server that stops answering stalls them as long as the host's NFS client waits
+/// (the plugin runs no thread that could give up on them); they are the only file accesses
+/// of a StartSession before its network calls, each bounded by the session timeout.
 pub fn marker(path: &Path) -> Result<bool, Decline> {
-    match std::fs::metadata(path) {
+    if let Some(dir) = path.parent() {
+        if is_symlink(dir)? {
+            return Err(Decline::Symlink(dir.to_owned()));
+        }
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(Decline::Symlink(path.to_owned())),
         Ok(m) => Ok(m.is_file()),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            Err(Decline::Unreadable(path.to_owned()))
+        }
+        Err(_) => Ok(false),
+    }
+}
+
+/// Whether `path` is a symbolic link (`lstat`); absent is not.
+fn is_symlink(path: &Path) -> Result<bool, Decline> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) => Ok(m.file_type().is_symlink()),
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             Err(Decline::Unreadable(path.to_owned()))
         }
@@ -244,6 +276,14 @@ pub fn read_marker(path: &Path, max: usize) -> Result<Vec<u8>, Failure> {
             format!("reading {}: {e}", path.display()),
         )
     };
+    if let Some(dir) = path.parent() {
+        if is_symlink(dir).unwrap_or(false) {
+            return Err(Failure::new(
+                vix::E_NOT_SUPPORTED,
+                Decline::Symlink(dir.to_owned()).to_string(),
+            ));
+        }
+    }
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
@@ -298,6 +338,38 @@ impl std::fmt::Display for PathError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_marker_or_its_directory_that_is_a_symlink_is_refused() {
+        let root = std::env::temp_dir().join(format!("openvaai-marker-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let (real, planted, linked) =
+            (root.join("real"), root.join("planted"), root.join("linked"));
+        for d in [&real, &planted, &linked] {
+            std::fs::create_dir_all(d.join(".openvaai")).unwrap();
+        }
+        std::fs::write(real.join(".openvaai/nfs42"), "").unwrap();
+        assert_eq!(marker(&nfs42_path(&real)), Ok(true));
+        // The marker a link to a file elsewhere (on ESXi: anywhere on the host).
+        std::os::unix::fs::symlink(
+            real.join(".openvaai/nfs42"),
+            planted.join(".openvaai/nfs42"),
+        )
+        .unwrap();
+        let p = nfs42_path(&planted);
+        assert_eq!(marker(&p), Err(Decline::Symlink(p.clone())));
+        assert!(read_marker(&p, 64).is_err());
+        // Its directory a link.
+        std::fs::remove_dir(linked.join(".openvaai")).unwrap();
+        std::os::unix::fs::symlink(real.join(".openvaai"), linked.join(".openvaai")).unwrap();
+        let p = nfs42_path(&linked);
+        let dir = p.parent().unwrap().to_owned();
+        assert_eq!(marker(&p), Err(Decline::Symlink(dir.clone())));
+        let e = read_marker(&p, 64).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert!(Decline::Symlink(dir).to_string().contains("never follows"));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 
     fn raw<'a>(fs: &'a str, ip: &'a str, remote: &'a str, local: &'a str) -> RawDataStore<'a> {
         RawDataStore {

@@ -236,6 +236,14 @@ impl Xdr for Fattr {
             mask.insert(num::MODE);
             vals.u32(mode);
         }
+        if let Some(owner) = &self.owner {
+            mask.insert(num::OWNER);
+            vals.string(owner);
+        }
+        if let Some(group) = &self.owner_group {
+            mask.insert(num::OWNER_GROUP);
+            vals.string(group);
+        }
         mask.encode(w);
         w.opaque(&vals.into_bytes());
     }
@@ -255,12 +263,20 @@ impl Xdr for Fattr {
 
 /// The attributes this client sets: SETATTR's `obj_attributes` and OPEN's `createattrs`.
 /// An empty `SetAttrs` encodes an empty `fattr4` (mask of no words, no values).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+///
+/// Attributes go on the wire in the order of their numbers (size, mode, owner, group); a
+/// server may apply them in any order, so a change of owner and a mode with set-id bits are
+/// two SETATTRs (the owner first, as `fchown` before `fchmod`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SetAttrs {
     /// `FATTR4_SIZE`: truncate or extend.
     pub size: Option<u64>,
     /// `FATTR4_MODE`: permission bits (`MODE4_*`, the low 12 bits of `st_mode`).
     pub mode: Option<u32>,
+    /// `FATTR4_OWNER`: as the server wrote it in GETATTR (`"1000"` or `user@domain`).
+    pub owner: Option<String>,
+    /// `FATTR4_OWNER_GROUP`: likewise.
+    pub owner_group: Option<String>,
 }
 
 impl Xdr for SetAttrs {
@@ -268,6 +284,8 @@ impl Xdr for SetAttrs {
         Fattr {
             size: self.size,
             mode: self.mode,
+            owner: self.owner.clone(),
+            owner_group: self.owner_group.clone(),
             ..Fattr::default()
         }
         .encode(w)
@@ -278,6 +296,8 @@ impl Xdr for SetAttrs {
         Ok(SetAttrs {
             size: f.size,
             mode: f.mode,
+            owner: f.owner,
+            owner_group: f.owner_group,
         })
     }
 }
@@ -292,12 +312,35 @@ mod tests {
         let b = to_bytes(&SetAttrs {
             size: Some(0x1_0000_0002),
             mode: Some(0o644),
+            ..SetAttrs::default()
         });
         // mask<2> = {1<<4, 1<<(33-32)}, vals<12> = size (hyper), mode
         let want: &[u32] = &[2, 0x10, 0x2, 12, 1, 2, 0o644];
         let want: Vec<u8> = want.iter().flat_map(|v| v.to_be_bytes()).collect();
         assert_eq!(b, want);
         assert_eq!(to_bytes(&SetAttrs::default()), [0, 0, 0, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn setattrs_encode_owner_then_group_as_strings() {
+        let b = to_bytes(&SetAttrs {
+            owner: Some("1000".into()),
+            owner_group: Some("users@example".into()),
+            ..SetAttrs::default()
+        });
+        // mask<2> = {0, 1<<(36-32) | 1<<(37-32)}, vals<28> = "1000", "users@example" (13, padded)
+        let mut want: Vec<u8> = [2u32, 0, 0x30, 28, 4]
+            .iter()
+            .flat_map(|v| v.to_be_bytes())
+            .collect();
+        want.extend_from_slice(b"1000");
+        want.extend_from_slice(&13u32.to_be_bytes());
+        want.extend_from_slice(b"users@example\0\0\0");
+        assert_eq!(b, want);
+        assert_eq!(
+            from_bytes::<SetAttrs>(&b).unwrap().owner_group.as_deref(),
+            Some("users@example")
+        );
     }
 
     #[test]

@@ -384,8 +384,9 @@ fn call_arguments_round_trip_through_the_servers_view() {
                 how: OpenHow::Exclusive41(
                     Verifier([9; 8]),
                     SetAttrs {
-                        size: None,
                         mode: Some(0o600),
+                        owner: Some("1000".into()),
+                        ..SetAttrs::default()
                     },
                 ),
                 claim: OpenClaim::Null(Component::new("f.tmp").unwrap()),
@@ -394,7 +395,7 @@ fn call_arguments_round_trip_through_the_servers_view() {
                 stateid: Stateid::CURRENT,
                 attrs: SetAttrs {
                     size: Some(5),
-                    mode: None,
+                    ..SetAttrs::default()
                 },
             }),
             Op::ReclaimComplete(false),

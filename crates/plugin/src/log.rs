@@ -85,10 +85,34 @@ fn write(level: Level, args: fmt::Arguments<'_>, may_wait: bool) {
         Err(TryLockError::WouldBlock) => None,
     };
     let Some(func) = func else { return };
-    let text = format!("openvaai: {args}\n").replace('\0', "\\0");
+    let text = format!("openvaai: {}\n", escape(&args.to_string()));
     if let Ok(msg) = CString::new(text) {
         crate::shim::call_log(func, &msg);
     }
+}
+
+/// `text` as one line of the host's log: every control character (newlines, escapes, NUL)
+/// and every character that reorders or breaks lines in a viewer (bidirectional overrides,
+/// Unicode line separators) written as a Rust escape (`\n`, `\u{1b}`). Messages carry
+/// strings a server or a datastore's files chose (names in a listing, owners, paths): none
+/// can forge a line, a log level or a terminal escape in disklib's log.
+pub(crate) fn escape(text: &str) -> std::borrow::Cow<'_, str> {
+    let hostile = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(hostile) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if hostile(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
 }
 
 fn pick(s: &Sinks, level: Level) -> Option<LogFunc> {
@@ -113,4 +137,24 @@ pub(crate) use {info, warning};
 /// A [`openvaai_client::Note`] that writes to the host's log.
 pub(crate) fn note(args: fmt::Arguments<'_>) {
     emit(Level::Info, args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn a_string_cannot_forge_a_line_or_an_escape_in_the_host_log() {
+        let forged = "nfs42-tmp-1\nopenvaai: all good\r\x1b[2J\0\u{202e}txt.exe\u{2028}";
+        let line = escape(forged);
+        assert!(!line.chars().any(|c| c.is_control()), "{line:?}");
+        assert_eq!(
+            line,
+            "nfs42-tmp-1\\nopenvaai: all good\\r\\u{1b}[2J\\u{0}\\u{202e}txt.exe\\u{2028}"
+        );
+        assert!(matches!(
+            escape("plain é"),
+            std::borrow::Cow::Borrowed("plain é")
+        ));
+    }
 }

@@ -100,7 +100,7 @@ impl Xdr for CommitArgs {
 /// };
 /// ```
 /// Setting the size needs an open stateid for writing (or the anonymous one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetattrArgs {
     pub stateid: Stateid,
     pub attrs: SetAttrs,

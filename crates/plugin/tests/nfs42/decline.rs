@@ -56,7 +56,9 @@ fn neither_marker_is_declined_in_under_a_millisecond_without_a_socket() {
         "{said:?}"
     );
 
-    // The marker as a regular file: the plugin now goes to remoteIP:port.
+    // The marker as a regular file: the plugin now goes to remoteIP:port (a port neither
+    // 2049 nor privileged: allowed here as the ESXi host's administrator would).
+    openvaai_testkit::guest::allow_nfs42_port(port);
     std::fs::remove_dir(local.path().join(".openvaai/nfs42")).unwrap();
     std::fs::write(
         local.path().join(".openvaai/nfs42"),

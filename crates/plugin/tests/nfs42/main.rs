@@ -7,10 +7,12 @@
 //! The tests of this binary run one at a time (the decline test counts the process's
 //! sockets).
 
+mod concurrent;
 mod copy;
 mod crash;
 mod decline;
 mod guest;
+mod owner;
 // The build of the CLI before a suite runs it (`openvaai check` on ZFS).
 #[path = "../support/guest.rs"]
 #[allow(dead_code)]

@@ -110,6 +110,8 @@ fn the_standard_backend_on_knfsd_exporting_zfs() {
         format!("port = {}\n", nfs.nfs_addr().port()),
     )
     .unwrap();
+    // The forwarded port is neither 2049 nor privileged: allowed as an ESXi admin would.
+    openvaai_testkit::guest::allow_nfs42_port(nfs.nfs_addr().port());
     let mut plugin = Plugin::load(&openvaai_testkit::plugin_so()).unwrap();
     assert_vix(plugin.init(), vix::OK);
 

@@ -445,12 +445,16 @@ impl Knfsd {
     /// A directory standing for ESXi's mount of this guest's datastores (this host has no
     /// NFS client): it holds the standard backend's marker, `.openvaai/nfs42`, naming the
     /// port where the guest's 2049 is reachable. A datastore with this directory as its local
-    /// path and an export as its remote mount point reaches that export through knfsd.
+    /// path and an export as its remote mount point reaches that export through knfsd. That
+    /// port is not 2049 nor privileged, so it is also allowed in this process, as the ESXi
+    /// host's administrator would allow it ([`allow_nfs42_port`]).
     pub fn esxi_mount(&self, prefix: &str) -> std::io::Result<tempfile::TempDir> {
         let dir = tempfile::Builder::new().prefix(prefix).tempdir()?;
         let marker = openvaai_client::datastore::nfs42_path(dir.path());
         std::fs::create_dir_all(marker.parent().expect("the marker is in a directory"))?;
-        std::fs::write(&marker, format!("port = {}\n", self.nfs_addr().port()))?;
+        let port = self.nfs_addr().port();
+        std::fs::write(&marker, format!("port = {port}\n"))?;
+        allow_nfs42_port(port);
         Ok(dir)
     }
 
@@ -579,4 +583,21 @@ impl Drop for Knfsd {
         self.machine = None;
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Allows `port` to the standard NFSv4.2 backend of the plugin loaded in this process, as an
+/// ESXi host's administrator does for a server on a port that is neither 2049 nor privileged:
+/// adds it to `OPENVAAI_NFS42_PORTS` (docs/nfs42.md, "Selection"). Call it before the
+/// StartSession that needs it.
+pub fn allow_nfs42_port(port: u16) {
+    const PORTS_ENV: &str = "OPENVAAI_NFS42_PORTS";
+    let mut ports = std::env::var(PORTS_ENV).unwrap_or_default();
+    if ports.split(',').any(|p| p.trim() == port.to_string()) {
+        return;
+    }
+    if !ports.is_empty() {
+        ports.push(',');
+    }
+    ports.push_str(&port.to_string());
+    std::env::set_var(PORTS_ENV, ports);
 }

@@ -9,8 +9,10 @@
 //!    filesystem of the export's `.openvaai/`, and the destination name free for GUARDED, not
 //!    a directory and not the source itself ([`publish::check_destination`]).
 //! 4. DRYRUN stops here: everything was looked up, nothing created.
-//! 5. A temporary in `.openvaai/` ([`temp`]) with the source's mode, filled by CLONE of the whole source (LAZY) or
-//!    by COPY range by range ([`copy`]); the last progress report before publishing.
+//! 5. A temporary in `.openvaai/` ([`temp`]) with the source's permission bits, filled by
+//!    CLONE of the whole source (LAZY) or by COPY range by range ([`copy`]); the last
+//!    progress report; then the source's owner, group and mode ([`owner`]: set-id bits
+//!    only where the owner follows).
 //! 6. Published by LINK (GUARDED) or RENAME ([`publish`]); the temporary's open CLOSEd and
 //!    its name REMOVEd whatever happened, so nothing partial is ever visible under the
 //!    destination's name.
@@ -20,14 +22,15 @@ use std::time::Instant;
 use openvaai_abi::{clone_flag, vix, CloneFlags};
 use openvaai_client::address::resolve;
 use openvaai_client::{DataStore, Failure, RawDataStore};
-use openvaai_nfs4::attr::{num, FileType};
-use openvaai_nfs4::basic::{Bitmap, Fh, Stateid};
+use openvaai_nfs4::attr::FileType;
+use openvaai_nfs4::basic::{Fh, Stateid};
 use openvaai_nfs4::ops::v42::CloneArgs;
-use openvaai_nfs4::ops::{Op, OpRes};
+use openvaai_nfs4::ops::Op;
 
 use super::conn::Conn;
 use super::copy::{self, Job};
 use super::lookup::{self, Found, Start};
+use super::owner;
 use super::publish::{self, Published, Target};
 use super::temp::{self, check, Temporary, DISCARD_BOUND};
 use super::Nfs42;
@@ -69,7 +72,7 @@ pub fn clone(
         )?;
     }
     let deadline = session.deadline();
-    let mut conn = session.conn();
+    let mut conn = session.conn_by(deadline)?;
     let source_ds;
     let (src_root, src_ds) = if flags & clone_flag::SRCDATASTORE_VALID != 0 {
         let raw = src_datastore.ok_or_else(|| {
@@ -128,8 +131,8 @@ pub fn clone(
         return Ok(());
     }
     let private = &session.private.fh;
-    let mode = mode_of(&mut conn, &source.fh, deadline)?;
-    let tmp = temp::create(&mut conn, private, mode, deadline)?;
+    let attrs = owner::of_source(&mut conn, &source.fh, deadline)?;
+    let tmp = temp::create(&mut conn, private, attrs.create_mode(), deadline)?;
     let size = source.attrs.size.unwrap_or(0);
     let cloned = match lazy {
         true => clone_whole(&mut conn, &source.fh, &tmp, &src_path, deadline),
@@ -158,19 +161,13 @@ pub fn clone(
             copy::fill(session, &job, progress)
         }
     });
-    let mut conn = session.conn();
     let published = built.and_then(|()| {
         let deadline = session.deadline();
+        let mut conn = session.conn_by(deadline)?;
+        attrs.apply(&mut conn, &tmp, &dst_path, deadline)?;
         publish::publish(&mut conn, private, &tmp, &to, deadline)
     });
-    finish(
-        &mut conn,
-        private,
-        &tmp,
-        published.as_ref().ok(),
-        &dst_path,
-        session,
-    );
+    finish(private, &tmp, published.as_ref().ok(), &dst_path, session);
     published.map(drop)
 }
 
@@ -178,7 +175,6 @@ pub fn clone(
 /// bound (the clone's deadline may be spent: a server that stopped answering). A failure is
 /// logged: the next StartSession of the datastore removes what is left.
 fn finish(
-    conn: &mut Conn,
     private: &Fh,
     tmp: &Temporary,
     published: Option<&Published>,
@@ -187,7 +183,10 @@ fn finish(
 ) {
     let named = published != Some(&Published::Renamed);
     let deadline = Instant::now() + session.timeout.min(DISCARD_BOUND);
-    if let Err(f) = temp::discard(conn, private, tmp, named, deadline) {
+    let discarded = session
+        .conn_by(deadline)
+        .and_then(|mut conn| temp::discard(&mut conn, private, tmp, named, deadline));
+    if let Err(f) = discarded {
         crate::warning!(
             "{dst_path:?}: the temporary .openvaai/{} is left: {f}; the next session on this \
              datastore removes it",
@@ -235,24 +234,6 @@ fn source_export(
         ));
     }
     Ok((ds, root.fh))
-}
-
-/// The source's permission bits (set-id bits included), for the clone: as the daemon,
-/// which copies them. `None` where the server does not say.
-fn mode_of(conn: &mut Conn, src: &Fh, deadline: Instant) -> Result<Option<u32>, Failure> {
-    let res = conn.call(
-        "GETATTR of the source's mode",
-        &[
-            Op::Putfh(src.clone()),
-            Op::Getattr(Bitmap::of(&[num::MODE])),
-        ],
-        deadline,
-    )?;
-    check(&res, "GETATTR of the source's mode")?;
-    Ok(match res.results.last() {
-        Some(OpRes::Getattr(Ok(a))) => a.mode.map(|m| m & 0o7777),
-        _ => None,
-    })
 }
 
 /// CLONE of the whole source (count 0: to its end) into the temporary.

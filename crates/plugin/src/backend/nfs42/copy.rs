@@ -22,7 +22,10 @@
 //! (docs/engine.md "On ZFS"): STATX then says THIN, the truth.
 //!
 //! Every call has its own deadline, one session timeout from its start: a long clone is
-//! bounded per range, and a server that stops answering fails it within one timeout.
+//! bounded per range, and a server that stops answering fails it within one timeout. Every
+//! answer must move the copy forward, so that the ranges are bounded too: a SEEK answering
+//! an offset before the one asked, or a COPY of nothing or of more than asked, fails the
+//! clone (`VIX_E_FILE_ERROR`) and nothing is published.
 
 use std::time::{Duration, Instant};
 
@@ -33,7 +36,7 @@ use openvaai_nfs4::basic::{Fh, Stateid, Verifier};
 use openvaai_nfs4::ops::file::{CommitArgs, SetattrArgs};
 use openvaai_nfs4::ops::v42::{Content, CopyArgs, CopyRes, RangeArgs, SeekArgs, StableHow};
 use openvaai_nfs4::ops::{Op, OpRes};
-use openvaai_nfs4::Status;
+use openvaai_nfs4::{CompoundRes, Status};
 
 use super::status::vix_of;
 use super::temp::{check, Temporary};
@@ -123,8 +126,11 @@ pub fn fill(session: &Nfs42, job: &Job<'_>, progress: &mut dyn Progress) -> Resu
 }
 
 impl Copier<'_, '_> {
-    fn deadline(&self) -> Instant {
-        Instant::now() + self.job.timeout
+    /// One call within its own session timeout, the wait for the session's connection
+    /// included.
+    fn call(&self, what: &str, ops: &[Op]) -> Result<CompoundRes, Failure> {
+        let deadline = Instant::now() + self.job.timeout;
+        self.session.conn_by(deadline)?.call(what, ops, deadline)
     }
 
     /// Counts `n` bytes done and tells disklib; an abort stops the copy.
@@ -145,7 +151,7 @@ impl Copier<'_, '_> {
 
     fn set_size(&mut self) -> Result<(), Failure> {
         let tmp = self.job.tmp;
-        let res = self.session.conn().call(
+        let res = self.call(
             "setting the clone's size",
             &[
                 Op::Putfh(tmp.fh.clone()),
@@ -153,11 +159,10 @@ impl Copier<'_, '_> {
                     stateid: tmp.stateid,
                     attrs: SetAttrs {
                         size: Some(self.job.size),
-                        mode: None,
+                        ..SetAttrs::default()
                     },
                 }),
             ],
-            self.deadline(),
         )?;
         check(&res, "SETATTR of the clone's size")
     }
@@ -165,7 +170,7 @@ impl Copier<'_, '_> {
     /// The next `what` at or after `offset` in the source (its size where there is none).
     fn seek(&mut self, offset: u64, what: Content) -> Result<u64, Failure> {
         let path = self.job.src_path;
-        let res = self.session.conn().call(
+        let res = self.call(
             &format!("SEEK in {path:?}"),
             &[
                 Op::Putfh(self.job.src.clone()),
@@ -175,9 +180,22 @@ impl Copier<'_, '_> {
                     what,
                 }),
             ],
-            self.deadline(),
         )?;
         match (res.status, res.results.last()) {
+            // Every answer moves the walk forward: one before the offset asked would copy
+            // the same range again, for ever.
+            (Status::Ok, Some(OpRes::Seek(Ok(ok)))) if ok.offset < offset => Err(Failure::new(
+                vix::E_FILE_ERROR,
+                format!(
+                    "SEEK in {path:?} for {} at {offset} answered {}, before the offset asked: \
+                     the server's answers go backwards; the clone is discarded",
+                    match what {
+                        Content::Data => "data",
+                        Content::Hole => "a hole",
+                    },
+                    ok.offset
+                ),
+            )),
             (Status::Ok, Some(OpRes::Seek(Ok(ok)))) => Ok(ok.offset),
             // No data at or after `offset` (or `offset` is past the end).
             (Status::Nxio, _) => Ok(self.job.size),
@@ -202,7 +220,7 @@ impl Copier<'_, '_> {
     /// One COPY of at most `count` bytes at `off`: the bytes the server copied.
     fn copy_range(&mut self, off: u64, count: u64) -> Result<u64, Failure> {
         let (job, path) = (self.job, self.job.src_path);
-        let res = self.session.conn().call(
+        let res = self.call(
             "COPY",
             &[
                 Op::Putfh(job.src.clone()),
@@ -218,7 +236,6 @@ impl Copier<'_, '_> {
                     synchronous: true,
                 }),
             ],
-            self.deadline(),
         )?;
         let response = match res.results.last() {
             Some(OpRes::Copy(CopyRes::Ok { response, .. })) if res.status.is_ok() => *response,
@@ -308,7 +325,7 @@ impl Copier<'_, '_> {
     /// ALLOCATE of `[off, off + len)` of the temporary; false when the server has none.
     fn allocate(&mut self, off: u64, len: u64) -> Result<bool, Failure> {
         let tmp = self.job.tmp;
-        let res = self.session.conn().call(
+        let res = self.call(
             "ALLOCATE",
             &[
                 Op::Putfh(tmp.fh.clone()),
@@ -318,7 +335,6 @@ impl Copier<'_, '_> {
                     length: len,
                 }),
             ],
-            self.deadline(),
         )?;
         match res.status {
             Status::Ok => Ok(true),
@@ -348,7 +364,7 @@ impl Copier<'_, '_> {
         if self.unstable.is_none() {
             return Ok(());
         }
-        let res = self.session.conn().call(
+        let res = self.call(
             "COMMIT",
             &[
                 Op::Putfh(self.job.tmp.fh.clone()),
@@ -357,7 +373,6 @@ impl Copier<'_, '_> {
                     count: 0,
                 }),
             ],
-            self.deadline(),
         )?;
         match res.results.last() {
             Some(OpRes::Commit(Ok(v))) => self.same_verifier(*v),

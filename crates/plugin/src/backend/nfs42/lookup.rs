@@ -11,7 +11,7 @@ use openvaai_client::{DataStore, Failure};
 use openvaai_nfs4::attr::{num, Fattr, FileType};
 use openvaai_nfs4::basic::{Bitmap, Component, Fh};
 use openvaai_nfs4::ops::{Op, OpRes};
-use openvaai_nfs4::Status;
+use openvaai_nfs4::{CompoundRes, Status};
 // The private directory, as the daemon keeps it (defined once, in proto): never a path component.
 use openvaai_proto::layout::PRIVATE_DIR;
 
@@ -110,28 +110,7 @@ pub fn walk(
         ops.push(Op::Getattr(wanted()));
         let res = conn.call(&format!("looking up {shown:?}"), &ops, deadline)?;
         if !res.status.is_ok() {
-            // Results come in order up to the failed one: PUTFH, then one per LOOKUP.
-            let failed = res.results.len().saturating_sub(1);
-            let at = match failed.checked_sub(1).and_then(|k| chunk.get(k)) {
-                Some(c) => format!(" at {:?}", c.as_str()),
-                None => String::new(),
-            };
-            let hint = if res.status == Status::Symlink {
-                let before: Vec<&str> = names[..(done + failed).saturating_sub(1)]
-                    .iter()
-                    .map(Component::as_str)
-                    .collect();
-                format!(
-                    ": {:?} is a symbolic link, which this backend does not follow",
-                    before.join("/")
-                )
-            } else {
-                String::new()
-            };
-            return Err(Failure::new(
-                vix_of(res.status),
-                format!("looking up {shown:?}{at}: {}{hint}", res.status.name()),
-            ));
+            return Err(failed_at(&res, names, done, chunk.len(), shown));
         }
         let mut fh = None;
         let mut attrs = None;
@@ -161,4 +140,48 @@ pub fn walk(
         }
         cur = Some(found.fh);
     }
+}
+
+/// The failure of a lookup COMPOUND whose results stop at a failed operation: PUTFH, then
+/// one per LOOKUP of `names[done..done + looked_up]`, then GETFH and GETATTR. Whatever
+/// the server's reply holds (a failed GETATTR past the last LOOKUP included), every index
+/// is bounded by what was sent.
+fn failed_at(
+    res: &CompoundRes,
+    names: &[Component],
+    done: usize,
+    looked_up: usize,
+    shown: &str,
+) -> Failure {
+    let failed = res.results.len().saturating_sub(1);
+    // The components up to and including the one the failed LOOKUP named, or all of them
+    // when PUTFH, GETFH or GETATTR failed.
+    let through = match failed {
+        k @ 1.. if k <= looked_up => done + k,
+        _ => done + looked_up,
+    }
+    .min(names.len());
+    let at = match failed {
+        k @ 1.. if k <= looked_up => format!(" at {:?}", names[through - 1].as_str()),
+        _ => String::new(),
+    };
+    let hint = if res.status == Status::Symlink {
+        // A LOOKUP answers NFS4ERR_SYMLINK when the directory it looks in is a link: the
+        // link is the component before the one it named.
+        let link = match failed {
+            k @ 1.. if k <= looked_up => through - 1,
+            _ => through,
+        };
+        let path: Vec<&str> = names[..link].iter().map(Component::as_str).collect();
+        format!(
+            ": {:?} is a symbolic link, which this backend does not follow",
+            path.join("/")
+        )
+    } else {
+        String::new()
+    };
+    Failure::new(
+        vix_of(res.status),
+        format!("looking up {shown:?}{at}: {}{hint}", res.status.name()),
+    )
 }

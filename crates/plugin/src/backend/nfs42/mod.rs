@@ -14,6 +14,7 @@ mod config;
 mod conn;
 mod copy;
 mod lookup;
+mod owner;
 mod probe;
 mod publish;
 mod reserve;
@@ -21,7 +22,7 @@ mod status;
 mod statx;
 mod temp;
 
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 use openvaai_abi::vix;
@@ -37,6 +38,11 @@ pub use config::Config;
 use conn::Conn;
 use lookup::{Found, Start};
 pub use probe::Supported;
+
+/// How often a call waiting for the session's connection looks again: from the first
+/// pause, doubling to the last.
+const LOCK_POLL_FIRST: Duration = Duration::from_micros(100);
+const LOCK_POLL_MAX: Duration = Duration::from_millis(5);
 
 /// The most a failed StartSession spends taking its session down.
 const SHUTDOWN_BOUND: Duration = Duration::from_secs(2);
@@ -127,16 +133,42 @@ impl Nfs42 {
         Instant::now() + self.timeout
     }
 
-    /// The session's connection (one COMPOUND at a time); a panic while it was held leaves
-    /// it usable (its slot is resynchronised by the next call).
-    fn conn(&self) -> std::sync::MutexGuard<'_, Conn> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    /// The session's connection (one COMPOUND at a time), waited for until `deadline` at
+    /// most: a call that waits behind another (a LAZY clone's CLONE, a COPY range, each up
+    /// to a session timeout) still ends within its own timeout, busy. A panic while it was
+    /// held leaves it usable (its slot is resynchronised by the next call).
+    fn conn_by(&self, deadline: Instant) -> Result<MutexGuard<'_, Conn>, Failure> {
+        let mut pause = LOCK_POLL_FIRST;
+        loop {
+            match self.conn.try_lock() {
+                Ok(guard) => return Ok(guard),
+                Err(TryLockError::Poisoned(p)) => return Ok(p.into_inner()),
+                Err(TryLockError::WouldBlock) => {}
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Failure::new(
+                    vix::E_OBJECT_IS_BUSY,
+                    "the session's NFS connection stayed busy with another call of this \
+                     session (a clone or a copy range) until the session timeout; retry, or \
+                     give the session a longer timeout",
+                ));
+            }
+            std::thread::sleep(pause.min(deadline - now));
+            pause = (pause * 2).min(LOCK_POLL_MAX);
+        }
     }
 }
 
 impl Backend for Nfs42 {
     fn describe(&self) -> String {
-        let conn = self.conn();
+        let Ok(conn) = self.conn_by(self.deadline()) else {
+            return format!(
+                "export {} on an NFSv4.2 server (busy), standard backend; server offers {}",
+                self.datastore.remote_mount_point,
+                self.supported.describe()
+            );
+        };
         let from = match conn.source {
             Source::Reserved(p) => format!("reserved port {p}"),
             Source::Ephemeral => "an unreserved port".to_owned(),
@@ -185,7 +217,10 @@ impl Drop for Nfs42 {
     /// EndSession: DESTROY_SESSION and DESTROY_CLIENTID, within the session timeout.
     fn drop(&mut self) {
         let deadline = self.deadline();
-        if let Err(f) = self.conn().shutdown(deadline) {
+        if let Err(f) = self
+            .conn_by(deadline)
+            .and_then(|mut conn| conn.shutdown(deadline))
+        {
             crate::info!(
                 "ending the session on {}: {f}",
                 self.datastore.mount().display()

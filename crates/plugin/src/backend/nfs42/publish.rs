@@ -21,7 +21,7 @@ use openvaai_nfs4::ops::file::RenameArgs;
 use openvaai_nfs4::ops::{Op, OpRes};
 use openvaai_nfs4::Status;
 
-use super::conn::Conn;
+use super::conn::{Conn, Once};
 use super::lookup::Found;
 use super::status::vix_of;
 use super::temp::{check, Temporary};
@@ -108,7 +108,65 @@ pub fn check_destination(
     Ok(())
 }
 
-/// Publishes `tmp` (in `private`) as the target.
+/// How many times a publish is sent when its outcome was uncertain and the check found it
+/// had not run.
+const MAX_TRIES: u32 = 3;
+
+/// What the destination's name holds after a publish of uncertain outcome.
+enum Landed {
+    /// The temporary: the publish ran.
+    Ours,
+    /// Nothing: it did not run.
+    NotYet,
+    /// Another file (another clone's, or the file a RENAME would have replaced).
+    Other,
+}
+
+/// LOOKUP of the destination and GETATTR of the temporary, in one COMPOUND (idempotent, so
+/// sent again over a new connection as needed): the fileids compared.
+fn landed(
+    conn: &mut Conn,
+    tmp: &Temporary,
+    to: &Target<'_>,
+    deadline: Instant,
+) -> Result<Landed, Failure> {
+    let what = "checking whether the clone was published";
+    let fileid = Bitmap::of(&[num::FSID, num::FILEID]);
+    let res = conn.call(
+        what,
+        &[
+            Op::Putfh(tmp.fh.clone()),
+            Op::Getattr(fileid.clone()),
+            Op::Putfh(to.dir.fh.clone()),
+            Op::Lookup(to.name.clone()),
+            Op::Getattr(fileid),
+        ],
+        deadline,
+    )?;
+    let attrs: Vec<_> = res
+        .results
+        .iter()
+        .filter_map(|r| match r {
+            OpRes::Getattr(Ok(a)) => Some((a.fsid, a.fileid)),
+            _ => None,
+        })
+        .collect();
+    match (res.status, attrs.as_slice()) {
+        (Status::Ok, [mine, there]) if mine.1.is_some() && mine == there => Ok(Landed::Ours),
+        (Status::Ok, [_, _]) => Ok(Landed::Other),
+        // LOOKUP (the fourth result) found nothing under the name.
+        (Status::Noent, [_]) if res.results.len() == 4 => Ok(Landed::NotYet),
+        (s, _) => Err(Failure::new(
+            vix_of(s),
+            format!("{what} ({}): {}", to.path, s.name()),
+        )),
+    }
+}
+
+/// Publishes `tmp` (in `private`) as the target. Sent once: after an uncertain outcome
+/// (the connection failed, the reply was unreadable) the destination is looked up and its
+/// fileid compared with the temporary's, and only a publish that did not run is sent again
+/// (a LINK sent twice would answer EXIST for our own clone, a RENAME NOENT).
 pub fn publish(
     conn: &mut Conn,
     private: &Fh,
@@ -141,7 +199,27 @@ pub fn publish(
             Published::Renamed,
         )
     };
-    let res = conn.call("publishing the clone", &ops, deadline)?;
+    let mut tries = 0;
+    let res = loop {
+        tries += 1;
+        let uncertain = match conn.call_once("publishing the clone", &ops, deadline)? {
+            Once::Done(res) => break res,
+            Once::Uncertain(f) => f,
+        };
+        // The LINK or RENAME may have run: never sent again before the name is checked.
+        match landed(conn, tmp, to, deadline)? {
+            Landed::Ours => return Ok(how),
+            Landed::NotYet if tries < MAX_TRIES && Instant::now() < deadline => continue,
+            Landed::Other if to.guarded => {
+                return Err(Failure::new(
+                    vix::E_FILE_ALREADY_EXISTS,
+                    format!("the destination {dst_path:?} exists (GUARDED: another clone won)"),
+                ))
+            }
+            Landed::Other if tries < MAX_TRIES && Instant::now() < deadline => continue,
+            Landed::NotYet | Landed::Other => return Err(uncertain),
+        }
+    };
     if res.status == Status::Exist {
         return Err(Failure::new(
             vix::E_FILE_ALREADY_EXISTS,

@@ -172,12 +172,13 @@ pub fn reserve(session: &Nfs42, file: &[u8], progress: &mut dyn Progress) -> Res
     }
     let path = lookup::relative(&session.datastore, file)?;
     let names = lookup::file_components(&path)?;
+    let deadline = session.deadline();
     let found = lookup::walk(
-        &mut session.conn(),
+        &mut *session.conn_by(deadline)?,
         Start::Fh(&session.root),
         &names,
         &path,
-        session.deadline(),
+        deadline,
     )?;
     if found.file_type() != FileType::Regular {
         return Err(Failure::new(
@@ -211,7 +212,10 @@ pub fn reserve(session: &Nfs42, file: &[u8], progress: &mut dyn Progress) -> Res
         }
         // Each ALLOCATE within its own session timeout: the bound is on a stall, not on
         // the size of the disk.
-        let res = session.conn().call("ALLOCATE", &ops, session.deadline())?;
+        let deadline = session.deadline();
+        let res = session
+            .conn_by(deadline)?
+            .call("ALLOCATE", &ops, deadline)?;
         if matches!(res.status, Status::Notsupp | Status::OpIllegal) {
             return Err(Failure::new(
                 vix::E_NOT_SUPPORTED,

@@ -40,7 +40,7 @@ pub fn statx(session: &Nfs42, file: &[u8]) -> Result<Outcome, Failure> {
     let path = lookup::relative(&session.datastore, file)?;
     let names = lookup::file_components(&path)?;
     let deadline = session.deadline();
-    let mut conn = session.conn();
+    let mut conn = session.conn_by(deadline)?;
     let found = lookup::walk(&mut conn, Start::Fh(&session.root), &names, &path, deadline)?;
     if found.file_type() != FileType::Regular {
         return Err(Failure::new(

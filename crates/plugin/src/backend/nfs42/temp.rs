@@ -31,7 +31,7 @@ use openvaai_nfs4::ops::{Op, OpRes};
 use openvaai_nfs4::{CompoundRes, Status};
 use openvaai_proto::layout::PRIVATE_DIR;
 
-use super::conn::Conn;
+use super::conn::{Conn, Once};
 use super::lookup::{self, Found, Start};
 use super::status::vix_of;
 
@@ -110,8 +110,18 @@ pub fn create(
     }
 }
 
+/// The owner of the temporaries' opens.
+const CLONE_OWNER: &[u8] = b"openvaai clone";
+
 /// OPEN (create, GUARDED, for reading and writing, no delegation) of `name` in `dir`: its
 /// handle and open stateid. Also the ALLOCATE probe's (`reserve::probe`).
+///
+/// Sent once: after an uncertain outcome the OPEN may have created the file, with an open
+/// of this client on it. The name is then opened again without create by the same open
+/// owner, which the server answers with that same open state: the file is used, closed and
+/// removed like any temporary, and no orphan (nor an open that would keep the client id
+/// from being destroyed) is left. NFS4ERR_NOENT there: the OPEN did not run, and is sent
+/// again.
 pub fn open_create(
     conn: &mut Conn,
     dir: &Fh,
@@ -119,9 +129,8 @@ pub fn open_create(
     mode: Option<u32>,
     deadline: Instant,
 ) -> Result<(Fh, Stateid), Failure> {
-    let res = conn.call(
-        "creating the temporary",
-        &[
+    let open = |conn: &Conn, how: OpenHow| {
+        [
             Op::Putfh(dir.clone()),
             Op::Open(OpenArgs {
                 seqid: 0,
@@ -129,17 +138,42 @@ pub fn open_create(
                 share_deny: SHARE_DENY_NONE,
                 owner: StateOwner {
                     clientid: conn.clientid(),
-                    owner: b"openvaai clone".to_vec(),
+                    owner: CLONE_OWNER.to_vec(),
                 },
-                how: OpenHow::Guarded(SetAttrs { size: None, mode }),
+                how,
                 claim: OpenClaim::Null(name.clone()),
             }),
             Op::Getfh,
-        ],
-        deadline,
-    )?;
-    check(&res, "creating a temporary in the export's .openvaai")?;
-    opened(res)
+        ]
+    };
+    let create = OpenHow::Guarded(SetAttrs {
+        mode,
+        ..SetAttrs::default()
+    });
+    let what = "creating the temporary";
+    for _ in 0..3 {
+        let uncertain = match conn.call_once(what, &open(conn, create.clone()), deadline)? {
+            Once::Done(res) => {
+                check(&res, "creating a temporary in the export's .openvaai")?;
+                return opened(res);
+            }
+            Once::Uncertain(f) => f,
+        };
+        let res = conn.call(
+            "opening a temporary whose creation was uncertain",
+            &open(conn, OpenHow::NoCreate),
+            deadline,
+        )?;
+        match res.status {
+            Status::Ok => return opened(res),
+            Status::Noent if Instant::now() < deadline => continue,
+            _ => return Err(uncertain),
+        }
+    }
+    Err(Failure::new(
+        vix::E_HOST_CONNECTION_LOST,
+        "creating a temporary in the export's .openvaai: no reply three times",
+    ))
 }
 
 /// The handle and stateid of an OPEN ... GETFH reply.
