@@ -93,8 +93,9 @@ impl StagedJob {
     }
 
     /// Gives the file its name `name` in the destination's directory (GUARDED: `linkat`, which
-    /// fails if the name exists; else `renameat` over it), `fsync`s that directory, then
-    /// removes the record.
+    /// fails if the name exists; else `renameat` over it), `fsync`s the file and then that
+    /// directory (the order `publish.rs` explains: Btrfs logs the file's extents with its new
+    /// name only at the file's own `fsync`), then removes the record.
     pub(crate) fn publish(
         mut self,
         name: &str,

@@ -35,16 +35,7 @@ pub fn serial() -> MutexGuard<'static, ()> {
     ONE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-pub fn name(err: VixError) -> String {
-    openvaai_abi::vix::name(err)
-        .map(str::to_owned)
-        .unwrap_or_else(|| format!("VixError {err}"))
-}
-
-#[track_caller]
-pub fn assert_vix(got: VixError, want: VixError) {
-    assert_eq!(got, want, "got {}, want {}", name(got), name(want));
-}
+pub use openvaai_testkit::{assert_vix, vix_name as name};
 
 /// `n` bytes of a pattern that differs at every offset of a MiB.
 pub fn data(n: usize, seed: u8) -> Vec<u8> {

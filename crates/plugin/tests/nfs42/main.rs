@@ -20,7 +20,6 @@ mod support;
 
 use std::sync::{Mutex, MutexGuard};
 
-use openvaai_abi::VixError;
 use openvaai_host::Datastore;
 
 /// Held by each test for its whole run.
@@ -41,13 +40,4 @@ pub fn datastore(remote_ip: &str, export: &str, local: &std::path::Path) -> Data
     }
 }
 
-pub fn name(err: VixError) -> String {
-    openvaai_abi::vix::name(err)
-        .map(str::to_owned)
-        .unwrap_or_else(|| format!("VixError {err}"))
-}
-
-#[track_caller]
-pub fn assert_vix(got: VixError, want: VixError) {
-    assert_eq!(got, want, "got {}, want {}", name(got), name(want));
-}
+pub use openvaai_testkit::{assert_vix, vix_name as name};
