@@ -5,7 +5,9 @@
 //! `resume` module). Every record becomes a job again, with the id its client knows, and
 //! resumes from its last checkpoint at once. A client that reconnects within its session
 //! timeout finds it with WAIT, as before the restart; a job nobody comes back for is ended by
-//! its lease like any other, and its files go with it.
+//! its lease like any other, and its files go with it. Records are not trusted more than
+//! a client's request: a resumed clone passes every check a new one does, and a record
+//! naming another export as its source is not resumed (see `resume_interrupted`).
 
 use crate::handlers::{clone_work, job_exports};
 use crate::jobs::{JobMeta, Primitive};
@@ -29,18 +31,18 @@ pub fn resume_interrupted(shared: &Shared) -> usize {
         }
         for record in records.found {
             let job = format!("{:016x}", record.job);
-            let src = match &record.src_export {
-                None => dst.clone(),
-                Some(n) => match shared.exports.iter().find(|e| e.cfg.name == *n) {
-                    Some(e) => e.clone(),
-                    None => {
-                        tracing::warn!(export = %name, job = %job, source_export = %n.escape_debug(),
-                            "interrupted clone dropped: its source's export is not served any more");
-                        let _ = dst.engine.discard_clone(record.job);
-                        continue;
-                    }
-                },
-            };
+            // A record is a file in the export, which every NFS client of it that is root can
+            // write: one naming another export as its source would have the daemon copy from
+            // an export that client may not reach. Only clones within the export are resumed;
+            // a cross-export one is dropped, and its client, finding the job unknown, starts
+            // it again (from zero) over its authenticated connection.
+            if let Some(n) = &record.src_export {
+                tracing::warn!(export = %name, job = %job, source_export = %n.escape_debug(),
+                    "interrupted cross-export clone not resumed: its client starts it again");
+                let _ = dst.engine.discard_clone(record.job);
+                continue;
+            }
+            let src = dst.clone();
             let what = JobMeta {
                 what: format!(
                     "resumed clone {:?}:{:?} -> {:?}:{:?} from byte {}",

@@ -358,8 +358,11 @@ fn restarted_during_a_clone_with(when: When, signal: Signal, rewrite: bool) {
     );
     // Killed at the start, the job may not be recorded yet: then the plugin starts it again.
     // Else the restarted daemon went on from a checkpoint, and wrote only what was left.
-    if when != When::Start {
-        let log = fx.daemon.log_text();
+    let log = fx.daemon.log_text();
+    if when == When::End && !log.contains("from byte ") {
+        // COMMIT won the race with the signal: the first daemon published it.
+        assert!(second_wrote < 16 * MIB, "{} MiB", second_wrote / MIB);
+    } else if when != When::Start {
         let from: u64 = log
             .split("from byte ")
             .nth(1)
@@ -550,4 +553,63 @@ fn a_reservation_whose_daemon_is_killed_and_back_in_2_s_completes() {
         .daemon
         .log_text()
         .contains("interrupted reservation undone"));
+}
+
+/// A cross-export clone's record is not resumed (a record is a file any root client of the
+/// export can write: one naming another export as its source is not trusted), and its
+/// client starts it again at the new daemon: VIX_OK all the same.
+#[test]
+fn a_cross_export_clone_whose_daemon_is_killed_is_started_again_not_resumed() {
+    let _machine = shared();
+    let Some(mut fx) = on_xfs(2 << 30, 2, RESUMED_PACE) else {
+        return;
+    };
+    let (from, to) = (fx.exports[0].clone(), fx.exports[1].clone());
+    write_layout(&from.join("src.vmdk"), &[Run::Data(RESUMED_SIZE)], 96).unwrap();
+    let id = fx.session_with(1, Some(20_000));
+    let (src, dst) = (fx.s(0, "src.vmdk"), fx.s(1, "dst.vmdk"));
+    let src_ds = openvaai_testkit::datastore(&from);
+    let pid = fx.daemon.pid();
+    let killed: Mutex<Option<Instant>> = Mutex::new(None);
+    let (plugin, daemon) = (&fx.plugin, &mut fx.daemon);
+    let st = std::thread::scope(|s| {
+        s.spawn(|| {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while killed.lock().unwrap().is_none() {
+                assert!(Instant::now() < deadline, "never killed");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            std::thread::sleep(Duration::from_secs(2));
+            daemon.restart();
+        });
+        let mut done = 0;
+        clone_with(
+            plugin,
+            id,
+            &src,
+            &dst,
+            openvaai_abi::clone_flag::SRCDATASTORE_VALID,
+            Some(&src_ds),
+            16 * MIB,
+            &mut |d| {
+                done += d;
+                let mut k = killed.lock().unwrap();
+                if done >= RESUMED_SIZE / 2 && k.is_none() {
+                    sigkill(pid);
+                    *k = Some(Instant::now());
+                }
+                true
+            },
+        )
+        .0
+    });
+    assert_vix(st, vix::OK);
+    assert_same_content(&from.join("src.vmdk"), &to.join("dst.vmdk"));
+    let log = fx.daemon.log_text();
+    assert!(
+        log.contains("interrupted cross-export clone not resumed"),
+        "{log}"
+    );
+    assert!(clone_files(&to).is_empty(), "{:?}", clone_files(&to));
+    assert_eq!(listing(&to), ["dst.vmdk"]);
 }

@@ -15,6 +15,7 @@ use openvaai_proto::{self as proto, AllocType, CloneArgs, JobInfo, JobState, Sid
 use openvaai_client::conn::status_vix;
 use openvaai_client::timeout::MAX_TIMEOUT;
 use openvaai_client::{DataStore, ExportKey, Failure, PathError, RawDataStore, Stream};
+use openvaai_proto::access::AccessFile;
 use openvaai_proto::Client;
 
 use super::pool::Lease;
@@ -149,17 +150,12 @@ fn clone(
         // until the last progress report is answered.
         flags: flags as u32 | proto::CLONE_HOLD,
     };
-    let extra: Vec<ExportKey<'_>> = source
-        .iter()
-        .map(|s| ExportKey {
-            export: &s.datastore.remote_mount_point,
-            access: &s.access,
-        })
-        .collect();
+    let sources: Vec<Source> = source.into_iter().collect();
     let deadline = session.deadline();
     let mut conn = session.pool.lease(deadline)?;
-    for key in &extra {
-        conn.authenticate(key, deadline)?;
+    let access: Vec<AccessFile> = sources.iter().map(|s| s.access.clone()).collect();
+    for key in keys(&sources, &access) {
+        conn.authenticate(&key, deadline)?;
     }
     let paths = JobPaths {
         src: Some(&args.src),
@@ -168,8 +164,54 @@ fn clone(
     // Held until COMMIT: a clone the NAS lost before any COMMIT published nothing, and is
     // started again.
     let start = |c: &mut Client<Stream>| c.clone_start(&args);
-    pump(session, conn, &start, &extra, &paths, progress)
+    pump(session, conn, &start, &sources, &paths, progress)
 }
+
+/// The keys of a job's other exports (a cross-datastore clone's source), with their access
+/// files `access` (in the same order).
+fn keys<'a>(sources: &'a [Source], access: &'a [AccessFile]) -> Vec<ExportKey<'a>> {
+    sources
+        .iter()
+        .zip(access)
+        .map(|(s, a)| ExportKey {
+            export: &s.datastore.remote_mount_point,
+            access: a,
+        })
+        .collect()
+}
+
+/// A lease for job work after a lost connection (see `Pool::reconnect`), authenticated for
+/// `sources` too with their access files read again before each second of attempts: a
+/// restarted daemon has new secrets, written when it starts.
+fn reconnect<'s>(
+    session: &'s Openvaaid,
+    sources: &[Source],
+    deadline: Instant,
+) -> Result<Lease<'s>, Failure> {
+    loop {
+        let fresh: Vec<AccessFile> = sources
+            .iter()
+            .map(|s| {
+                s.datastore
+                    .read_access()
+                    .unwrap_or_else(|_| s.access.clone())
+            })
+            .collect();
+        let slice = if sources.is_empty() {
+            deadline
+        } else {
+            deadline.min(Instant::now() + REKEY_EVERY)
+        };
+        match session.pool.reconnect(&keys(sources, &fresh), slice) {
+            Ok(lease) => return Ok(lease),
+            Err(f) if Instant::now() >= deadline => return Err(f),
+            Err(_) => {}
+        }
+    }
+}
+
+/// How often [`reconnect`] reads the sources' access files again.
+const REKEY_EVERY: Duration = Duration::from_secs(1);
 
 /// The source datastore of a cross-datastore clone. It must be an export of the same daemon
 /// (the same certificate): a clone between two NAS servers cannot be offloaded.
@@ -217,7 +259,7 @@ fn pump(
     session: &Openvaaid,
     mut conn: Lease<'_>,
     start: &dyn Fn(&mut Client<Stream>) -> openvaai_proto::Result<proto::StartRes>,
-    extra: &[ExportKey<'_>],
+    sources: &[Source],
     paths: &JobPaths<'_>,
     progress: &mut dyn Progress,
 ) -> Result<(), Failure> {
@@ -252,9 +294,7 @@ fn pump(
         };
         let reply = match conn.as_mut() {
             Some(c) => c.with(stall_deadline, call),
-            None => session
-                .pool
-                .reconnect(extra, stall_deadline)
+            None => reconnect(session, sources, stall_deadline)
                 .and_then(|c| conn.insert(c).with(stall_deadline, call)),
         };
         let info = match reply {
@@ -302,10 +342,10 @@ fn pump(
             JobState::Running => {
                 commit_next = false;
                 if !report_steps(progress, &mut reported, info.done, step, false) {
-                    return cancel(session, conn, extra, job);
+                    return cancel(session, conn, sources, job);
                 }
                 if last_progress.elapsed() >= session.timeout {
-                    let _ = cancel(session, conn, extra, job);
+                    let _ = cancel(session, conn, sources, job);
                     return Err(Failure::new(
                         vix::E_HOST_CONNECTION_LOST,
                         format!("no progress from the NAS in {:?}", session.timeout),
@@ -315,7 +355,7 @@ fn pump(
             JobState::Ready => {
                 // Every byte is in place and nothing is visible yet: the last report decides.
                 if !report_steps(progress, &mut reported, info.done, step, true) {
-                    return cancel(session, conn, extra, job);
+                    return cancel(session, conn, sources, job);
                 }
                 commit_next = true;
                 last_progress = Instant::now();
@@ -418,13 +458,13 @@ fn lost_job(status: Status, job: u64) -> Failure {
 fn cancel(
     session: &Openvaaid,
     conn: Option<Lease<'_>>,
-    extra: &[ExportKey<'_>],
+    sources: &[Source],
     job: u64,
 ) -> Result<(), Failure> {
     let deadline = session.deadline();
     let mut conn = match conn {
         Some(c) => c,
-        None => session.pool.reconnect(extra, deadline)?,
+        None => reconnect(session, sources, deadline)?,
     };
     let bound = wait_bound(session.timeout);
     let mut reply = conn.with(deadline, |c| c.cancel(job))?;
