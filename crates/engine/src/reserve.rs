@@ -226,12 +226,17 @@ fn give_back(fd: BorrowedFd<'_>, holes: &[(u64, u64)], upto: u64) -> Result<(), 
         })
     })?;
     let mut unwritten = Vec::new();
-    fiemap::for_each_extent_synced(fd, upto, |e| {
+    match fiemap::for_each_extent_synced(fd, upto, |e| {
         if e.flags & EXTENT_UNWRITTEN != 0 {
             unwritten.push((e.logical, e.logical + e.length));
         }
-    })
-    .map_err(|e| Kept(format!("no extent map ({e}): nothing punched")))?;
+    }) {
+        Ok(()) => {}
+        // No extent map (ZFS, whose fallocate allocates nothing anyway): best effort, as
+        // documented; nothing is punched.
+        Err(Errno::OPNOTSUPP | Errno::NOTTY) => return Ok(()),
+        Err(e) => return Err(Kept(format!("no extent map ({e}): nothing punched"))),
+    }
     for &(h0, h1) in holes {
         for &(u0, u1) in &unwritten {
             let (a, b) = (h0.max(u0), h1.min(u1).min(upto));
