@@ -23,7 +23,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::fs::{
-    fgetxattr, fsetxattr, openat, AtFlags, Dir, Mode, OFlags, StatxFlags, XattrFlags,
+    fgetxattr, fremovexattr, fsetxattr, openat, AtFlags, Dir, Mode, OFlags, StatxFlags, XattrFlags,
 };
 
 use crate::error::Error;
@@ -179,6 +179,15 @@ fn open_entry(dir: &PrivateDir, name: &str) -> rustix::io::Result<std::os::fd::O
     )
 }
 
+/// `fremovexattr(entry, MARK)`: the mark lives on the inode, so this also voids every hard
+/// link a client may have made to the entry meanwhile, which could otherwise be replayed
+/// at a later start, after its reservation ended.
+fn unmark(dir: &PrivateDir, name: &str) {
+    if let Ok(f) = open_entry(dir, name) {
+        let _ = fremovexattr(&f, MARK);
+    }
+}
+
 /// Whether `name`, whose bytes read `text`, carries the daemon's mark for exactly those bytes.
 fn marked(dir: &PrivateDir, name: &str, text: &[u8]) -> bool {
     let Ok(f) = open_entry(dir, name) else {
@@ -194,6 +203,7 @@ fn marked(dir: &PrivateDir, name: &str, text: &[u8]) -> bool {
 impl Written<'_> {
     /// The reservation ended and nothing is left to undo.
     pub(crate) fn done(self) {
+        unmark(self.dir, &self.name);
         let _ = rustix::fs::unlinkat(&self.dir.fd, self.name.as_str(), AtFlags::empty());
         let _ = rustix::fs::fsync(&self.dir.fd);
     }
@@ -255,6 +265,7 @@ pub(crate) fn recover(
                 Err(why) => report.problems.push(format!("{}: {why}", e.path)),
             },
         }
+        unmark(dir, &name);
         let _ = rustix::fs::unlinkat(&dir.fd, name.as_str(), AtFlags::empty());
     }
     let _ = rustix::fs::fsync(&dir.fd);

@@ -73,11 +73,24 @@ fn a_crashed_reservation_is_given_back_at_start() {
         let file = reserved_file(&root.join("vm/disk"), 64 * MIB);
         let entry = entry_for("vm/disk", &file, 64 * MIB);
         drop(file);
+        // A client hard-links an entry of a reservation that then ends normally: the link
+        // must not be replayed.
+        let ended = begin(private, &entry).unwrap();
+        fs::hard_link(
+            root.join(PRIVATE_DIR).join(&ended.name),
+            root.join(PRIVATE_DIR).join("reserve-9-9"),
+        )
+        .unwrap();
+        ended.done();
         // The daemon dies between `begin` and `done`.
         std::mem::forget(begin(private, &entry).unwrap());
         let report = export.recover_reserves();
-        assert_eq!(report.problems, Vec::<String>::new());
         assert_eq!(report.given_back.len(), 1, "{report:?}");
+        assert_eq!(report.problems.len(), 1, "{report:?}");
+        assert!(
+            report.problems[0].contains("reserve-9-9: not written by this daemon"),
+            "{report:?}"
+        );
         assert!(
             blocks(&root.join("vm/disk")) * 512 < MIB,
             "the interrupted reservation was given back"
