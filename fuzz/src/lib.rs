@@ -42,8 +42,11 @@ mod replay;
 #[cfg(test)]
 mod seeds;
 
+/// A target: its input in, a panic if the decoder breaks a rule.
+pub type Target = fn(&[u8]);
+
 /// Every target, by name.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("proto_record", proto_record),
     ("proto_call", proto_call),
     ("proto_reply", proto_reply),

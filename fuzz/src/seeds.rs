@@ -174,12 +174,13 @@ fn write_seeds() {
         ),
         ("auth-error", ReplyBody::Denied(RejectStat::AuthError(1))),
     ];
-    let wait_ok: WaitRes = Ok(JobInfo {
+    let job = JobInfo {
         state: JobState::Running,
         done: 1 << 20,
         total: 1 << 30,
         result: Status::Ok,
-    });
+    };
+    let wait_ok: WaitRes = Ok(job);
     for (name, body) in &bodies {
         write(
             "proto_reply",
@@ -224,12 +225,12 @@ fn write_seeds() {
         ("job-args", with(10, &JobArgs { job: 7 })),
         ("wait-res", with(11, &wait_ok)),
         ("failure-res", with(12, &zero::<FailureRes>())),
-        ("statx-res", with(13, &Ok::<_, Status>(statx.clone()))),
+        ("statx-res", with(13, &Ok::<_, Status>(statx))),
         ("status", with(14, &Status::HostConnectionLost)),
         ("job-state", with(15, &JobState::Done)),
         ("side", with(16, &zero::<Side>())),
         ("alloc-type", with(17, &AllocType::NotKnown)),
-        ("job-info", with(18, &wait_ok.clone().unwrap())),
+        ("job-info", with(18, &job)),
         ("statx", with(19, &statx)),
         ("capabilities", with(20, &Capabilities::default())),
         ("opaque-auth", with(21, &auth_sys)),
