@@ -218,6 +218,7 @@ pub fn daemon_config(data: &[u8]) {
             ..Default::default()
         };
         let _ = config::Config::load(&o);
+        let _ = std::fs::remove_file(p);
     });
 }
 
