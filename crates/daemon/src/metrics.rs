@@ -6,6 +6,7 @@
 
 pub mod http;
 mod process;
+mod request;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;

@@ -90,11 +90,23 @@ impl Export {
                 }
             }
         };
+        let protected = self.protected();
         crate::journal::recover(private, |entry| {
-            let (fd, st) = open_regular(self.root_fd.as_fd(), &entry.path, true, OP)
-                .map_err(|e| format!("nothing given back: {e}"))?;
-            if (st.st_dev, st.st_ino) != (entry.dev, entry.ino) {
-                return Err("nothing given back: another file has that name now".into());
+            // An entry is checked like any path a client sends: a relative path, beneath the
+            // export, not into (or hard-linked from) a private directory, and still the very
+            // file the reservation was made on.
+            let refused = |why: String| format!("nothing given back: {why}");
+            let rel = RelPath::parse(OP, &entry.path).map_err(|e| refused(e.to_string()))?;
+            let (fd, st) = open_regular(self.root_fd.as_fd(), rel.as_str(), true, OP)
+                .map_err(|e| refused(e.to_string()))?;
+            protected
+                .check(&st, OP, &entry.path)
+                .map_err(|e| refused(e.to_string()))?;
+            let born = crate::journal::birth(fd.as_fd());
+            if (st.st_dev, st.st_ino) != (entry.dev, entry.ino)
+                || (born.is_some() && born != entry.born)
+            {
+                return Err(refused("another file has that name now".into()));
             }
             crate::reserve::undo(fd.as_fd(), entry).map_err(|e| e.to_string())
         })

@@ -67,10 +67,29 @@ pub struct Extent {
     pub flags: u32,
 }
 
+/// `FIEMAP_FLAG_SYNC`: write the file's dirty pages back (and wait) before mapping.
+const FLAG_SYNC: u32 = 0x0000_0001;
+
 /// Calls `f` for every extent overlapping `[0, len)`, in batches of [`BATCH`] per ioctl.
 ///
+/// The map is of what is on disk: data still in the page cache shows as a hole, as a
+/// delayed allocation ([`EXTENT_DELALLOC`]), or, written into a preallocated range, as
+/// [`EXTENT_UNWRITTEN`] until writeback. Where that matters, see [`for_each_extent_synced`].
+///
 /// Errors are the ioctl's: EOPNOTSUPP (or ENOTTY) where the filesystem has no FIEMAP.
-pub fn for_each_extent<Fd: AsFd>(fd: Fd, len: u64, mut f: impl FnMut(Extent)) -> io::Result<()> {
+pub fn for_each_extent<Fd: AsFd>(fd: Fd, len: u64, f: impl FnMut(Extent)) -> io::Result<()> {
+    map(fd, len, 0, f)
+}
+
+/// [`for_each_extent`] with `FIEMAP_FLAG_SYNC`: the kernel writes the file's dirty pages back
+/// and waits for them (unwritten extents written through the page cache are converted) before
+/// the first batch is mapped, so an extent flagged [`EXTENT_UNWRITTEN`] has no data a writer
+/// gave the page cache before the call.
+pub fn for_each_extent_synced<Fd: AsFd>(fd: Fd, len: u64, f: impl FnMut(Extent)) -> io::Result<()> {
+    map(fd, len, FLAG_SYNC, f)
+}
+
+fn map<Fd: AsFd>(fd: Fd, len: u64, flags: u32, mut f: impl FnMut(Extent)) -> io::Result<()> {
     let mut buf = Box::new(FiemapBuf {
         header: FiemapHeader::default(),
         extents: [RawExtent::default(); BATCH],
@@ -80,7 +99,7 @@ pub fn for_each_extent<Fd: AsFd>(fd: Fd, len: u64, mut f: impl FnMut(Extent)) ->
         buf.header = FiemapHeader {
             fm_start: start,
             fm_length: len - start,
-            fm_flags: 0,
+            fm_flags: flags,
             fm_mapped_extents: 0,
             fm_extent_count: BATCH as u32,
             fm_reserved: 0,

@@ -6,12 +6,25 @@
 //! entry is removed. At the next start, [`recover`] gives back what every entry left behind
 //! (the blocks allocated inside the old holes that are still unwritten; data a client wrote
 //! since is never touched) and removes the entry.
+//!
+//! The private directory is inside the export, so any NFS client that mounts it as root can
+//! write there. An entry is therefore only replayed if it is provably the daemon's: each one
+//! carries a `trusted.openvaai.journal` extended attribute holding the SHA-256 of its bytes.
+//! Only a process with CAP_SYS_ADMIN on the NAS can set a `trusted.` attribute; NFS (RFC
+//! 8276, knfsd) and SMB expose the `user.` namespace alone. An entry without the mark, or
+//! whose bytes no longer match it, is refused and removed, and nothing is given back for it.
+//! Where the mark cannot be set (a filesystem without `trusted.` attributes, a daemon without
+//! CAP_SYS_ADMIN in its namespace), a crash leaves that reservation's blocks allocated, which
+//! loses nothing. The replay then checks the path like any other path on the API, and the
+//! file's identity (device, inode, birth time): see `Export::recover_reserves`.
 
 use std::fmt::Write as _;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rustix::fs::{AtFlags, Dir};
+use rustix::fs::{
+    fgetxattr, fremovexattr, fsetxattr, openat, AtFlags, Dir, Mode, OFlags, StatxFlags, XattrFlags,
+};
 
 use crate::error::Error;
 use crate::path::PRIVATE_DIR;
@@ -24,6 +37,8 @@ const MAGIC: &str = "openvaai reserve journal 1";
 const MAX_HOLES: usize = 65_536;
 /// The largest entry read back.
 const MAX_ENTRY: usize = 4 << 20;
+/// The extended attribute that proves an entry was written by the daemon.
+const MARK: &str = "trusted.openvaai.journal";
 
 /// What a reservation in progress must be able to undo.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +48,9 @@ pub(crate) struct Entry {
     pub dev: u64,
     pub ino: u64,
     pub size: u64,
+    /// The file's birth time (seconds, nanoseconds) where the filesystem records one: an
+    /// inode number can be reused by a later file, a birth time tells them apart.
+    pub born: Option<(i64, u32)>,
     /// The holes of `[0, size)` before the reservation.
     pub holes: Vec<(u64, u64)>,
 }
@@ -48,6 +66,9 @@ impl Entry {
             "\ndev {}\nino {}\nsize {}\n",
             self.dev, self.ino, self.size
         );
+        if let Some((sec, nsec)) = self.born {
+            let _ = writeln!(s, "born {sec} {nsec}");
+        }
         if self.holes.len() > MAX_HOLES {
             let _ = writeln!(s, "hole 0 {}", self.size);
         } else {
@@ -68,6 +89,7 @@ impl Entry {
             dev: 0,
             ino: 0,
             size: 0,
+            born: None,
             holes: Vec::new(),
         };
         for line in lines {
@@ -83,6 +105,10 @@ impl Entry {
                 "dev" => e.dev = value.parse().ok()?,
                 "ino" => e.ino = value.parse().ok()?,
                 "size" => e.size = value.parse().ok()?,
+                "born" => {
+                    let (sec, nsec) = value.split_once(' ')?;
+                    e.born = Some((sec.parse().ok()?, nsec.parse().ok()?));
+                }
                 "hole" => {
                     let (a, b) = value.split_once(' ')?;
                     e.holes.push((a.parse().ok()?, b.parse().ok()?));
@@ -109,13 +135,75 @@ pub(crate) fn begin<'a>(dir: &'a PrivateDir, entry: &Entry) -> Result<Written<'a
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     );
-    dir.write_atomic(&name, entry.render().as_bytes(), 0o600)?;
+    let text = entry.render();
+    dir.write_atomic(&name, text.as_bytes(), 0o600)?;
+    if let Err(e) = mark(dir, &name, text.as_bytes()) {
+        tracing::warn!(
+            "{PRIVATE_DIR}/{name}: the journal entry of {} cannot be marked as the daemon's \
+             ({MARK}: {e}); should the daemon stop during this reservation, its blocks stay \
+             allocated",
+            entry.path
+        );
+    }
     Ok(Written { dir, name })
+}
+
+/// `statx(fd, "", AT_EMPTY_PATH, STATX_BTIME)` — the file's birth time, where the filesystem
+/// keeps one (XFS, ext4 and Btrfs do).
+pub(crate) fn birth(fd: BorrowedFd<'_>) -> Option<(i64, u32)> {
+    let sx = rustix::fs::statx(fd, "", AtFlags::EMPTY_PATH, StatxFlags::BTIME).ok()?;
+    (sx.stx_mask & StatxFlags::BTIME.bits() != 0)
+        .then_some((sx.stx_btime.tv_sec, sx.stx_btime.tv_nsec))
+}
+
+/// The mark of an entry whose bytes are `text`: their SHA-256, in hex.
+fn digest(text: &[u8]) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, text);
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `fsetxattr(entry, MARK, sha256(text))`, then `fsync(entry)`: marks `name` as written by
+/// the daemon.
+pub(crate) fn mark(dir: &PrivateDir, name: &str, text: &[u8]) -> rustix::io::Result<()> {
+    let f = open_entry(dir, name)?;
+    fsetxattr(&f, MARK, digest(text).as_bytes(), XattrFlags::empty())?;
+    rustix::fs::fsync(&f)
+}
+
+fn open_entry(dir: &PrivateDir, name: &str) -> rustix::io::Result<std::os::fd::OwnedFd> {
+    openat(
+        &dir.fd,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// `fremovexattr(entry, MARK)`: the mark lives on the inode, so this also voids every hard
+/// link a client may have made to the entry meanwhile, which could otherwise be replayed
+/// at a later start, after its reservation ended.
+fn unmark(dir: &PrivateDir, name: &str) {
+    if let Ok(f) = open_entry(dir, name) {
+        let _ = fremovexattr(&f, MARK);
+    }
+}
+
+/// Whether `name`, whose bytes read `text`, carries the daemon's mark for exactly those bytes.
+fn marked(dir: &PrivateDir, name: &str, text: &[u8]) -> bool {
+    let Ok(f) = open_entry(dir, name) else {
+        return false;
+    };
+    let mut buf = [0u8; 64];
+    match fgetxattr(&f, MARK, &mut buf[..]) {
+        Ok(n) => buf[..n] == *digest(text).as_bytes(),
+        Err(_) => false,
+    }
 }
 
 impl Written<'_> {
     /// The reservation ended and nothing is left to undo.
     pub(crate) fn done(self) {
+        unmark(self.dir, &self.name);
         let _ = rustix::fs::unlinkat(&self.dir.fd, self.name.as_str(), AtFlags::empty());
         let _ = rustix::fs::fsync(&self.dir.fd);
     }
@@ -152,15 +240,23 @@ pub(crate) fn recover(
         }
     };
     for name in names {
-        let entry = dir
-            .read(&name, MAX_ENTRY)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|t| Entry::parse(&t));
+        let bytes = dir.read(&name, MAX_ENTRY).ok();
+        let entry = bytes
+            .as_ref()
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .and_then(Entry::parse);
         match entry {
             None => report.problems.push(format!(
-                "{PRIVATE_DIR}/{name}: not a journal entry this version reads"
+                "{PRIVATE_DIR}/{name}: not a journal entry this version reads; removed, \
+                 nothing given back"
             )),
+            Some(_) if !marked(dir, &name, bytes.as_deref().unwrap_or_default()) => {
+                report.problems.push(format!(
+                    "{PRIVATE_DIR}/{name}: not written by this daemon (no valid {MARK} \
+                     attribute: planted or altered through the export?); removed, nothing \
+                     given back"
+                ))
+            }
             Some(e) => match undo(&e) {
                 Ok(bytes) => report.given_back.push(format!(
                     "{}: gave back {bytes} bytes an interrupted reservation had allocated",
@@ -169,6 +265,7 @@ pub(crate) fn recover(
                 Err(why) => report.problems.push(format!("{}: {why}", e.path)),
             },
         }
+        unmark(dir, &name);
         let _ = rustix::fs::unlinkat(&dir.fd, name.as_str(), AtFlags::empty());
     }
     let _ = rustix::fs::fsync(&dir.fd);
@@ -176,7 +273,10 @@ pub(crate) fn recover(
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod unit {
     use super::*;
 
     #[test]
@@ -186,6 +286,7 @@ mod tests {
             dev: 2049,
             ino: 77,
             size: 1 << 30,
+            born: Some((1_700_000_000, 999_999_999)),
             holes: vec![(0, 4096), (1 << 20, 1 << 30)],
         };
         assert_eq!(Entry::parse(&e.render()), Some(e.clone()));

@@ -15,6 +15,7 @@ mod error;
 mod export;
 pub mod fiemap;
 mod journal;
+mod lease;
 mod path;
 mod private;
 mod progress;

@@ -1,6 +1,7 @@
 //! RESVSPACE: provision every block of an existing file, keeping its data.
 
 use std::os::fd::BorrowedFd;
+use std::time::Duration;
 
 use rustix::fs::{fallocate, fstatvfs, seek, FallocateFlags, SeekFrom};
 use rustix::io::Errno;
@@ -8,6 +9,7 @@ use rustix::io::Errno;
 use crate::error::{Error, ErrorKind};
 use crate::fiemap::{self, EXTENT_UNWRITTEN};
 use crate::journal::{self, Entry};
+use crate::lease::WriteLease;
 use crate::private::PrivateDir;
 use crate::progress::{CancelToken, Progress, Reporter};
 
@@ -52,6 +54,7 @@ pub(crate) fn reserve(
         dev: st.st_dev,
         ino: st.st_ino,
         size,
+        born: journal::birth(fd),
         holes: holes.clone(),
     };
     let journal = journal::begin(private, &entry)?;
@@ -93,7 +96,9 @@ pub(crate) fn reserve(
         }
     });
     if result.is_err() {
-        give_back(fd, &holes, off.min(size));
+        if let Err(kept) = give_back(fd, &holes, off.min(size)) {
+            tracing::warn!("{path}: the failed reservation was not given back: {kept}");
+        }
         let _ = rustix::fs::fsync(fd);
     }
     journal.done();
@@ -122,7 +127,9 @@ pub(crate) fn allocation_holds(fd: BorrowedFd<'_>, size: u64) -> bool {
 /// Returns how many bytes were given back.
 pub(crate) fn undo(fd: BorrowedFd<'_>, entry: &Entry) -> Result<u64, Error> {
     let before = rustix::fs::fstat(fd).map_err(|e| Error::sys(OP, &entry.path, e))?;
-    give_back(fd, &entry.holes, entry.size);
+    give_back(fd, &entry.holes, entry.size).map_err(|kept| {
+        Error::new(ErrorKind::Busy, OP, entry.path.clone()).with_detail(kept.to_string())
+    })?;
     rustix::fs::fsync(fd).map_err(|e| Error::sys(OP, &entry.path, e))?;
     let after = rustix::fs::fstat(fd).map_err(|e| Error::sys(OP, &entry.path, e))?;
     Ok((before.st_blocks.saturating_sub(after.st_blocks) as u64) * 512)
@@ -168,36 +175,91 @@ fn holes(fd: BorrowedFd<'_>, size: u64) -> Vec<(u64, u64)> {
     out
 }
 
+/// How long the undo waits for the other openers of the file to close it (see
+/// [`WriteLease::take`]): knfsd closes the files of its NFSv3 clients 2 to 4 s after their
+/// last use.
+const LEASE_WAIT: Duration = Duration::from_secs(5);
+
+/// Why an undo left blocks allocated. Data is never at stake: keeping blocks only keeps a
+/// reservation the caller wanted undone.
+#[derive(Debug)]
+pub(crate) struct Kept(String);
+
+impl std::fmt::Display for Kept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Punches back the blocks a failed reservation allocated below `upto`: only inside what
 /// were holes before it started, and only where the blocks are still unwritten (allocated
 /// by us and never written since), so that data a client wrote meanwhile is never lost.
-/// Best effort: a filesystem without FIEMAP or hole punching keeps the allocation.
-fn give_back(fd: BorrowedFd<'_>, holes: &[(u64, u64)], upto: u64) {
+///
+/// "Never written" must hold from the moment the map is read to the moment of the punch,
+/// and a punch frees the page cache over its range too, dirty pages included. So:
+///
+/// 1. `fsync(fd)`: the bulk of any dirty data goes to disk first.
+/// 2. A write lease ([`WriteLease`]): granted only while no one else has the file open for
+///    writing (a VM's knfsd open, a local writer, a shared writable mapping), and every
+///    later open waits for it. No kernel interface gives a punch that skips written blocks,
+///    and no lock keeps knfsd out of a file that is already open, so where the lease cannot
+///    be had within [`LEASE_WAIT`] a writer may be there: nothing is punched, and the blocks
+///    stay allocated (the caller hears why).
+/// 3. Under the lease, the map is read with `FIEMAP_FLAG_SYNC`: what a writer that has
+///    closed the file left in the page cache is written back first, so its blocks no longer
+///    look unwritten.
+/// 4. Each punch goes ahead only while the lease is still whole: an opener that arrives
+///    meanwhile breaks it and waits; the undo then stops, releases the lease, and keeps the
+///    rest.
+///
+/// A filesystem without FIEMAP or hole punching keeps the allocation.
+fn give_back(fd: BorrowedFd<'_>, holes: &[(u64, u64)], upto: u64) -> Result<(), Kept> {
+    rustix::fs::fsync(fd).map_err(|e| Kept(format!("fsync failed ({e}): nothing punched")))?;
+    let lease = WriteLease::take(fd, LEASE_WAIT).map_err(|e| {
+        Kept(match e {
+            Errno::AGAIN => format!(
+                "the file stayed open for writing elsewhere (a client may be writing) for {} \
+                 s: nothing punched, its reserved blocks stay allocated",
+                LEASE_WAIT.as_secs()
+            ),
+            e => format!("no write lease on the file ({e}): nothing punched"),
+        })
+    })?;
     let mut unwritten = Vec::new();
-    if fiemap::for_each_extent(fd, upto, |e| {
+    match fiemap::for_each_extent_synced(fd, upto, |e| {
         if e.flags & EXTENT_UNWRITTEN != 0 {
             unwritten.push((e.logical, e.logical + e.length));
         }
-    })
-    .is_err()
-    {
-        return;
+    }) {
+        Ok(()) => {}
+        // No extent map (ZFS, whose fallocate allocates nothing anyway): best effort, as
+        // documented; nothing is punched.
+        Err(Errno::OPNOTSUPP | Errno::NOTTY) => return Ok(()),
+        Err(e) => return Err(Kept(format!("no extent map ({e}): nothing punched"))),
     }
     for &(h0, h1) in holes {
         for &(u0, u1) in &unwritten {
             let (a, b) = (h0.max(u0), h1.min(u1).min(upto));
-            if a < b {
-                // fallocate(fd, PUNCH_HOLE | KEEP_SIZE, a, b - a) — frees the blocks, keeps
-                // the size; the range reads as zeros, as it did before.
-                let _ = fallocate(
-                    fd,
-                    FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
-                    a,
-                    b - a,
-                );
+            if a >= b {
+                continue;
             }
+            if !lease.held() {
+                return Err(Kept(
+                    "another opener arrived during the undo: the rest stays allocated".into(),
+                ));
+            }
+            // fallocate(fd, PUNCH_HOLE | KEEP_SIZE, a, b - a) — frees the blocks, keeps the
+            // size; the range reads as zeros, as it did before.
+            let _ = fallocate(
+                fd,
+                FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+                a,
+                b - a,
+            );
         }
     }
+    drop(lease);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -270,7 +332,7 @@ mod tests {
         fallocate(file.as_fd(), FallocateFlags::empty(), 0, 64 * MIB).unwrap();
         std::os::unix::fs::FileExt::write_all_at(&file, &[7u8; 4096], 8 * MIB).unwrap();
         file.sync_all().unwrap();
-        give_back(file.as_fd(), &holes, 64 * MIB);
+        give_back(file.as_fd(), &holes, 64 * MIB).unwrap();
         let mut buf = [0u8; 4096];
         std::os::unix::fs::FileExt::read_exact_at(&file, &mut buf, 8 * MIB).unwrap();
         assert_eq!(buf, [7u8; 4096], "the client's write survives");

@@ -16,6 +16,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::request::{self, Request};
 use crate::loglimit::limited;
 use crate::state::Shared;
 
@@ -185,41 +186,26 @@ fn step(s: &mut Scraper, shared: &Shared, now: Instant) -> bool {
 
 /// The reply to `request` once it is whole (or too big); `None` while more may come.
 fn answer(request: &[u8], shared: &Shared) -> Option<Vec<u8>> {
-    let end = request.windows(4).position(|w| w == b"\r\n\r\n");
-    if end.is_none() {
-        if request.len() >= MAX_REQUEST {
-            return Some(response(431, "request too large\n", &[]));
+    match request::parse(request, MAX_REQUEST) {
+        Request::Incomplete => None,
+        Request::TooLarge => Some(response(431, "request too large\n", &[])),
+        Request::Malformed => Some(response(400, "bad request\n", &[])),
+        Request::NotGet => Some(response(405, "only GET\n", &[("Allow", "GET")])),
+        Request::NotMetrics => Some(response(404, "only /metrics\n", &[])),
+        Request::Metrics => {
+            let body = shared
+                .metrics
+                .render(shared.activity.refresh(), shared.slots.counts());
+            Some(response(
+                200,
+                &body,
+                &[(
+                    "Content-Type",
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )],
+            ))
         }
-        return None;
     }
-    let line = request.split(|&b| b == b'\n').next().unwrap_or_default();
-    let line = std::str::from_utf8(line).unwrap_or("").trim_end();
-    let mut parts = line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Some(response(400, "bad request\n", &[]));
-    };
-    if !version.starts_with("HTTP/1.") {
-        return Some(response(400, "bad request\n", &[]));
-    }
-    if method != "GET" {
-        return Some(response(405, "only GET\n", &[("Allow", "GET")]));
-    }
-    if target.split('?').next() != Some("/metrics") {
-        return Some(response(404, "only /metrics\n", &[]));
-    }
-    let body = shared
-        .metrics
-        .render(shared.activity.refresh(), shared.slots.counts());
-    Some(response(
-        200,
-        &body,
-        &[(
-            "Content-Type",
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-    ))
 }
 
 /// A whole HTTP/1.1 response that closes the connection.

@@ -15,6 +15,7 @@ mod no_fiemap;
 mod paths;
 mod publish;
 mod reserve_statx;
+mod reserve_undo;
 mod resume;
 mod same_file;
 mod sides;
