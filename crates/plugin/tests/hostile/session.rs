@@ -114,3 +114,38 @@ fn a_live_session_out_of_step_is_replaced_and_the_old_one_destroyed() {
     );
     rig.end_and_check_nothing_left(id);
 }
+
+/// A set-up tried again can meet its own earlier session: the server answers its first
+/// RECLAIM_COMPLETE as an uncached replay (NFS4ERR_RETRY_UNCACHED_REP, as knfsd did once
+/// among sixteen StartSessions at once). RECLAIM_COMPLETE is sent once more, with the next
+/// sequence id, and the session starts.
+#[test]
+fn a_reclaim_complete_answered_as_an_uncached_replay_is_sent_once_more() {
+    let _one = serial();
+    let rig = Rig::new(&[("src", data(MIB, 18))]);
+    let mut once = true;
+    rig.peer.hook(move |op, _| match op {
+        Op::ReclaimComplete(_) if std::mem::take(&mut once) => {
+            Fault::Answer(OpRes::ReclaimComplete(Status::RetryUncachedRep))
+        }
+        _ => Fault::Run,
+    });
+    let id = rig
+        .start()
+        .unwrap_or_else(|e| {
+            panic!(
+                "StartSession: {}: {:?}",
+                crate::name(e),
+                openvaai_host::take_log()
+            )
+        });
+    rig.peer.unhook();
+    assert_vix(rig.statx(id, "src").0, openvaai_abi::vix::OK);
+    rig.end_and_check_nothing_left(id);
+    let calls = std::mem::take(&mut rig.peer.state().calls);
+    let reclaims = calls
+        .iter()
+        .filter(|c| c.contains(&opcode::RECLAIM_COMPLETE))
+        .count();
+    assert_eq!(reclaims, 2, "{calls:?}");
+}
