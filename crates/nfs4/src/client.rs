@@ -254,10 +254,10 @@ impl<S: Read + Write> Nfs4Client<S> {
     /// once, or the server keeps it in its grace period). NFS4ERR_COMPLETE_ALREADY is fine.
     ///
     /// A set-up tried again (after NFS4ERR_DELAY, say) may get the server's cached reply to
-    /// its earlier CREATE_SESSION: the same session, whose slot has already seen sequence id
-    /// 1. knfsd then answers the SEQUENCE as a replay and RECLAIM_COMPLETE with
-    /// NFS4ERR_RETRY_UNCACHED_REP; the slot has moved on by then, and RECLAIM_COMPLETE, which
-    /// does no harm twice, is sent once more with the next sequence id.
+    /// its earlier CREATE_SESSION: the same session, whose slot has already seen the first
+    /// sequence id. knfsd then answers the SEQUENCE as a replay and RECLAIM_COMPLETE with
+    /// NFS4ERR_RETRY_UNCACHED_REP; the slot has moved on by then, and RECLAIM_COMPLETE,
+    /// which does no harm twice, is sent once more with the next sequence id.
     pub fn reclaim_complete(&mut self) -> Result<()> {
         let mut res = self.compound(&[Op::ReclaimComplete(false)])?;
         if res.status == Status::RetryUncachedRep {

@@ -130,15 +130,13 @@ fn a_reclaim_complete_answered_as_an_uncached_replay_is_sent_once_more() {
         }
         _ => Fault::Run,
     });
-    let id = rig
-        .start()
-        .unwrap_or_else(|e| {
-            panic!(
-                "StartSession: {}: {:?}",
-                crate::name(e),
-                openvaai_host::take_log()
-            )
-        });
+    let id = rig.start().unwrap_or_else(|e| {
+        panic!(
+            "StartSession: {}: {:?}",
+            crate::name(e),
+            openvaai_host::take_log()
+        )
+    });
     rig.peer.unhook();
     assert_vix(rig.statx(id, "src").0, openvaai_abi::vix::OK);
     rig.end_and_check_nothing_left(id);
