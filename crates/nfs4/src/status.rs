@@ -172,7 +172,10 @@ impl Status {
     /// The session or the client id is gone or out of step: a server restart
     /// (STALE_CLIENTID, BADSESSION), an expired lease (DEADSESSION), a connection the
     /// server no longer ties to the session, or slot bookkeeping out of step
-    /// (SEQ_MISORDERED, BADSLOT). The cure is a new client id and session.
+    /// (SEQ_MISORDERED, BADSLOT; SEQ_FALSE_RETRY and RETRY_UNCACHED_REP to a call that was
+    /// not a retry: a set-up tried again that met its own earlier session, whose slot has
+    /// moved on, as knfsd answered among 64 StartSessions at once). The cure is a new client
+    /// id and session.
     pub fn is_session_lost(self) -> bool {
         matches!(
             self,
@@ -182,6 +185,8 @@ impl Status {
                 | Status::StaleClientid
                 | Status::SeqMisordered
                 | Status::Badslot
+                | Status::SeqFalseRetry
+                | Status::RetryUncachedRep
         )
     }
 

@@ -25,7 +25,12 @@ fn refuse_first_sequence(rig: &Rig, status: Status, times: usize) {
 fn a_new_session_whose_first_sequence_is_refused_is_set_up_again() {
     let _one = serial();
     let rig = Rig::new(&[("src", data(MIB, 15))]);
-    for status in [Status::SeqMisordered, Status::Badsession] {
+    for status in [
+        Status::SeqMisordered,
+        Status::Badsession,
+        Status::SeqFalseRetry,
+        Status::RetryUncachedRep,
+    ] {
         refuse_first_sequence(&rig, status, 1);
         let t = std::time::Instant::now();
         let id = rig

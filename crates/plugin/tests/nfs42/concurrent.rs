@@ -40,8 +40,9 @@ fn sixteen_and_sixty_four_concurrent_start_sessions_all_succeed() {
         nfs.run("dmesg | grep -i -E 'nfsd|NFSD|cld|recovery' | tail -5; ls /var/lib/nfs 2>&1")
             .unwrap_or_default()
     );
-    // A session timeout for many set-ups at once on a software-emulated server.
-    let timeout_ms = 60_000;
+    // A session timeout for many set-ups at once on a software-emulated server, whose knfsd
+    // answers 64 connections at once 10-50 times slower than real hardware would.
+    let timeout_ms = 120_000;
     for (n, rounds) in [(16, 8), (64, 3)] {
         for round in 0..rounds {
             let start = Barrier::new(n);
